@@ -1,0 +1,1 @@
+"""evals: judge-free chain-of-thought evaluation (MathVista and friends) through lmms-eval."""

@@ -1,0 +1,256 @@
+"""Tiny offline vision-language models, images and sources for tests and demos.
+
+Nothing here touches a model hub: each model is built from a config with random weights and a byte-level
+BPE tokenizer trained on the spot, then saved with its processor and a chat template, so that
+``AutoModelForImageTextToText.from_pretrained(path)`` and ``AutoProcessor.from_pretrained(path)`` load it.
+The ``qwen2_vl`` and ``llava`` models also load in vLLM's CPU engine (attention head size 32).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import random
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageDraw
+
+Family = Literal["qwen2_vl", "llava", "internvl"]
+FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
+
+# Special tokens shared by all families; each family uses the ones its processor expects.
+_SPECIAL = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>",
+    "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
+    "<img>", "</img>", "<IMG_CONTEXT>", "<video>",
+]
+
+_WORDS = (
+    "the a an of to and is are in on with for from by at it this that what which how many much "
+    "image picture chart figure table diagram graph bar line shape circle triangle square angle "
+    "red green blue yellow black white color left right top bottom number value total sum "
+    "step first second then so therefore because since we find compute answer question option "
+    "choice final yes no true false area length width height degree percent cm meter unit "
+    "solve equation x y z plus minus times divided equals greater less than"
+).split()
+
+
+def _corpus(rng: random.Random):
+    for _ in range(3000):
+        yield " ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 25)))
+    for i in range(1500):
+        a, b = rng.randint(0, 999), rng.randint(0, 99)
+        letter = "ABCDE"[i % 5]
+        yield (f"Step {i % 9 + 1}: {a} + {b} = {a + b}. So the answer is {letter}.\n"
+               f"Final answer: ({letter}) {a / (b + 1):.2f}\\boxed{{{a}}} Answer: {b}%")
+    yield "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ \n\t"
+
+
+@functools.lru_cache(maxsize=4)
+def _trained_tokenizer(vocab_size: int, seed: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=_SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(random.Random(seed)), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token=None,
+        extra_special_tokens={
+            "start_image_token": "<img>",
+            "end_image_token": "</img>",
+            "context_image_token": "<IMG_CONTEXT>",
+            "video_token": "<video>",
+        },
+    )
+
+
+def tiny_tokenizer(*, chat_template: str | None = None, vocab_size: int = 2000, seed: int = 0):
+    """A freshly trained byte-level BPE tokenizer with ChatML-style special tokens (deterministic)."""
+    tok = copy.deepcopy(_trained_tokenizer(vocab_size, seed))
+    tok.chat_template = chat_template if chat_template is not None else chat_template_for("<image>")
+    return tok
+
+
+def chat_template_for(image_placeholder: str) -> str:
+    """A ChatML chat template that renders each image part as ``image_placeholder``.
+
+    It accepts string or list-of-parts contents and supports ``continue_final_message``.
+    """
+    return (
+        "{% for message in messages %}"
+        "{{ '<|im_start|>' + message['role'] + '\n' }}"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}{% for part in message['content'] %}"
+        "{% if part['type'] == 'text' %}{{ part['text'] }}"
+        "{% elif part['type'] in ('image', 'image_url', 'image_pil') %}"
+        "{{ '" + image_placeholder + "' }}{% endif %}"
+        "{% endfor %}{% endif %}"
+        "{{ '<|im_end|>\n' }}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+
+
+def _text_config(tok, *, layers: int, hidden: int) -> dict:
+    return dict(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 32,  # head size 32: the smallest vLLM's CPU attention accepts
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+    )
+
+
+def _build_qwen2_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int):
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    tok = tiny_tokenizer(chat_template=chat_template_for("<|vision_start|><|image_pad|><|vision_end|>"))
+    head_dim = 32
+    text = _text_config(tok, layers=layers, hidden=hidden)
+    # mrope sections (temporal, height, width) must sum to head_dim / 2
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]}
+    assert sum(text["rope_parameters"]["mrope_section"]) == head_dim // 2
+    vision = dict(depth=layers, embed_dim=64, hidden_size=hidden, num_heads=2, mlp_ratio=2, in_channels=3,
+                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+    ids = tok.convert_tokens_to_ids
+    cfg = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
+                        video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
+                        vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=True)
+    model = Qwen2VLForConditionalGeneration(cfg)
+    # one LM image token covers 28x28 pixels
+    size = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * max_image_tokens}
+    kw = dict(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
+                                 video_processor=Qwen2VLVideoProcessor(**kw), chat_template=tok.chat_template)
+    return model, processor
+
+
+def _build_llava(out: Path, *, layers: int, hidden: int, max_image_tokens: int):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+    image_token = "<|image_pad|>"
+    tok = tiny_tokenizer(chat_template=chat_template_for(image_token + "\n"))
+    side = 14 * max(1, int(max_image_tokens**0.5))
+    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
+                              image_size=side, patch_size=14, projection_dim=64)
+    cfg = LlavaConfig(vision_config=vision, text_config=LlamaConfig(**_text_config(tok, layers=layers, hidden=hidden)),
+                      image_token_id=tok.convert_tokens_to_ids(image_token), vision_feature_layer=-1,
+                      vision_feature_select_strategy="default", projector_hidden_act="gelu", tie_word_embeddings=True)
+    model = LlavaForConditionalGeneration(cfg)
+    ip = LlavaImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                                do_pad=False, do_center_crop=True,
+                                image_mean=[0.48145466, 0.4578275, 0.40821073],
+                                image_std=[0.26862954, 0.26130258, 0.27577711])
+    processor = LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=14,
+                               vision_feature_select_strategy="default", image_token=image_token,
+                               num_additional_image_tokens=1, chat_template=tok.chat_template)
+    return model, processor
+
+
+def _build_internvl(out: Path, *, layers: int, hidden: int, max_image_tokens: int):
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+    from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
+
+    tok = tiny_tokenizer(chat_template=chat_template_for("<IMG_CONTEXT>\n"))
+    tile, patch, downsample = 56, 14, 0.5
+    tokens_per_tile = int((tile // patch) ** 2 * downsample**2)
+    max_tiles = max(1, max_image_tokens // tokens_per_tile - 1)  # tiles + a thumbnail
+    vision = dict(hidden_size=64, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=128,
+                  image_size=tile, patch_size=patch)
+    cfg = InternVLConfig(vision_config=vision, text_config=dict(model_type="qwen2", **_text_config(tok, layers=layers,
+                                                                                                   hidden=hidden)),
+                         image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=tokens_per_tile,
+                         downsample_ratio=downsample, tie_word_embeddings=True)
+    model = InternVLForConditionalGeneration(cfg)
+    ip = GotOcr2ImageProcessorPil(size={"height": tile, "width": tile}, crop_to_patches=True, min_patches=1,
+                                  max_patches=max_tiles)
+    vp = InternVLVideoProcessor(size={"height": tile, "width": tile})
+    processor = InternVLProcessor(image_processor=ip, tokenizer=tok, video_processor=vp,
+                                  image_seq_length=tokens_per_tile, chat_template=tok.chat_template)
+    return model, processor
+
+
+_BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _build_internvl}
+
+
+def _clip_keys_for_vllm(out: Path) -> None:
+    """Save the CLIP tower as ``vision_tower.vision_model.*``, the llava-hf layout vLLM's loader expects."""
+    from safetensors.torch import load_file, save_file
+
+    path = out / "model.safetensors"
+    state = load_file(path)
+    prefix, want = "vision_tower.", "vision_tower.vision_model."
+    state = {(want + k[len(prefix):] if k.startswith(prefix) and not k.startswith(want) else k): v
+             for k, v in state.items()}
+    save_file(state, path, metadata={"format": "pt"})
+
+
+def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, layers: int = 2, hidden: int = 64,
+             max_image_tokens: int = 64, dtype: str = "float32") -> Path:
+    """Write a loadable tiny VLM with its processor and chat template to ``path`` and return the path.
+
+    ``family`` is one of ``qwen2_vl``, ``llava`` or ``internvl`` (the transformers-native InternVL).
+    The same ``seed`` gives byte-identical weights. ``max_image_tokens`` bounds the LM tokens per image.
+    """
+    import torch
+
+    if family not in _BUILDERS:
+        raise ValueError(f"unknown tiny VLM family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if hidden % 32:
+        raise ValueError(f"hidden={hidden} must be a multiple of 32 (attention head size 32)")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, processor = _BUILDERS[family](out, layers=layers, hidden=hidden, max_image_tokens=max_image_tokens)
+    model.to(getattr(torch, dtype)).save_pretrained(out)
+    processor.save_pretrained(out)
+    if family == "llava":
+        _clip_keys_for_vllm(out)
+    return out
+
+
+_PALETTE = [(220, 40, 40), (40, 160, 60), (40, 80, 220), (230, 200, 40), (20, 20, 20), (240, 240, 240),
+            (150, 60, 200), (250, 130, 30)]
+
+
+def tiny_images(n: int, *, size: tuple[int, int] = (64, 48), seed: int = 0) -> list[Image.Image]:
+    """``n`` distinct small RGB images (coloured shapes on a coloured background), deterministic for a seed."""
+    rng = random.Random(seed)
+    images = []
+    for i in range(n):
+        bg = _PALETTE[i % len(_PALETTE)]
+        img = Image.new("RGB", size, bg)
+        draw = ImageDraw.Draw(img)
+        for _ in range(3):
+            x0, y0 = rng.randrange(size[0] // 2), rng.randrange(size[1] // 2)
+            x1, y1 = x0 + rng.randrange(4, size[0] // 2), y0 + rng.randrange(4, size[1] // 2)
+            fill = _PALETTE[rng.randrange(len(_PALETTE))]
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
+        draw.text((2, 2), str(i), fill=(0, 0, 0) if sum(bg) > 300 else (255, 255, 255))
+        images.append(img)
+    return images

@@ -1,0 +1,1 @@
+"""mpo_train: Mixed Preference Optimization for processor-based vision-language models, on accelerate."""
