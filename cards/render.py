@@ -1,0 +1,66 @@
+"""Fill the card templates from real statistics (manifests, training logs, eval results)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from mmpr.schemas import Manifest, VersionEntry
+
+_ENV = Environment(loader=FileSystemLoader(Path(__file__).parent), undefined=StrictUndefined,
+                   keep_trailing_newline=True)
+
+# As the sources state them; a source missing here is listed as "see the source's terms".
+KNOWN_LICENCES = {
+    "scienceqa": "CC BY-NC-SA 4.0",
+    "mathvista": "CC BY-SA 4.0",
+    "chartqa": "GPL-3.0",
+    "vqav2": "CC BY 4.0 (annotations); COCO images under Flickr terms",
+    "gqa": "CC BY 4.0",
+    "textvqa": "CC BY 4.0",
+    "clevr": "CC BY 4.0",
+    "mmpr": "MIT (the MMPR release), on top of each original source's terms",
+}
+
+_KINDS = ("correctness", "format", "dropout_ntp", "imported")
+
+
+def _licence(source: str) -> str:
+    key = re.sub(r"[^a-z0-9]", "", source.lower())
+    for name, licence in KNOWN_LICENCES.items():
+        if name in key:
+            return licence
+    return "see the source's own terms"
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                         (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None) -> str:
+    """The dataset card (README.md with YAML configs) for ``manifest``."""
+    from mmpr.builder import ALL_CONFIG
+
+    kind_totals: Counter[str] = Counter()
+    category_totals: Counter[str] = Counter()
+    sources = set()
+    for info in manifest.subsets.values():
+        kind_totals.update(info.kinds)
+        category_totals.update(info.categories)
+        sources.update(info.sources)
+    sources.update(s.name for s in manifest.sources)
+    current = VersionEntry(version=manifest.dataset_version, created_at=manifest.created_at,
+                           content_hash=manifest.content_hash, num_pairs=manifest.num_pairs,
+                           note=manifest.extra.get("note", ""))
+    return _ENV.get_template("dataset_card.md.j2").render(
+        m=manifest, repo_id=repo_id, all_config=ALL_CONFIG, size_category=_size_category(manifest.num_pairs),
+        kinds=[k for k in _KINDS if kind_totals[k]], kind_totals=kind_totals,
+        category_totals=dict(category_totals.most_common()),
+        licences={s: _licence(s) for s in sorted(sources)}, history=[*manifest.history, current])

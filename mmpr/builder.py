@@ -1,0 +1,227 @@
+"""Preference pairs -> a Hugging Face dataset folder that ``datasets.load_dataset`` reads with no custom code.
+
+Layout (the same locally and on the Hub)::
+
+    README.md                          dataset card; its YAML ``configs:`` has one config per subset + "all"
+    manifest.json                      :class:`mmpr.schemas.Manifest`, written last
+    data/<subset>/train-00000.parquet  shards of bounded size, images embedded as bytes
+
+Every shard carries the explicit :data:`FEATURES` schema (images as the ``Image`` feature), so
+``load_dataset(folder)``, ``load_dataset(folder, "<subset>")`` and ``load_dataset("org/name")`` return typed
+rows with decoded images. Pairs are streamed: memory does not grow with the number of pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Features, Image, List, Value
+
+from mmpr.images import bytes_digest
+from mmpr.io import atomic_write_text
+from mmpr.schemas import LengthStats, Manifest, PreferencePair, SubsetInfo
+from mmpr.versioning import ContentHash, pair_digest
+
+FEATURES = Features({
+    "id": Value("string"),
+    "subset": Value("string"),
+    "question": Value("string"),
+    "images": List(Image()),
+    "chosen": Value("string"),
+    "rejected": Value("string"),
+    "kind": Value("string"),
+    "source": Value("string"),
+    "category": Value("string"),
+    "answer_gt": Value("string"),
+    "metadata": Value("string"),
+})
+"""One row per pair. ``metadata`` is a JSON object (free-form per source); ``images[i].path`` keeps the
+image's name relative to its source folder, so an export restores the original layout."""
+
+ALL_CONFIG = "all"
+DATA_DIR = "data"
+MANIFEST = "manifest.json"
+CARD = "README.md"
+
+
+@dataclass
+class SubsetInput:
+    """Pairs of one subset, and the folder their image names are relative to."""
+
+    name: str
+    pairs: Iterable[PreferencePair]
+    image_root: Path | None = None
+    repeat_time: float = 1.0
+    repeat_applied: bool = True
+
+
+class _Reservoir:
+    """Mean, max and percentiles of a stream; percentiles from a seeded 10k reservoir sample."""
+
+    def __init__(self, size: int = 10_000, seed: int = 0):
+        self.size, self.rng = size, random.Random(seed)
+        self.sample: list[int] = []
+        self.n = self.total = self.max = 0
+
+    def add(self, x: int) -> None:
+        self.n += 1
+        self.total += x
+        self.max = max(self.max, x)
+        if len(self.sample) < self.size:
+            self.sample.append(x)
+        else:
+            j = self.rng.randrange(self.n)
+            if j < self.size:
+                self.sample[j] = x
+
+    def stats(self) -> LengthStats | None:
+        if not self.n:
+            return None
+        s = sorted(self.sample)
+        return LengthStats(mean=round(self.total / self.n, 1), p50=s[len(s) // 2], p95=s[min(len(s) - 1,
+                           int(len(s) * 0.95))], max=self.max)
+
+
+@dataclass
+class _Stats:
+    hash: ContentHash = field(default_factory=ContentHash)
+    lengths: dict[str, _Reservoir] = field(default_factory=lambda: {k: _Reservoir() for k in
+                                                                       ("question", "chosen", "rejected")})
+
+
+def image_name(path: str, root: Path | None) -> str:
+    p = Path(path)
+    if root is not None:
+        try:
+            return p.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return p.name
+
+
+class _ShardWriter:
+    """Parquet shards of at most ``max_shard_bytes`` (of row data) under one subset folder."""
+
+    def __init__(self, folder: Path, max_shard_bytes: int, rows_per_group: int):
+        self.folder, self.max_shard_bytes, self.rows_per_group = folder, max_shard_bytes, rows_per_group
+        self.schema = FEATURES.arrow_schema
+        self.rows: list[dict] = []
+        self.buffered = self.shard_bytes = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.files: list[Path] = []
+
+    def add(self, row: dict, nbytes: int) -> None:
+        self.rows.append(row)
+        self.buffered += nbytes
+        if len(self.rows) >= self.rows_per_group or self.buffered >= 64 << 20:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        if self.writer is None or self.shard_bytes >= self.max_shard_bytes:
+            self._close_file()
+            path = self.folder / f"train-{len(self.files):05d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(path, self.schema)
+            self.files.append(path)
+            self.shard_bytes = 0
+        table = pa.Table.from_pylist(self.rows, schema=self.schema)
+        self.writer.write_table(table)
+        self.shard_bytes += self.buffered
+        self.rows, self.buffered = [], 0
+
+    def _close_file(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def close(self) -> list[Path]:
+        self._flush()
+        self._close_file()
+        return self.files
+
+
+def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: str, version: str = "1.0.0",
+                  manifest_fields: dict | None = None, max_shard_bytes: int = 500 << 20,
+                  rows_per_group: int = 128, on_pair: Callable[[PreferencePair], None] | None = None) -> Manifest:
+    """Write ``subsets`` as a dataset folder (see module doc) and return its manifest.
+
+    The data is written to a staging folder and moved into place at the end, manifest last, so an
+    interrupted run never leaves a folder that looks complete. ``manifest_fields`` adds generator, prompt,
+    sources, history or extra to the manifest; ``on_pair`` is called after each pair (progress bars).
+    """
+    from cards import render_dataset_card
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f".staging-{uuid.uuid4().hex[:8]}"
+    stats = _Stats()
+    infos: dict[str, SubsetInfo] = {}
+    try:
+        for subset in subsets:
+            if subset.name in infos:
+                raise ValueError(f"subset {subset.name!r} given twice")
+            infos[subset.name] = _write_subset(staging / DATA_DIR / subset.name, subset, stats, max_shard_bytes,
+                                               rows_per_group, on_pair)
+        manifest = Manifest(name=name, dataset_version=version, content_hash=stats.hash.hexdigest(),
+                            num_pairs=stats.hash.count, subsets=infos,
+                            lengths={k: s for k, r in stats.lengths.items() if (s := r.stats())},
+                            **(manifest_fields or {}))
+        final_data = out_dir / DATA_DIR
+        if final_data.exists():
+            shutil.rmtree(final_data)
+        (out_dir / MANIFEST).unlink(missing_ok=True)
+        if (staging / DATA_DIR).exists():
+            (staging / DATA_DIR).rename(final_data)
+        else:
+            final_data.mkdir()
+        atomic_write_text(out_dir / CARD, render_dataset_card(manifest))
+        atomic_write_text(out_dir / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_subset(folder: Path, subset: SubsetInput, stats: _Stats, max_shard_bytes: int, rows_per_group: int,
+                  on_pair: Callable[[PreferencePair], None] | None) -> SubsetInfo:
+    writer = _ShardWriter(folder, max_shard_bytes, rows_per_group)
+    kinds: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for pair in subset.pairs:
+        if pair.subset != subset.name:
+            raise ValueError(f"pair {pair.id} belongs to subset {pair.subset!r}, not {subset.name!r}")
+        images = [{"bytes": Path(p).read_bytes(), "path": image_name(p, subset.image_root)} for p in pair.images]
+        stats.hash.add(pair_digest(pair, [bytes_digest(i["bytes"]) for i in images]))
+        for key in ("question", "chosen", "rejected"):
+            stats.lengths[key].add(len(getattr(pair, key).split()))
+        row = pair.model_dump(exclude={"images", "metadata"})
+        row["images"] = images
+        row["metadata"] = json.dumps(pair.metadata, sort_keys=True, ensure_ascii=False)
+        writer.add(row, sum(len(i["bytes"]) for i in images) + len(pair.chosen) + len(pair.rejected)
+                   + len(pair.question))
+        kinds[pair.kind] += 1
+        categories[pair.category] += 1
+        sources[pair.source] += 1
+        if on_pair is not None:
+            on_pair(pair)
+    writer.close()
+    return SubsetInfo(num_pairs=sum(kinds.values()), kinds=dict(kinds), categories=dict(categories),
+                      sources=dict(sources), repeat_time=subset.repeat_time, repeat_applied=subset.repeat_applied)
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; is {folder} a dataset written by mmpr?")
+    return Manifest.model_validate_json(path.read_text())
