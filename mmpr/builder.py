@@ -108,12 +108,12 @@ def image_name(path: str, root: Path | None) -> str:
     return p.name
 
 
-class _ShardWriter:
+class ShardWriter:
     """Parquet shards of at most ``max_shard_bytes`` (of row data) under one subset folder."""
 
-    def __init__(self, folder: Path, max_shard_bytes: int, rows_per_group: int):
+    def __init__(self, folder: Path, max_shard_bytes: int, rows_per_group: int, features: Features = FEATURES):
         self.folder, self.max_shard_bytes, self.rows_per_group = folder, max_shard_bytes, rows_per_group
-        self.schema = FEATURES.arrow_schema
+        self.schema = features.arrow_schema
         self.rows: list[dict] = []
         self.buffered = self.shard_bytes = 0
         self.writer: pq.ParquetWriter | None = None
@@ -194,7 +194,7 @@ def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: 
 
 def _write_subset(folder: Path, subset: SubsetInput, stats: _Stats, max_shard_bytes: int, rows_per_group: int,
                   on_pair: Callable[[PreferencePair], None] | None) -> SubsetInfo:
-    writer = _ShardWriter(folder, max_shard_bytes, rows_per_group)
+    writer = ShardWriter(folder, max_shard_bytes, rows_per_group)
     kinds: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     sources: Counter[str] = Counter()
@@ -225,3 +225,25 @@ def read_manifest(folder: str | Path) -> Manifest:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no manifest; is {folder} a dataset written by mmpr?")
     return Manifest.model_validate_json(path.read_text())
+
+
+def open_dataset(location: str | Path, *, subset: str | None = None, revision: str | None = None,
+                 streaming: bool = True, decode_images: bool = True):
+    """A dataset written by :func:`write_dataset`, from a folder or a Hub repo id (``train`` split).
+
+    Streaming by default, so reading a large dataset neither copies it into the cache nor loads it whole.
+    ``decode_images=False`` yields ``{"bytes", "path"}`` per image instead of PIL images.
+    """
+    from datasets import load_dataset
+
+    ds = load_dataset(str(location), subset or ALL_CONFIG, split="train", revision=revision, streaming=streaming)
+    if not decode_images:
+        ds = ds.cast_column("images", List(Image(decode=False)))
+    return ds
+
+
+def subsets_of(location: str | Path, *, revision: str | None = None) -> list[str]:
+    """The subset names (configs other than "all") of a dataset folder or Hub repo."""
+    from datasets import get_dataset_config_names
+
+    return [c for c in get_dataset_config_names(str(location), revision=revision) if c != ALL_CONFIG]

@@ -149,6 +149,8 @@ def _selected_lines(spec: SubsetSpec, seed: int) -> tuple[set[int] | None, int]:
 
 
 _REQUIRED = ("question", "chosen", "rejected")
+# Row fields with a place in PreferencePair; any other (chosen_meta, rejected_meta, image_wh...) goes to metadata.
+_ROW_FIELDS = {"image", "question", "chosen", "rejected", "answer_gt"}
 
 
 def _images_of(row: dict) -> list[str] | None:
@@ -167,7 +169,6 @@ def iter_subset(spec: SubsetSpec, problems: ProblemLog, *, seed: int = 0,
     """Yield the valid pairs of one subset, honouring ``repeat_time`` (fraction: seeded subsample;
     integer: repeat) unless ``apply_repeat`` is False; report every bad row to ``problems``."""
     keep, times = _selected_lines(spec, seed) if apply_repeat else (None, 1)
-    file = str(spec.annotation)
     with open(spec.annotation, encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -218,7 +219,7 @@ def _parse_row(spec: SubsetSpec, line: str, line_no: int, problems: ProblemLog) 
             what = "not found" if problem == "image_missing" else "cannot be decoded"
             problems.add(problem, file, f"image {name!r} {what} (looked at {path})", line=line_no, field="image")
             return None
-    metadata = {k: row[k] for k in ("chosen_meta", "rejected_meta", "image_wh") if k in row}
+    metadata = {k: v for k, v in row.items() if k not in _ROW_FIELDS}
     answer_gt = row.get("answer_gt")
     try:
         return PreferencePair(

@@ -277,7 +277,8 @@ def write_release(root: str | Path, subsets: dict[str, list[dict]], *, images: d
     for name, rows in subsets.items():
         lines = [row if isinstance(row, str) else json.dumps(row) for row in rows]
         (root / "annotations" / f"{name}.jsonl").write_text("".join(line + "\n" for line in lines))
-        meta[name] = {"root": f"{annotation_prefix}images", "annotation": f"{annotation_prefix}annotations/{name}.jsonl",
-                      "data_augment": False, "repeat_time": (repeat_time or {}).get(name, 1), "length": len(rows)}
+        meta[name] = {"root": f"{annotation_prefix}images",
+                      "annotation": f"{annotation_prefix}annotations/{name}.jsonl", "data_augment": False,
+                      "repeat_time": (repeat_time or {}).get(name, 1), "length": len(rows)}
     (root / "meta.json").write_text(json.dumps(meta, indent=2))
     return root
