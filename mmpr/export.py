@@ -30,9 +30,9 @@ from datasets import Features, Image, List, Value
 from tqdm import tqdm
 
 from mmpr.builder import ShardWriter, open_dataset, read_manifest, subsets_of
+from mmpr.chat import user_parts, with_placeholders
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.release import IMAGE_PLACEHOLDER
 
 FORMATS = ("trl", "swift", "llamafactory", "mmpr")
 
@@ -40,24 +40,9 @@ _MESSAGE = List({"role": Value("string"), "content": List({"type": Value("string
 TRL_FEATURES = Features({"prompt": _MESSAGE, "chosen": _MESSAGE, "rejected": _MESSAGE, "images": List(Image())})
 
 
-def with_placeholders(question: str, n_images: int) -> str:
-    """The question with one ``<image>`` per image: as written if it has them, else prepended."""
-    if n_images == 0 or IMAGE_PLACEHOLDER in question:
-        return question
-    return IMAGE_PLACEHOLDER * n_images + "\n" + question
-
-
 def user_content(question: str, n_images: int) -> list[dict]:
-    """Chat-message parts for a question: image parts where its ``<image>`` placeholders are (or first)."""
-    text = with_placeholders(question, n_images)
-    parts: list[dict] = []
-    for i, chunk in enumerate(text.split(IMAGE_PLACEHOLDER)):
-        if i:
-            parts.append({"type": "image", "text": None})
-        chunk = chunk.lstrip("\n") if i else chunk
-        if chunk:
-            parts.append({"type": "text", "text": chunk})
-    return parts
+    """User-turn parts in TRL's shape: every part has a ``text`` field (None for images)."""
+    return [{"type": part["type"], "text": part.get("text")} for part in user_parts(question, n_images)]
 
 
 class _ImageFiles:

@@ -19,11 +19,10 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import ValidationError
 
+from mmpr.chat import IMAGE_PLACEHOLDER
 from mmpr.images import image_problem
 from mmpr.problems import ProblemLog
 from mmpr.schemas import Category, PairKind, PreferencePair
-
-IMAGE_PLACEHOLDER = "<image>"
 
 _KIND_SUFFIXES: list[tuple[re.Pattern[str], PairKind]] = [
     (re.compile(r"_pairs_vqa_correctness_rules$"), "correctness"),

@@ -3,8 +3,9 @@ import json
 import pytest
 from datasets import load_dataset
 
+from mmpr.chat import with_placeholders
 from mmpr.convert import convert
-from mmpr.export import export, user_content, with_placeholders
+from mmpr.export import export, user_content
 from mmpr.problems import ProblemLog
 from mmpr.release import iter_subset, read_meta
 from mmpr.testing import tiny_images, write_release

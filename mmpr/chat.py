@@ -1,0 +1,34 @@
+"""Chat messages for a question with images: where the images go, and how a reply is continued."""
+
+from __future__ import annotations
+
+IMAGE_PLACEHOLDER = "<image>"
+
+
+def with_placeholders(question: str, n_images: int) -> str:
+    """The question with one ``<image>`` per image: as written if it has them, else prepended."""
+    if n_images == 0 or IMAGE_PLACEHOLDER in question:
+        return question
+    return IMAGE_PLACEHOLDER * n_images + "\n" + question
+
+
+def user_parts(question: str, n_images: int) -> list[dict]:
+    """Content parts of the user turn: ``{"type": "image"}`` where the question's ``<image>`` placeholders
+    are (all first if it has none), ``{"type": "text", "text": ...}`` for the text between them."""
+    text = with_placeholders(question, n_images)
+    parts: list[dict] = []
+    for i, chunk in enumerate(text.split(IMAGE_PLACEHOLDER)):
+        if i:
+            parts.append({"type": "image"})
+            chunk = chunk.lstrip("\n")
+        if chunk:
+            parts.append({"type": "text", "text": chunk})
+    return parts
+
+
+def conversation(question: str, n_images: int, *, prefix: str | None = None) -> list[dict]:
+    """A one-turn conversation; with ``prefix``, an assistant turn to continue (``continue_final_message``)."""
+    messages = [{"role": "user", "content": user_parts(question, n_images)}]
+    if prefix is not None:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": prefix}]})
+    return messages
