@@ -1,0 +1,77 @@
+"""transformers ``generate``: the fallback engine (no vLLM, small runs, tests). One request at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmpr.chat import conversation
+from mmpr.engines.base import Completion, EngineError, Request, Result
+from mmpr.images import open_rgb
+from mmpr.schemas import SamplingConfig
+
+
+class TransformersEngine:
+    name = "transformers"
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto", **model_args: Any):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.processor = AutoProcessor.from_pretrained(model)
+        self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype, **model_args).to(self.device)
+        self.model.eval()
+        text_config = getattr(self.model.config, "text_config", self.model.config)
+        self.max_length = getattr(text_config, "max_position_embeddings", None)
+        self.eos_ids = set(self._eos_ids())
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        return ids + ([self.processor.tokenizer.eos_token_id] if self.processor.tokenizer.eos_token_id else [])
+
+    def generate(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
+        return [self._one(r, sampling) for r in requests]
+
+    def _one(self, request: Request, sampling: SamplingConfig) -> Result:
+        import torch
+
+        cont = request.prefix is not None
+        prompt = self.processor.apply_chat_template(
+            conversation(request.question, len(request.images), prefix=request.prefix), tokenize=False,
+            add_generation_prompt=not cont, continue_final_message=cont)
+        try:
+            images = [open_rgb(p) for p in request.images] or None
+        except OSError as e:
+            return EngineError("image_unreadable", str(e))
+        inputs = self.processor(text=[prompt], images=images, return_tensors="pt").to(self.device)
+        n_prompt = inputs["input_ids"].shape[1]
+        if self.max_length and n_prompt + 1 > self.max_length:
+            return EngineError("prompt_too_long", f"the prompt has {n_prompt} tokens; the model takes "
+                                                  f"{self.max_length}")
+        sample = sampling.temperature > 0
+        kwargs = dict(do_sample=sample, num_return_sequences=request.n, max_new_tokens=sampling.max_tokens)
+        if sample:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p,
+                          top_k=sampling.top_k if sampling.top_k > 0 else None)
+        if self.max_length:
+            kwargs["max_new_tokens"] = min(sampling.max_tokens, self.max_length - n_prompt)
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            torch.manual_seed(request.seed)
+            try:
+                out = self.model.generate(**inputs, **kwargs)
+            except (RuntimeError, ValueError) as e:
+                return EngineError("engine_error", f"{type(e).__name__}: {e}")
+        completions = []
+        pad = self.processor.tokenizer.pad_token_id
+        for row in out[:, n_prompt:].tolist():
+            ended = next((i for i, t in enumerate(row) if t in self.eos_ids), None)
+            tokens = row[: ended] if ended is not None else [t for t in row if t != pad]
+            completions.append(Completion(
+                text=self.processor.tokenizer.decode(tokens, skip_special_tokens=True), prompt_tokens=n_prompt,
+                completion_tokens=len(tokens) + (ended is not None), finish_reason="stop" if ended is not None
+                else "length"))
+        return completions
+
+    def close(self) -> None:
+        del self.model
