@@ -1,0 +1,1 @@
+"""The data engine's steps as pure functions over records: judge, pair, truncate-and-continue."""
