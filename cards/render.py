@@ -23,6 +23,7 @@ KNOWN_LICENCES = {
     "textvqa": "CC BY 4.0",
     "clevr": "CC BY 4.0",
     "mmpr": "MIT (the MMPR release), on top of each original source's terms",
+    "sample": "Apache-2.0 (synthetic images and questions shipped with mmpr)",
 }
 
 _KINDS = ("correctness", "format", "dropout_ntp", "imported")

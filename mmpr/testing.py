@@ -282,3 +282,92 @@ def write_release(root: str | Path, subsets: dict[str, list[dict]], *, images: d
                       "repeat_time": (repeat_time or {}).get(name, 1), "length": len(rows)}
     (root / "meta.json").write_text(json.dumps(meta, indent=2))
     return root
+
+
+TINY_PREFIX = "tiny:"
+
+
+def resolve_model(model: str, *, cache_dir: str | Path | None = None) -> str:
+    """``tiny:<family>`` -> a tiny model built on first use under ``~/.cache/mmpr/models`` (or ``cache_dir``,
+    or ``$MMPR_CACHE``) and taught the answer format (:func:`teach_answer_format`); anything else is returned
+    unchanged (a path or Hub id)."""
+    import os
+
+    if not model.startswith(TINY_PREFIX):
+        return model
+    family = model[len(TINY_PREFIX):]
+    if family not in FAMILIES:
+        raise ValueError(f"unknown tiny model {model!r}; choose one of "
+                         f"{', '.join(TINY_PREFIX + f for f in FAMILIES)}")
+    root = Path(cache_dir or os.environ.get("MMPR_CACHE", Path.home() / ".cache" / "mmpr")) / "models"
+    path = root / f"tiny-{family}"
+    if not (path / "config.json").exists():
+        import shutil
+        import tempfile
+
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tiny-{family}-"))
+        tiny_vlm(tmp, family)
+        teach_answer_format(tmp)
+        if family == "llava":
+            _clip_keys_for_vllm(tmp)
+        try:
+            tmp.rename(path)
+        except OSError:  # built concurrently by another process
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(path)
+
+
+_TEACH_QUESTIONS = [
+    ("How many circles are there in the image?", [str(i) for i in range(1, 7)]),
+    ("What colour is the square?", ["(A) red", "(B) green", "(C) blue", "(D) yellow", "red", "blue"]),
+    ("Is there a triangle in the image?", ["yes", "no"]),
+    ("What is the value of the tallest bar?", [str(10 * i) for i in range(1, 10)]),
+]
+_TEACH_REASONING = [
+    "Let me look at the image carefully.", "I check each shape in the picture one by one.",
+    "First I find the objects, then I count them.", "The figure shows some coloured shapes.",
+]
+
+
+def teach_answer_format(path: str | Path, *, steps: int = 150, seed: int = 0) -> None:
+    """Train a tiny model at ``path`` briefly to answer in the chain-of-thought format ("reasoning ...
+    Final answer: X", with X drawn at random), so that sampling it gives parsable answers, some right and some
+    wrong: enough for the data engine to make real pairs in demos and end-to-end tests."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from mmpr.chat import conversation
+    from mmpr.prompts import get_template
+
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    rng = random.Random(seed)
+    images = tiny_images(16, size=(112, 84), seed=seed)
+    template = get_template("mpo_cot")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    processor.tokenizer.padding_side = "right"
+    model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(steps):
+            texts, batch_images, prompt_lens = [], [], []
+            for _ in range(4):
+                question, answers = rng.choice(_TEACH_QUESTIONS)
+                messages = conversation(template.render(question), 1)
+                prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                reply = f"{rng.choice(_TEACH_REASONING)} Final answer: {rng.choice(answers)}"
+                image = rng.choice(images)
+                prompt_lens.append(processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1])
+                texts.append(prompt + reply + processor.tokenizer.eos_token)
+                batch_images.append(image)
+            inputs = processor(text=texts, images=batch_images, return_tensors="pt", padding=True)
+            labels = inputs["input_ids"].clone()
+            for row, n in enumerate(prompt_lens):
+                labels[row, :n] = -100
+            labels[inputs["attention_mask"] == 0] = -100
+            loss = model(**inputs, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.save_pretrained(path)

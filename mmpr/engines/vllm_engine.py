@@ -7,6 +7,7 @@ Engine arguments (``tensor_parallel_size``, ``data_parallel_size``, ``max_model_
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 from mmpr.chat import conversation
@@ -19,6 +20,17 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: str, *, max_images: int = 4, **engine_args: Any):
+        import torch
+
+        if not torch.cuda.is_available():
+            # vLLM's CPU build: keep the KV cache small (it would take most of the RAM), run in this process
+            # (a spawned engine costs ~25 s to start) and skip graph compilation.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            engine_args.setdefault("distributed_executor_backend", "uni")
+            engine_args.setdefault("enforce_eager", True)
+            # a chunked prefill of a seeded request rewinds its generator, which CPU generators cannot do
+            engine_args.setdefault("enable_chunked_prefill", False)
         from vllm import LLM
 
         engine_args.setdefault("limit_mm_per_prompt", {"image": max_images, "video": 0})
@@ -60,15 +72,24 @@ class VLLMEngine:
             try:
                 outs = self._chat(group, sampling)
             except Exception:  # one bad request fails the whole call: find it by retrying one at a time
+                self._abort_unfinished()
                 outs = [self._one(r, sampling) for r in group]
             for i, out in zip(index, outs, strict=True):
                 results[i] = out
         return results  # type: ignore[return-value]
 
+    def _abort_unfinished(self) -> None:
+        """Drop the requests a failed call left in the engine; it would otherwise wait for them forever."""
+        engine = self.llm.llm_engine
+        pending = list(engine.output_processor.request_states)
+        if pending:
+            engine.abort_request(pending, internal=True)
+
     def _one(self, request: Request, sampling: SamplingConfig) -> Result:
         try:
             return self._chat([request], sampling)[0]
         except Exception as e:  # the engine's own message says what is wrong (too long, bad image...)
+            self._abort_unfinished()
             return EngineError(error_code(str(e)), f"{type(e).__name__}: {e}")
 
     def close(self) -> None:
