@@ -15,6 +15,7 @@ os.environ.update(
     VLLM_ENABLE_V1_MULTIPROCESSING="0",
     VLLM_CPU_OMP_THREADS_BIND="nobind",
     MPLBACKEND="Agg",
+    MMPR_CACHE=os.path.join(_CACHE, "mmpr"),  # tiny:<family> models are built once per test session
 )
 
 import pytest  # noqa: E402

@@ -1,0 +1,221 @@
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+from datasets import load_dataset
+
+from mmpr import build
+from mmpr.build import BuildConfig, config_from_args, process_chunk, run
+from mmpr.builder import read_manifest
+from mmpr.engines import Completion, EngineError
+from mmpr.schemas import SourceItem
+from mmpr.testing import tiny_images
+
+
+class ScriptedEngine:
+    """Answers like a model would, from the request's seed only: 'reasoning ... Final answer: <0-3>'."""
+
+    name = "scripted"
+
+    def __init__(self, fail_on=(), crash_after_calls=None):
+        self.requests, self.calls = [], 0
+        self.fail_on, self.crash_after_calls = fail_on, crash_after_calls
+
+    def generate(self, requests, sampling):
+        self.calls += 1
+        if self.crash_after_calls is not None and self.calls > self.crash_after_calls:
+            raise KeyboardInterrupt("killed")
+        self.requests += requests
+        out = []
+        for r in requests:
+            if any(f in r.key for f in self.fail_on):
+                out.append(EngineError("engine_error", "boom"))
+                continue
+            rng = random.Random(r.seed)
+            if r.prefix is not None:
+                out.append([Completion(" and then something else entirely.", 5, 6, "stop")])
+                continue
+            out.append([Completion(f"I look at the picture and count the shapes. Final answer: {rng.randrange(4)}"
+                                   if rng.random() < 0.8 else "no idea", 20, 12, "stop") for _ in range(r.n)])
+        return out
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def source_file(tmp_path):
+    imgs = tiny_images(3)
+    rows = []
+    for i in range(12):
+        name = f"img{i % 3}.png"
+        imgs[i % 3].save(tmp_path / name)
+        row = {"id": f"q{i}", "image": name, "question": f"How many shapes? ({i})\nAnswer the question using a "
+               "single word or phrase.", "answer": str(i % 4), "answer_type": "integer"}
+        if i >= 10:
+            row.update(answer=None, answer_type=None, question=f"Describe image {i}.")
+        rows.append(row)
+    rows.append({"id": "bad", "image": "missing.png", "question": "q", "answer": "1", "answer_type": "integer"})
+    path = tmp_path / "src.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _cfg(tmp_path, source_file, **kw):
+    return BuildConfig.model_validate({
+        "model": str(tmp_path / "model"), "out": tmp_path / "out", "engine": "transformers",
+        "sources": [{"name": "generic", "path": str(source_file), "alias": "toy",
+                     "columns": {"id": "id", "answer_type": "answer_type"}}],
+        "sampling": {"n": 6, "max_tokens": 32}, "batch_size": 4, **kw})
+
+
+@pytest.fixture
+def fake_model(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    engines = []
+
+    def make(name, model, **args):
+        engine = ScriptedEngine(**scripted.options)
+        engines.append(engine)
+        return engine
+
+    scripted.options = {}
+    scripted.engines = engines
+    monkeypatch.setattr(build, "make_engine", make)
+    return scripted
+
+
+def test_process_chunk_routes_prompts_and_continues_without_images(tmp_path):
+    cfg = BuildConfig(model="m", out=tmp_path, sources=[{"name": "sample"}], sampling={"n": 3})
+    with_answer = SourceItem(id="a/1", source="a", category="mathematics", question="How many?\nAnswer the "
+                             "question using a single word or phrase.", images=["/i.png"], answer="2",
+                             answer_type="integer")
+    open_ended = SourceItem(id="a/2", source="a", category="general_vqa", question="<image>\nDescribe it.",
+                            images=["/i.png"], answer=None, answer_type=None)
+    vqa = with_answer.model_copy(update={"id": "a/3", "category": "general_vqa"})
+    engine = ScriptedEngine()
+    records = process_chunk([with_answer, open_ended, vqa], engine, cfg)
+    first, second, third = engine.requests[:3]
+    assert "Final answer:" in first.question and "single word" not in first.question and first.n == 3
+    assert second.question == "<image>\nDescribe it." and second.n == 1 and second.images == ("/i.png",)
+    assert [r.route for r in records] == ["correctness", "dropout_ntp", "dropout_ntp"]
+    continuation = engine.requests[3]
+    assert continuation.images == () and continuation.question == "Describe it."
+    assert continuation.prefix and records[1].responses[0].text.startswith(continuation.prefix)
+    assert records[1].pairs[0].rejected == continuation.prefix + " and then something else entirely."
+    assert len(records[0].judgements) == 3
+
+
+def test_engine_error_on_one_request_skips_only_it(tmp_path):
+    cfg = BuildConfig(model="m", out=tmp_path, sources=[{"name": "sample"}], sampling={"n": 2})
+    items = [SourceItem(id=f"a/{i}", source="a", category="science", question="q", answer="1",
+                        answer_type="integer") for i in range(3)]
+    records = process_chunk(items, ScriptedEngine(fail_on=("a/1",)), cfg)
+    assert [r.outcome == "skipped" for r in records] == [False, True, False]
+    assert records[1].problem.code == "engine_error" and "a/1" in records[1].problem.message
+
+
+def test_build_writes_a_dataset_with_summary_and_skips_bad_items(tmp_path, source_file, fake_model, scripted):
+    summary = run(_cfg(tmp_path, source_file), progress=False)
+    assert summary.questions == 12 and summary.responses == 10 * 6 + 2
+    assert summary.skipped == {"image_unreadable": 1}
+    assert "missing.png" in summary.skipped_examples[0]
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest.num_pairs == sum(summary.pairs.values()) > 0
+    assert manifest.generator.sampling.n == 6 and manifest.prompt.name == "mpo_cot"
+    ds = load_dataset(str(tmp_path / "out"), split="train")
+    assert len(ds) == manifest.num_pairs
+    assert set(ds["kind"]) <= {"correctness", "format", "dropout_ntp"}
+    assert all(len(images) == 1 for images in ds["images"])
+
+
+def test_a_killed_build_resumes_to_the_same_dataset(tmp_path, source_file, fake_model, scripted):
+    whole = run(_cfg(tmp_path, source_file, out=tmp_path / "whole"), progress=False)
+    scripted.options = {"crash_after_calls": 2}
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, source_file), progress=False)
+    chunks = sorted((tmp_path / "out" / ".mmpr-work" / "chunks").glob("*.jsonl"))
+    assert 0 < len(chunks) < 3
+    scripted.options = {}
+    resumed = run(_cfg(tmp_path, source_file), progress=False)
+    assert sum(len(e.requests) for e in scripted.engines[-1:]) < sum(len(e.requests) for e in scripted.engines[:1])
+    assert read_manifest(tmp_path / "out").content_hash == read_manifest(tmp_path / "whole").content_hash
+    assert resumed.pairs == whole.pairs
+
+
+def test_shards_merge_into_the_whole(tmp_path, source_file, fake_model, scripted):
+    run(_cfg(tmp_path, source_file, out=tmp_path / "whole", batch_size=100), progress=False)
+    for i in range(2):
+        run(_cfg(tmp_path, source_file, out=tmp_path / f"s{i}", shard=f"{i}/2", batch_size=100), progress=False)
+    assert not (tmp_path / "s0" / "manifest.json").exists()
+    build.merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
+    assert read_manifest(tmp_path / "merged").content_hash == read_manifest(tmp_path / "whole").content_hash
+    with pytest.raises(ValueError, match="a full set is 0/2, 1/2"):
+        build.merge([tmp_path / "s0"], tmp_path / "m2")
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path, source_file, fake_model, scripted):
+    run(_cfg(tmp_path, source_file), progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(sampling\)"):
+        run(_cfg(tmp_path, source_file, sampling={"n": 7}), progress=False)
+
+
+def test_fails_fast_on_unknown_source_and_wrong_model(tmp_path, source_file, fake_model, scripted):
+    with pytest.raises(ValueError, match="unknown source 'nope'; available: ai2d"):
+        run(_cfg(tmp_path, source_file, sources=[{"name": "nope"}]), progress=False)
+    with pytest.raises(FileNotFoundError, match="is not a model folder"):
+        run(_cfg(tmp_path, source_file, model=str(tmp_path)), progress=False)
+    assert scripted.engines == []
+
+
+def test_cli_flags_override_the_yaml_config(tmp_path):
+    config = tmp_path / "b.yaml"
+    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 4, temperature: 0.7}\n")
+    args = build.build_parser().parse_args(["--config", str(config), "--n", "2", "--engine-arg",
+                                            "tensor_parallel_size=2", "--engine-arg", "endpoints=http://a,http://b",
+                                            "--sources", "sample", "chartqa=/data/chartqa", "--limit", "5"])
+    cfg = config_from_args(args)
+    assert cfg.sampling.n == 2 and cfg.sampling.temperature == 0.7
+    assert cfg.engine_args == {"tensor_parallel_size": 2, "endpoints": "http://a,http://b"}
+    assert [(s.name, s.path, s.limit) for s in cfg.sources] == [("sample", None, 5), ("chartqa", "/data/chartqa", 5)]
+
+
+def test_cli_reports_bad_settings_by_field(tmp_path, capsys):
+    config = tmp_path / "b.yaml"
+    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 0}\nbogus: 1\n")
+    assert build.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "sampling.n: Input should be greater than or equal to 1" in err
+    assert "bogus: Extra inputs are not permitted" in err
+
+
+@pytest.mark.slow
+def test_vllm_build_killed_midway_resumes_to_the_uninterrupted_result(tmp_path):
+    """The real engine in a real process, killed with SIGKILL after its first chunk is on disk."""
+    common = [sys.executable, "-m", "mmpr.build", "--model", "tiny:qwen2_vl", "--sources", "sample", "--n", "4",
+              "--max-tokens", "48", "--batch-size", "6"]
+    env = dict(os.environ)
+    assert subprocess.run(common + ["--out", str(tmp_path / "whole")], env=env, capture_output=True).returncode == 0
+    proc = subprocess.Popen(common + ["--out", str(tmp_path / "out")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    chunks = tmp_path / "out" / ".mmpr-work" / "chunks"
+    deadline = time.monotonic() + 300
+    while not list(chunks.glob("*.jsonl")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    done = len(list(chunks.glob("*.jsonl")))
+    assert 1 <= done < 5, "killed after the first chunk and before the last"
+    result = subprocess.run(common + ["--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_manifest(tmp_path / "out").content_hash == read_manifest(tmp_path / "whole").content_hash
+    assert read_manifest(tmp_path / "out").num_pairs > 0
