@@ -1,0 +1,24 @@
+import pytest
+
+from mmpr.engines import make_engine, request_seed
+from mmpr.engines.base import error_code
+
+
+def test_request_seed_depends_on_seed_and_key_only():
+    assert request_seed(0, "a/1") == request_seed(0, "a/1")
+    assert len({request_seed(0, "a/1"), request_seed(1, "a/1"), request_seed(0, "a/2")}) == 3
+    assert 0 <= request_seed(123, "x") < 2**31
+
+
+@pytest.mark.parametrize("message, code", [
+    ("This model's maximum context length is 1024 tokens.", "prompt_too_long"),
+    ("prompt is longer than the maximum model length", "prompt_too_long"),
+    ("CUDA out of memory", "engine_error"),
+])
+def test_error_codes(message, code):
+    assert error_code(message) == code
+
+
+def test_unknown_engine():
+    with pytest.raises(ValueError, match="choose one of vllm, openai, transformers"):
+        make_engine("tgi", "m")
