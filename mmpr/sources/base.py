@@ -123,6 +123,10 @@ class DatasetSource:
                 problems.add("missing_field", where, f"column {col!r} is missing; the row has "
                              f"{', '.join(sorted(row))}", line=line, field=col)
                 return None
+        question = row[c.question]
+        if question is None or not str(question).strip():
+            problems.add("missing_field", where, f"column {c.question!r} is empty", line=line, field=c.question)
+            return None
         try:
             images = self._images(row.get(c.image) if c.image else None, store, base)
         except (OSError, ValueError) as e:
@@ -139,7 +143,7 @@ class DatasetSource:
         try:
             return SourceItem(
                 id=f"{self.name}/{row[c.id] if c.id else index}", source=self.name, category=self.category,
-                question=str(row[c.question]), images=images,
+                question=str(question), images=images,
                 answer=None if answer is None or answer_type is None else str(answer),
                 answer_type=answer_type if answer is not None else None,
                 choices=[str(x) for x in choices] if choices else None,
