@@ -14,6 +14,7 @@ rows with decoded images. Pairs are streamed: memory does not grow with the numb
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import uuid
@@ -98,14 +99,21 @@ class _Stats:
                                                                        ("question", "chosen", "rejected")})
 
 
-def image_name(path: str, root: Path | None) -> str:
-    p = Path(path)
-    if root is not None:
-        try:
-            return p.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return p.name
+def image_namer(root: Path | None) -> Callable[[str], str]:
+    """Names images by their path relative to ``root`` (basename when outside it or with no root)."""
+    prefixes = [] if root is None else sorted({str(root).rstrip(os.sep) + os.sep,
+                                               str(root.resolve()).rstrip(os.sep) + os.sep}, key=len, reverse=True)
+
+    def relative(path: str) -> str | None:
+        for prefix in prefixes:
+            if path.startswith(prefix):
+                return Path(path[len(prefix):]).as_posix()
+        return None
+
+    def name(path: str) -> str:
+        return relative(path) or relative(os.path.realpath(path)) or os.path.basename(path)
+
+    return name
 
 
 class ShardWriter:
@@ -195,13 +203,14 @@ def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: 
 def _write_subset(folder: Path, subset: SubsetInput, stats: _Stats, max_shard_bytes: int, rows_per_group: int,
                   on_pair: Callable[[PreferencePair], None] | None) -> SubsetInfo:
     writer = ShardWriter(folder, max_shard_bytes, rows_per_group)
+    image_name = image_namer(subset.image_root)
     kinds: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     for pair in subset.pairs:
         if pair.subset != subset.name:
             raise ValueError(f"pair {pair.id} belongs to subset {pair.subset!r}, not {subset.name!r}")
-        images = [{"bytes": Path(p).read_bytes(), "path": image_name(p, subset.image_root)} for p in pair.images]
+        images = [{"bytes": _read(p), "path": image_name(p)} for p in pair.images]
         stats.hash.add(pair_digest(pair, [bytes_digest(i["bytes"]) for i in images]))
         for key in ("question", "chosen", "rejected"):
             stats.lengths[key].add(len(getattr(pair, key).split()))
@@ -218,6 +227,11 @@ def _write_subset(folder: Path, subset: SubsetInput, stats: _Stats, max_shard_by
     writer.close()
     return SubsetInfo(num_pairs=sum(kinds.values()), kinds=dict(kinds), categories=dict(categories),
                       sources=dict(sources), repeat_time=subset.repeat_time, repeat_applied=subset.repeat_applied)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def read_manifest(folder: str | Path) -> Manifest:
