@@ -1,0 +1,149 @@
+"""One typed config for a training run: every default in one place, YAML recipes, ``key=value`` overrides.
+
+Unknown keys are errors that list the valid ones, so a typo in a recipe never trains with a silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class LoraSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | str = Field(
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names (or 'all-linear') that get adapters.")
+    save_merged: bool = Field(default=True, description="Also save the merged full model (loads with "
+                                                        "from_pretrained, no peft needed).")
+
+
+class TrainConfig(BaseModel):
+    """MPO training; defaults are the paper's InternVL2-8B recipe where it has one (facts, section 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # what to train, on what
+    model: str = Field(description="Model path, Hub id, or tiny:<family>.")
+    data: list[str] = Field(min_length=1, description="mmpr dataset folders, Hub ids, or MMPR release folders.")
+    subsets: list[str] | None = Field(default=None, description="Only these subsets (configs) of the data.")
+    limit: int | None = Field(default=None, ge=1, description="Use at most this many pairs.")
+    output_dir: Path
+
+    # the MPO objective
+    beta: float = Field(default=0.1, gt=0)
+    loss_weights: tuple[float, float, float] = Field(default=(0.8, 0.2, 1.0), description="(w_pref DPO, w_qual BCO, "
+                                                     "w_gen SFT); e.g. (1, 0, 0) is DPO alone.")
+    reference: Literal["online", "precomputed", "lora_base"] = Field(
+        default="online", description="online: a frozen copy runs every step; precomputed: one pass before "
+        "training, cached on disk, no second model in memory; lora_base: the policy with its adapters disabled.")
+
+    # optimisation
+    learning_rate: float = Field(default=5e-6, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    num_epochs: int = Field(default=1, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; overrides num_epochs.")
+    per_device_batch_size: int = Field(default=1, ge=1, description="Pairs per micro-batch on each device.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    seed: int = 42
+
+    # sequences and the forward
+    max_length: int = Field(default=6144, ge=16, description="Tokens of the prompt (images included) plus one "
+                            "response.")
+    truncate_responses: bool = Field(default=True, description="Cut responses that overflow max_length at the end "
+                                     "(the prompt and its image tokens are never cut); off: skip such pairs.")
+    forward: Literal["auto", "packed", "plain"] = Field(
+        default="auto", description="packed: prompt + chosen + rejected in one sequence, the image encoded and the "
+        "prompt computed once; plain: two sequences per pair; auto: packed, checked against plain on the first batch.")
+    attn_implementation: str = "sdpa"
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    gradient_checkpointing: bool = True
+    freeze_vision_tower: bool = False
+    freeze_projector: bool = False
+    lora: LoraSettings | None = None
+    num_workers: int = Field(default=2, ge=0)
+
+    # bookkeeping
+    eval_fraction: float = Field(default=0.0, ge=0, lt=1, description="Share of pairs held out to measure reward "
+                                 "accuracy.")
+    eval_steps: int | None = Field(default=None, ge=1, description="Evaluate every this many steps (and at the end).")
+    logging_steps: int = Field(default=1, ge=1)
+    save_steps: int | None = Field(default=500, ge=1, description="Checkpoint every this many optimizer steps.")
+    save_total_limit: int = Field(default=2, ge=1)
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+    run_name: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TrainConfig:
+        if self.reference == "lora_base" and self.lora is None:
+            raise ValueError("reference: lora_base needs lora settings (the base is the policy without adapters)")
+        if all(w == 0 for w in self.loss_weights):
+            raise ValueError("loss_weights are all zero")
+        return self
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _set(data: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        child = data.get(key)
+        if child is None:
+            child = data[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {key} is not a group of settings")
+        data = child
+    data[last] = value
+
+
+def _valid_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        annotation = field.annotation
+        for sub in (getattr(annotation, "__args__", ()) or (annotation,)):
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                keys += _valid_keys(sub, prefix + name + ".")
+    return keys
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """A recipe file (YAML) with ``key=value`` overrides (dotted for nested keys, values parsed as YAML)."""
+    data: dict[str, Any] = {}
+    where = "overrides"
+    if path is not None:
+        where = str(path)
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of settings")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        _set(data, key.strip(), yaml.safe_load(value))
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{where}: invalid training config"]
+        unknown = False
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            lines.append(f"  {loc}: {err['msg']}")
+            unknown |= err["type"] == "extra_forbidden"
+        if unknown:
+            lines.append("valid keys: " + ", ".join(_valid_keys()))
+        raise ConfigError("\n".join(lines)) from e

@@ -1,0 +1,221 @@
+"""Preference pairs -> model inputs, through the model's own processor and chat template.
+
+A pair becomes the prompt tokens (chat template with the generation prompt, image placeholders expanded by the
+processor), the chosen and rejected response tokens (the rest of the template's rendering of the assistant turn,
+end-of-turn included) and every other processor output (``pixel_values``, ``image_grid_thw``, ...) once per pair.
+A preparation pass encodes every pair once, skips (and counts) those whose prompt does not fit ``max_length``,
+and caches the result, so training never meets a pair it cannot use and every rank sees full batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmpr.chat import conversation
+from mmpr.io import atomic_write_text
+
+TEXT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
+MIN_RESPONSE_TOKENS = 8
+REQUIRED = ("question", "images", "chosen", "rejected")
+
+
+@dataclass
+class EncodedPair:
+    index: int
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+    mm: dict[str, torch.Tensor] = field(default_factory=dict)
+    truncated: bool = False
+    ref: tuple[float, float] | None = None
+
+    @property
+    def length(self) -> int:
+        """Tokens of the packed sequence: prompt + chosen + rejected."""
+        return len(self.prompt) + len(self.chosen) + len(self.rejected)
+
+
+@dataclass
+class Skip:
+    code: str
+    message: str
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+def _release_rows(folder: Path, subsets: list[str] | None) -> Iterator[dict]:
+    from mmpr.problems import ProblemLog
+    from mmpr.release import iter_subset, read_meta
+
+    problems = ProblemLog()
+    for spec in read_meta(folder, subsets=subsets):
+        for pair in iter_subset(spec, problems):
+            yield {"id": pair.id, "question": pair.question, "images": pair.images, "chosen": pair.chosen,
+                   "rejected": pair.rejected}
+
+
+def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit: int | None = None):
+    """The pairs of mmpr dataset folders, Hub ids or MMPR release folders, as one map-style dataset with the
+    columns id, question, images (decoded on access), chosen, rejected."""
+    from datasets import Dataset, Features, Image, List, Value, concatenate_datasets
+
+    from mmpr.builder import open_dataset
+
+    features = Features({"id": Value("string"), "question": Value("string"), "images": List(Image()),
+                         "chosen": Value("string"), "rejected": Value("string")})
+    parts = []
+    for location in locations:
+        path = Path(location).expanduser()
+        if (path / "meta.json").is_file():
+            parts.append(Dataset.from_generator(_release_rows, gen_kwargs={"folder": path, "subsets": subsets},
+                                                features=features))
+            continue
+        for subset in subsets or [None]:
+            ds = open_dataset(location, subset=subset, streaming=False)
+            missing = [c for c in REQUIRED if c not in ds.column_names]
+            if missing:
+                raise ValueError(f"{location}: the data has no column {', '.join(missing)} (it has "
+                                 f"{', '.join(ds.column_names)}); expected an mmpr preference dataset")
+            if "id" not in ds.column_names:
+                ds = ds.add_column("id", [f"{location}/{i}" for i in range(len(ds))])
+            parts.append(ds.select_columns(["id", *REQUIRED]).cast(features))
+    data = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    return data.select(range(min(limit, len(data)))) if limit else data
+
+
+# ----------------------------------------------------------------------------------------------------- encoding
+
+class PairEncoder:
+    """Encodes rows with a processor's chat template; the same object serves training and reference passes."""
+
+    def __init__(self, processor, *, max_length: int, truncate_responses: bool = True):
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.max_length = max_length
+        self.truncate_responses = truncate_responses
+
+    def fingerprint(self) -> str:
+        template = getattr(self.processor, "chat_template", None) or self.tokenizer.chat_template or ""
+        parts = [template, str(self.max_length), str(self.truncate_responses), str(len(self.tokenizer)),
+                 type(self.processor).__name__, json.dumps(_image_settings(self.processor), sort_keys=True)]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def _response(self, messages: list[dict], prompt: str, text: str) -> list[int]:
+        full = self.processor.apply_chat_template(
+            [*messages, {"role": "assistant", "content": [{"type": "text", "text": text}]}], tokenize=False)
+        if not full.startswith(prompt):
+            raise ValueError("the chat template renders the conversation with an assistant turn differently from "
+                             "the prompt with a generation prompt; cannot split prompt and response")
+        return self.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+
+    def encode(self, index: int, row: dict[str, Any]) -> EncodedPair | Skip:
+        images = [img.convert("RGB") for img in row["images"]]
+        messages = conversation(row["question"], len(images))
+        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = self.processor(text=[prompt], images=images or None, return_tensors="pt")
+        prompt_ids = inputs["input_ids"][0].tolist()
+        chosen = self._response(messages, prompt, row["chosen"])
+        rejected = self._response(messages, prompt, row["rejected"])
+        room = self.max_length - len(prompt_ids)
+        if room < MIN_RESPONSE_TOKENS:
+            return Skip("prompt_too_long", f"pair {row.get('id', index)}: the prompt takes {len(prompt_ids)} tokens "
+                        f"(images included) of max_length {self.max_length}; raise max_length or use smaller images")
+        truncated = max(len(chosen), len(rejected)) > room
+        if truncated and not self.truncate_responses:
+            return Skip("response_too_long", f"pair {row.get('id', index)}: prompt {len(prompt_ids)} + response "
+                        f"{max(len(chosen), len(rejected))} tokens exceed max_length {self.max_length}")
+        mm = {k: v for k, v in inputs.items() if k not in TEXT_KEYS and isinstance(v, torch.Tensor)}
+        return EncodedPair(index, prompt_ids, chosen[:room], rejected[:room], mm, truncated)
+
+
+def _image_settings(processor) -> dict:
+    image_processor = getattr(processor, "image_processor", None)
+    if image_processor is None:
+        return {}
+    return {k: v for k, v in image_processor.to_dict().items() if isinstance(v, int | float | str | bool | list)}
+
+
+# ------------------------------------------------------------------------------------------------- preparation
+
+@dataclass
+class Prepared:
+    """Which rows train, their packed lengths, and what was skipped or truncated."""
+
+    kept: list[int]
+    lengths: list[int]
+    skipped: dict[str, int]
+    truncated: int
+    examples: list[str]
+
+    def describe(self) -> str:
+        skipped = sum(self.skipped.values())
+        text = f"{len(self.kept)} pairs ready, {skipped} skipped"
+        if skipped:
+            text += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) + ")"
+        if self.truncated:
+            text += f", {self.truncated} with responses cut to fit max_length"
+        return text
+
+
+def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, world: int = 1,
+            gather=None, progress: bool = True) -> Prepared:
+    """Encode every row once (each rank a share; ``gather`` joins the shares), keep those that fit.
+
+    The result is cached under ``cache_dir`` by the dataset's fingerprint and the encoder's, so a resumed
+    run does not redo it.
+    """
+    from tqdm import tqdm
+
+    key = hashlib.sha256(f"{dataset._fingerprint}:{len(dataset)}:{encoder.fingerprint()}".encode()).hexdigest()[:20]
+    path = cache_dir / f"prepared-{key}.json"
+    if path.exists():
+        return Prepared(**json.loads(path.read_text()))
+    mine = []
+    for index in tqdm(range(rank, len(dataset), world), desc="preparing pairs", disable=not progress or rank != 0,
+                      unit="pair"):
+        result = encoder.encode(index, dataset[index])
+        if isinstance(result, Skip):
+            mine.append((index, None, result.code, result.message))
+        else:
+            mine.append((index, result.length, "truncated" if result.truncated else "ok", ""))
+    rows = sorted(r for part in (gather(mine) if gather else [mine]) for r in part)
+    skipped = Counter(code for _, length, code, _ in rows if length is None)
+    prepared = Prepared(kept=[i for i, length, _, _ in rows if length is not None],
+                        lengths=[length for _, length, _, _ in rows if length is not None],
+                        skipped=dict(skipped), truncated=sum(code == "truncated" for _, _, code, _ in rows),
+                        examples=[msg for _, length, _, msg in rows if length is None][:20])
+    if rank == 0:
+        atomic_write_text(path, json.dumps(prepared.__dict__))
+    return prepared
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """The kept rows, encoded on access (in DataLoader workers), with their reference log-probs if cached."""
+
+    def __init__(self, dataset, encoder: PairEncoder, indices: list[int], ref: torch.Tensor | None = None):
+        self.dataset, self.encoder, self.indices, self.ref = dataset, encoder, indices, ref
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> EncodedPair:
+        index = self.indices[i]
+        pair = self.encoder.encode(index, self.dataset[index])
+        if isinstance(pair, Skip):
+            raise RuntimeError(f"row {index} was prepared as usable but now fails: {pair.message}")
+        if self.ref is not None:
+            pair.ref = (float(self.ref[i, 0]), float(self.ref[i, 1]))
+        return pair
+
+
+def collate(pairs: list[EncodedPair]) -> list[EncodedPair]:
+    """Batches stay lists of pairs: the forward packs them on the device."""
+    return pairs

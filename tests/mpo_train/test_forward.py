@@ -1,0 +1,54 @@
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from mmpr.testing import FAMILIES
+from mpo_train.data import PairEncoder
+from mpo_train.forward import SequenceLogps, packed_logps, plain_logps
+
+
+def _setup(tiny_model_dir, family, attn="sdpa"):
+    path = tiny_model_dir(family)
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(path, attn_implementation=attn)
+    encoder = PairEncoder(AutoProcessor.from_pretrained(path), max_length=512)
+    return model, encoder
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_equals_plain(tiny_model_dir, pair_dataset, family, attn):
+    model, encoder = _setup(tiny_model_dir, family, attn)
+    pairs = [encoder.encode(i, pair_dataset[i]) for i in range(len(pair_dataset))]
+    with torch.no_grad():
+        packed, plain = packed_logps(model, pairs), plain_logps(model, pairs)
+    torch.testing.assert_close(packed.chosen, plain.chosen, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(packed.rejected, plain.rejected, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(packed.chosen_nll, plain.chosen_nll, atol=1e-5, rtol=1e-5)
+    assert packed.tokens < plain.tokens, "the prompt is computed once"
+    assert packed.chosen.shape == (3,) and (packed.chosen < 0).all()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packed_gradients_equal_plain(tiny_model_dir, pair_dataset, family):
+    model, encoder = _setup(tiny_model_dir, family)
+    pairs = [encoder.encode(i, pair_dataset[i]) for i in range(2)]
+    grads = []
+    for fn in (packed_logps, plain_logps):
+        model.zero_grad()
+        out = fn(model, pairs)
+        (out.chosen.sum() - 0.5 * out.rejected.sum() + out.chosen_nll).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-3)
+
+
+def test_auto_checks_packed_once_and_falls_back_on_other_backends(tiny_model_dir, pair_dataset):
+    model, encoder = _setup(tiny_model_dir, "qwen2_vl")
+    pairs = [encoder.encode(0, pair_dataset[0])]
+    chooser = SequenceLogps("auto")
+    chooser(model, pairs)
+    assert chooser.mode == "packed" and "checked against plain" in chooser.reason
+    model.config.get_text_config()._attn_implementation = "flash_attention_2"
+    fallback = SequenceLogps("auto")
+    fallback._choose(model, pairs)
+    assert fallback.mode == "plain" and "flash_attention_2" in fallback.reason
