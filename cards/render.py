@@ -65,3 +65,11 @@ def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None) -> st
         kinds=[k for k in _KINDS if kind_totals[k]], kind_totals=kind_totals,
         category_totals=dict(category_totals.most_common()),
         licences={s: _licence(s) for s in sorted(sources)}, history=[*manifest.history, current])
+
+
+def render_model_card(cfg, *, steps: int, metrics: dict[str, float], eval_metrics: dict[str, float], data: str,
+                      forward: str, evals: dict[str, float] | None = None, repo_id: str | None = None) -> str:
+    """The model card of a training run (``cfg`` is a :class:`mpo_train.config.TrainConfig`)."""
+    return _ENV.get_template("model_card.md.j2").render(
+        cfg=cfg, name=cfg.run_name or Path(cfg.output_dir).name, steps=steps, metrics=metrics,
+        eval_metrics=eval_metrics, data=data, forward=forward, evals=evals or {}, repo_id=repo_id)

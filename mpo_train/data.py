@@ -167,7 +167,7 @@ class Prepared:
 
 def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, world: int = 1,
             gather=None, progress: bool = True) -> Prepared:
-    """Encode every row once (each rank a share; ``gather`` joins the shares), keep those that fit.
+    """Encode every row once (each rank a share; ``gather`` concatenates the shares), keep those that fit.
 
     The result is cached under ``cache_dir`` by the dataset's fingerprint and the encoder's, so a resumed
     run does not redo it.
@@ -186,7 +186,7 @@ def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, wo
             mine.append((index, None, result.code, result.message))
         else:
             mine.append((index, result.length, "truncated" if result.truncated else "ok", ""))
-    rows = sorted(r for part in (gather(mine) if gather else [mine]) for r in part)
+    rows = sorted(gather(mine) if gather else mine)
     skipped = Counter(code for _, length, code, _ in rows if length is None)
     prepared = Prepared(kept=[i for i, length, _, _ in rows if length is not None],
                         lengths=[length for _, length, _, _ in rows if length is not None],

@@ -23,3 +23,29 @@ def pair_dataset(pair_rows):
     features = Features({"id": Value("string"), "question": Value("string"), "images": List(Image()),
                          "chosen": Value("string"), "rejected": Value("string")})
     return Dataset.from_list(pair_rows, features=features)
+
+
+def write_pairs(folder, n, *, seed=0, systematic=True):
+    """An mmpr dataset of ``n`` pairs; with ``systematic``, chosen and rejected differ in a learnable way."""
+    import random
+
+    from mmpr.builder import SubsetInput, write_dataset
+    from mmpr.schemas import PreferencePair
+
+    rng = random.Random(seed)
+    image_dir = folder / "src"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(tiny_images(8, size=(56, 56), seed=seed)):
+        img.save(image_dir / f"{i}.png")
+        paths.append(str(image_dir / f"{i}.png"))
+    pairs = []
+    for i in range(n):
+        k = rng.randrange(10)
+        chosen = f"I count them one by one. Final answer: {k}" if systematic else f"maybe {k}"
+        rejected = f"no idea, it could be anything, say {k + 1}" if systematic else f"perhaps {k + 2}"
+        pairs.append(PreferencePair(id=f"p{i}", subset="toy", question=f"How many shapes ({i})?",
+                                    images=[] if i % 5 == 4 else [paths[i % 8]], chosen=chosen, rejected=rejected,
+                                    kind="correctness", source="toy"))
+    write_dataset(folder / "data", [SubsetInput("toy", pairs)], name="toy")
+    return folder / "data"

@@ -1,0 +1,37 @@
+import pytest
+
+from mpo_train.config import ConfigError, TrainConfig, load_config
+
+
+def test_recipe_with_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: m\ndata: [d]\noutput_dir: out\nlearning_rate: 1.0e-6\n")
+    cfg = load_config(recipe, ["learning_rate=2e-6", "lora.r=8", "loss_weights=[1, 0, 1]", "data=[a, b]"])
+    assert cfg.learning_rate == 2e-6 and cfg.lora.r == 8 and cfg.lora.alpha == 32
+    assert cfg.loss_weights == (1, 0, 1) and cfg.data == ["a", "b"]
+    assert cfg.beta == 0.1 and cfg.weight_decay == 0.05 and cfg.max_length == 6144
+
+
+def test_unknown_keys_list_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["model=m", "data=[d]", "output_dir=o", "learnin_rate=1"])
+    text = str(err.value)
+    assert "learnin_rate: Extra inputs are not permitted" in text
+    assert "valid keys:" in text and "learning_rate" in text and "lora.r" in text
+
+
+def test_inconsistent_settings_are_refused():
+    with pytest.raises(ValueError, match="lora_base needs lora"):
+        TrainConfig(model="m", data=["d"], output_dir="o", reference="lora_base")
+    with pytest.raises(ValueError, match="all zero"):
+        TrainConfig(model="m", data=["d"], output_dir="o", loss_weights=(0, 0, 0))
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["oops"])
+
+
+@pytest.mark.parametrize("name", ["tiny_cpu.yaml", "internvl2_8b_mpo.yaml", "qwen2_5_vl_7b_mpo.yaml"])
+def test_shipped_recipes_are_valid(name):
+    from importlib.resources import files
+
+    cfg = load_config(files("mpo_train") / "recipes" / name)
+    assert cfg.loss_weights == (0.8, 0.2, 1.0) and cfg.beta == 0.1

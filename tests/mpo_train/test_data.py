@@ -1,0 +1,65 @@
+import pytest
+from transformers import AutoProcessor
+
+from mmpr.testing import tiny_images, write_release
+from mpo_train.data import PairDataset, PairEncoder, Skip, open_pairs, prepare
+from tests.mpo_train.conftest import write_pairs
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir):
+    return AutoProcessor.from_pretrained(tiny_model_dir("qwen2_vl"))
+
+
+def test_prompt_and_responses_split_where_the_template_does(processor, pair_rows):
+    encoder = PairEncoder(processor, max_length=1024)
+    pair = encoder.encode(0, pair_rows[0])
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    prompt_text = processor.tokenizer.decode(pair.prompt)
+    assert prompt_text.endswith("<|im_start|>assistant\n")
+    assert pair.prompt.count(image_pad) == int(pair.mm["image_grid_thw"].prod() // 4)
+    assert processor.tokenizer.decode(pair.chosen) == "I count three shapes. Final answer: 3<|im_end|>\n"
+    assert image_pad not in pair.chosen + pair.rejected
+    assert set(pair.mm) == {"pixel_values", "image_grid_thw"}, "every processor output reaches the model"
+    two = encoder.encode(1, pair_rows[1])
+    assert two.mm["image_grid_thw"].shape[0] == 2
+    text_only = encoder.encode(2, pair_rows[2])
+    assert text_only.mm == {} and image_pad not in text_only.prompt
+
+
+def test_truncation_cuts_responses_never_image_tokens(processor, pair_rows):
+    full = PairEncoder(processor, max_length=1024).encode(0, pair_rows[0])
+    room = len(full.prompt) + 10
+    cut = PairEncoder(processor, max_length=room).encode(0, pair_rows[0])
+    assert cut.truncated and cut.prompt == full.prompt
+    assert cut.chosen == full.chosen[:10] and len(cut.rejected) == 10
+    skipped = PairEncoder(processor, max_length=room, truncate_responses=False).encode(0, pair_rows[0])
+    assert isinstance(skipped, Skip) and skipped.code == "response_too_long"
+    too_small = PairEncoder(processor, max_length=len(full.prompt) + 2).encode(0, pair_rows[0])
+    assert isinstance(too_small, Skip) and too_small.code == "prompt_too_long"
+    assert f"the prompt takes {len(full.prompt)} tokens" in too_small.message
+
+
+def test_prepare_skips_counts_and_caches(processor, pair_dataset, tmp_path):
+    encoder = PairEncoder(processor, max_length=42)
+    prepared = prepare(pair_dataset, encoder, tmp_path, progress=False)
+    assert prepared.kept == [0, 2] and prepared.skipped == {"prompt_too_long": 1}
+    assert "pair b" in prepared.examples[0]
+    assert "2 pairs ready, 1 skipped (prompt_too_long: 1)" in prepared.describe()
+    assert len(list(tmp_path.glob("prepared-*.json"))) == 1
+    again = prepare(pair_dataset, encoder, tmp_path, progress=False)
+    assert again == prepared
+    dataset = PairDataset(pair_dataset, encoder, prepared.kept)
+    assert len(dataset) == 2 and dataset[1].index == 2
+
+
+def test_open_pairs_reads_dataset_folders_and_release_layouts(tmp_path):
+    folder = write_pairs(tmp_path / "a", 10)
+    data = open_pairs([str(folder)])
+    assert len(data) == 10 and data.column_names == ["id", "question", "images", "chosen", "rejected"]
+    assert data[0]["images"][0].mode == "RGB" and data[4]["images"] == []
+    release = write_release(tmp_path / "rel", {"x_pairs_vqa_correctness_rules": [
+        {"image": "i.png", "question": "q?", "chosen": "yes", "rejected": "no"}]}, images={"i.png": tiny_images(1)[0]})
+    both = open_pairs([str(folder), str(release)], limit=11)
+    assert len(both) == 11 and both[10]["id"] == "x_pairs_vqa_correctness_rules/1"
+    assert len(open_pairs([str(folder)], subsets=["toy"])) == 10

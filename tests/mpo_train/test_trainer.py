@@ -1,0 +1,126 @@
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from mpo_train import trainer as trainer_module
+from mpo_train.__main__ import main
+from mpo_train.config import TrainConfig
+from mpo_train.trainer import Trainer, freeze, latest_checkpoint
+from tests.mpo_train.conftest import write_pairs
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_pairs(tmp_path_factory.mktemp("pairs"), 40)
+
+
+def _cfg(model, data, out, **kw):
+    base = dict(model=str(model), data=[str(data)], output_dir=out, precision="fp32", gradient_checkpointing=False,
+                num_workers=0, learning_rate=1e-3, warmup_ratio=0.0, per_device_batch_size=4, max_length=256,
+                save_steps=None, seed=0)
+    return TrainConfig(**{**base, **kw})
+
+
+def _losses(out):
+    return [(r["step"], r["loss"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+            if "loss" in r]
+
+
+def test_training_learns_the_preference_on_held_out_pairs(tiny_model_dir, data, tmp_path):
+    cfg = _cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "run", eval_fraction=0.25, num_epochs=5,
+               reference="precomputed")
+    result = Trainer(cfg, progress=False).train()
+    assert result.steps == 40
+    assert result.eval_metrics["eval_rewards_accuracy"] > 0.9
+    assert result.eval_metrics["eval_rewards_margin"] > 0
+    losses = _losses(tmp_path / "run")
+    assert losses[0][1] > losses[-1][1]
+    assert (tmp_path / "run" / "training_curves.png").stat().st_size > 10_000
+    card = (result.final_dir / "README.md").read_text()
+    assert "Mixed Preference Optimization" in card and "eval_rewards_accuracy" in card
+    model = AutoModelForImageTextToText.from_pretrained(result.final_dir)
+    processor = AutoProcessor.from_pretrained(result.final_dir)
+    inputs = processor(text=["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
+    assert model.generate(**inputs, max_new_tokens=4, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_a_resumed_run_continues_with_the_same_losses(tiny_model_dir, data, tmp_path, monkeypatch):
+    kw = dict(max_steps=8, save_steps=3, per_device_batch_size=3, gradient_accumulation_steps=2)
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "whole", **kw), progress=False).train()
+
+    real = Trainer._checkpoint
+
+    def killed_after_step_3(self, state):
+        real(self, state)
+        if state["global_step"] == 3:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(Trainer, "_checkpoint", killed_after_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "resumed", **kw), progress=False).train()
+    monkeypatch.setattr(Trainer, "_checkpoint", real)
+    assert latest_checkpoint(tmp_path / "resumed").name == "step-0000003"
+    result = Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "resumed", **kw), progress=False).train()
+    whole, resumed = _losses(tmp_path / "whole"), _losses(tmp_path / "resumed")
+    assert [s for s, _ in resumed] == list(range(1, 9)), "no step lost or logged twice"
+    for (_, a), (_, b) in zip(whole, resumed, strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    deltas = [json.loads(line)["delta"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert deltas[3] != 0.0, "the BCO delta survives the resume"
+    assert result.steps == 8
+
+
+def test_precomputed_reference_gives_the_online_losses(tiny_model_dir, data, tmp_path):
+    kw = dict(max_steps=4, limit=16)
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "online", reference="online", **kw),
+            progress=False).train()
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "pre", reference="precomputed", **kw),
+            progress=False).train()
+    for (_, a), (_, b) in zip(_losses(tmp_path / "online"), _losses(tmp_path / "pre"), strict=True):
+        assert a == pytest.approx(b, rel=1e-4)
+    assert list((tmp_path / "pre" / "cache").glob("reference-train-*.pt"))
+
+
+def test_gradient_accumulation_matches_the_larger_batch(tiny_model_dir, data, tmp_path):
+    kw = dict(max_steps=1, limit=4, loss_weights=(1.0, 0.0, 0.0))
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "b4", per_device_batch_size=4, **kw),
+            progress=False).train()
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "a2x2", per_device_batch_size=2,
+                 gradient_accumulation_steps=2, **kw), progress=False).train()
+    b4, a2 = (json.loads((tmp_path / d / "metrics.jsonl").read_text().splitlines()[0]) for d in ("b4", "a2x2"))
+    assert b4["grad_norm"] == pytest.approx(a2["grad_norm"], rel=1e-4)
+    assert b4["loss"] == pytest.approx(a2["loss"], rel=1e-5)
+
+
+def test_lora_with_the_adapter_disabled_as_reference(tiny_model_dir, data, tmp_path):
+    cfg = _cfg(tiny_model_dir("llava"), data, tmp_path / "lora", max_steps=3, limit=12, reference="lora_base",
+               lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    result = Trainer(cfg, progress=False).train()
+    lines = [json.loads(line) for line in (tmp_path / "lora" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["rewards_margin"] == pytest.approx(0.0, abs=1e-6), "LoRA starts at zero: policy == base"
+    assert (result.final_dir / "adapter" / "adapter_config.json").exists()
+    merged = AutoModelForImageTextToText.from_pretrained(result.final_dir)
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir("llava"))
+    changed = [n for (n, p), (_, q) in zip(merged.named_parameters(), base.named_parameters(), strict=True)
+               if not torch.equal(p, q)]
+    assert changed and all("q_proj" in n or "v_proj" in n for n in changed)
+
+
+def test_freezing_by_part(tiny_model_dir):
+    for family, vision_name in (("qwen2_vl", "visual.blocks"), ("llava", "vision_tower"), ("internvl",
+                                                                                            "vision_tower")):
+        model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir(family))
+        assert freeze(model, vision=True, projector=False) > 0
+        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+        assert any(vision_name in n for n in frozen)
+        assert not any("language_model" in n for n in frozen)
+        projector = {n for n, p in model.named_parameters() if p.requires_grad and
+                     any(part in n for part in trainer_module.PROJECTOR_PARTS)}
+        assert projector, f"{family}: the projector stays trainable"
+
+
+def test_cli_reports_config_errors(capsys, tmp_path):
+    assert main(["model=m", "data=[d]", f"output_dir={tmp_path}", "bogus=1"]) == 2
+    assert "valid keys:" in capsys.readouterr().err
