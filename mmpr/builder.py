@@ -13,6 +13,7 @@ rows with decoded images. Pairs are streamed: memory does not grow with the numb
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -250,10 +251,27 @@ def open_dataset(location: str | Path, *, subset: str | None = None, revision: s
     """
     from datasets import load_dataset
 
-    ds = load_dataset(str(location), subset or ALL_CONFIG, split="train", revision=revision, streaming=streaming)
+    kwargs = {}
+    if not streaming and Path(location).is_dir():
+        kwargs["cache_dir"] = _local_cache_dir(Path(location))
+    ds = load_dataset(str(location), subset or ALL_CONFIG, split="train", revision=revision, streaming=streaming,
+                      **kwargs)
     if not decode_images:
         ds = ds.cast_column("images", List(Image(decode=False)))
     return ds
+
+
+def _local_cache_dir(folder: Path) -> str:
+    """A cache folder of this dataset folder alone. datasets keys the cache of a local folder by its name and its
+    files' relative paths and times, so two folders named alike with files written in the same second would share
+    (and return) one cache."""
+    from datasets import config
+
+    files = sorted(p for p in (folder / DATA_DIR).rglob("*.parquet"))
+    stamp = [str(folder.resolve())] + [f"{p.relative_to(folder)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                       for p in files]
+    digest = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+    return str(Path(config.HF_DATASETS_CACHE) / "mmpr-local" / digest)
 
 
 def subsets_of(location: str | Path, *, revision: str | None = None) -> list[str]:

@@ -51,7 +51,8 @@ class Skip:
 
 # ------------------------------------------------------------------------------------------------------ reading
 
-def _release_rows(folder: Path, subsets: list[str] | None) -> Iterator[dict]:
+def _release_rows(folder: Path, subsets: list[str] | None, stamp: list) -> Iterator[dict]:
+    """Rows of a release; ``stamp`` (its files' sizes and times) is only there to key datasets' cache."""
     from mmpr.problems import ProblemLog
     from mmpr.release import iter_subset, read_meta
 
@@ -75,8 +76,9 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
     for location in locations:
         path = Path(location).expanduser()
         if (path / "meta.json").is_file():
-            parts.append(Dataset.from_generator(_release_rows, gen_kwargs={"folder": path, "subsets": subsets},
-                                                features=features))
+            stamp = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*"))]
+            parts.append(Dataset.from_generator(_release_rows, features=features,
+                                                gen_kwargs={"folder": path, "subsets": subsets, "stamp": stamp}))
             continue
         for subset in subsets or [None]:
             ds = open_dataset(location, subset=subset, streaming=False)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from mpo_train.data import EncodedPair
+from mpo_train.data import TEXT_KEYS, EncodedPair
 
 log = logging.getLogger(__name__)
 PACKED_BACKENDS = ("sdpa", "eager")
@@ -224,3 +224,35 @@ class SequenceLogps:
         self.mode = "plain"
         self.reason = f"using the plain two-sequence forward: {reason}"
         log.warning(self.reason)
+
+
+def dummy_image_inputs(processor) -> dict[str, torch.Tensor]:
+    """Processor outputs for one small blank image: what :func:`vision_keepalive` feeds the vision tower."""
+    from PIL import Image
+
+    from mmpr.chat import conversation
+
+    prompt = processor.apply_chat_template(conversation("", 1), add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[prompt], images=[Image.new("RGB", (56, 56), (128, 128, 128))], return_tensors="pt")
+    return {k: v for k, v in inputs.items() if k not in TEXT_KEYS and isinstance(v, torch.Tensor)}
+
+
+def vision_keepalive(model, image_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A zero that depends on every vision-tower parameter: added to the loss of a micro-batch without images,
+    so that under ZeRO-3 / FSDP every rank gathers the same parameters in the same order (else the ranks whose
+    batch has images wait forever for the others)."""
+    inner = unwrap(model)
+    device = next(inner.parameters()).device
+    features = inner.get_image_features(**{k: v.to(device) for k, v in image_inputs.items()})
+    return sum(t.float().sum() for t in _tensors(features)) * 0.0
+
+
+def _tensors(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _tensors(v)

@@ -26,10 +26,11 @@ from mmpr.io import atomic_write_text
 from mmpr.testing import resolve_model
 from mpo_train.config import TrainConfig
 from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pairs, prepare
-from mpo_train.forward import SequenceLogps, unwrap
+from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_keepalive
 from mpo_train.losses import RewardMean, mpo_loss
 from mpo_train.metrics import MetricsLog
 from mpo_train.reference import CachedReference, LoraBaseReference, OnlineReference, model_identity, precompute
+from mpo_train.saving import save_full_model
 
 log = logging.getLogger("mpo_train")
 
@@ -196,6 +197,8 @@ class Trainer:
             reference.policy = policy
         delta = RewardMean()
         acc.register_for_checkpointing(delta)
+        # distributed runs: a rank whose micro-batch is text-only still runs the vision tower (see vision_keepalive)
+        keepalive = dummy_image_inputs(processor) if acc.num_processes > 1 else None
         if cfg.report_to:
             acc.init_trackers(cfg.run_name or self.output_dir.name, config=cfg.model_dump(mode="json"))
 
@@ -226,6 +229,8 @@ class Trainer:
                     ref_chosen, ref_rejected = reference(pairs)
                     loss, metrics = mpo_loss(out.chosen, out.rejected, ref_chosen, ref_rejected, out.chosen_nll,
                                              beta=cfg.beta, weights=cfg.loss_weights, delta=delta.value)
+                    if keepalive is not None and not any(p.mm for p in pairs):
+                        loss = loss + vision_keepalive(policy, keepalive)
                     acc.backward(loss)
                     metrics["delta"] = torch.tensor(delta.value)
                     delta.update(acc.reduce(metrics["reward_mean"].to(acc.device), "mean").item())
@@ -315,20 +320,11 @@ class Trainer:
         """Full weights (gathered under ZeRO-3 / FSDP) that load with ``from_pretrained``; LoRA runs also keep
         the adapter."""
         acc = self.accelerator
-        final = self.output_dir / "final"
         acc.wait_for_everyone()
-        state_dict = acc.get_state_dict(policy)
-        model = acc.unwrap_model(policy)
-        if self.cfg.lora is not None:
-            model.save_pretrained(final / "adapter", state_dict=state_dict, is_main_process=acc.is_main_process)
-            if self.cfg.lora.save_merged and acc.is_main_process:
-                merged = model.merge_and_unload()
-                merged.save_pretrained(final)
-        else:
-            model.save_pretrained(final, state_dict=state_dict, is_main_process=acc.is_main_process,
-                                  save_function=acc.save)
-        if acc.is_main_process:
-            processor.save_pretrained(final)
+        final = save_full_model(acc.unwrap_model(policy), processor, self.output_dir / "final",
+                                state_dict=acc.get_state_dict(policy), is_main_process=acc.is_main_process,
+                                save_function=acc.save, lora_merged=self.cfg.lora is not None and
+                                self.cfg.lora.save_merged)
         acc.wait_for_everyone()
         return final
 

@@ -79,3 +79,9 @@ def test_interrupted_write_keeps_the_previous_dataset(tmp_path, image_files):
 def test_pairs_must_match_their_subset(tmp_path):
     with pytest.raises(ValueError, match="belongs to subset 'other'"):
         write_dataset(tmp_path, [SubsetInput("s", [_pair(0, "other", [])])], name="x")
+
+
+def test_alike_named_folders_do_not_share_a_cache(tmp_path):
+    for parent, n in (("a", 2), ("b", 3)):
+        write_dataset(tmp_path / parent / "data", [SubsetInput("s", [_pair(i, "s", []) for i in range(n)])], name="x")
+    assert [len(open_dataset(tmp_path / p / "data", streaming=False)) for p in ("a", "b")] == [2, 3]

@@ -52,3 +52,15 @@ def test_auto_checks_packed_once_and_falls_back_on_other_backends(tiny_model_dir
     fallback = SequenceLogps("auto")
     fallback._choose(model, pairs)
     assert fallback.mode == "plain" and "flash_attention_2" in fallback.reason
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_vision_keepalive_is_a_zero_that_reaches_the_vision_tower(tiny_model_dir, family):
+    from mpo_train.forward import dummy_image_inputs, vision_keepalive
+
+    model, encoder = _setup(tiny_model_dir, family)
+    zero = vision_keepalive(model, dummy_image_inputs(encoder.processor))
+    zero.backward()
+    assert zero.item() == 0.0
+    touched = [n for n, p in model.named_parameters() if p.grad is not None]
+    assert touched and all("vision" in n or "visual" in n or "projector" in n or "mlp1" in n for n in touched)
