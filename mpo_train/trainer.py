@@ -211,7 +211,7 @@ class Trainer:
         metrics_log = MetricsLog(self.output_dir / "metrics.jsonl", accelerator=acc, resume_step=state["global_step"])
         bar = self._bar(total_steps, state["global_step"])
         window: dict[str, list[float]] = defaultdict(list)
-        tokens, started = 0, time.perf_counter()
+        tokens, pairs_seen, started = 0, 0, time.perf_counter()
         last: dict[str, float] = {}
         eval_metrics: dict[str, float] = {}
         policy.train()
@@ -242,6 +242,7 @@ class Trainer:
                     optimizer.zero_grad()
                 state["batches_in_epoch"] += 1
                 tokens += out.tokens
+                pairs_seen += len(pairs)
                 for key, value in metrics.items():
                     window[key].append(float(value))
                 if not acc.sync_gradients:
@@ -251,10 +252,11 @@ class Trainer:
                 elapsed = time.perf_counter() - started
                 last = {k: sum(v) / len(v) for k, v in window.items() if k != "reward_mean"}
                 last = {k: float(acc.reduce(torch.tensor(v, device=acc.device), "mean")) for k, v in last.items()}
-                last.update(lr=scheduler.get_last_lr()[0], epoch=epoch,
-                            tokens_per_s=float(acc.reduce(torch.tensor(tokens / elapsed, device=acc.device), "sum")))
+                rates = acc.reduce(torch.tensor([tokens / elapsed, pairs_seen / elapsed], device=acc.device), "sum")
+                last.update(lr=scheduler.get_last_lr()[0], epoch=epoch, tokens_per_s=float(rates[0]),
+                            pairs_per_s=float(rates[1]))
                 window.clear()
-                tokens, started = 0, time.perf_counter()
+                tokens, pairs_seen, started = 0, 0, time.perf_counter()
                 if step % cfg.logging_steps == 0 or step == total_steps:
                     metrics_log.write(step, last)
                 bar.update(1)
