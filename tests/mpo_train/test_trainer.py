@@ -124,3 +124,34 @@ def test_freezing_by_part(tiny_model_dir):
 def test_cli_reports_config_errors(capsys, tmp_path):
     assert main(["model=m", "data=[d]", f"output_dir={tmp_path}", "bogus=1"]) == 2
     assert "valid keys:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_run_killed_with_sigkill_resumes(tiny_model_dir, data, tmp_path):
+    """`python -m mpo_train` in a real process, killed after its first checkpoint, finishes on rerun with the
+    uninterrupted run's losses."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "mpo_train", f"model={tiny_model_dir('qwen2_vl')}", f"data=[{data}]",
+            "precision=fp32", "gradient_checkpointing=false", "num_workers=0", "learning_rate=1e-3",
+            "warmup_ratio=0", "per_device_batch_size=2", "max_steps=12", "save_steps=2", "max_length=256"]
+    whole = subprocess.run(args + [f"output_dir={tmp_path / 'whole'}"], capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    proc = subprocess.Popen(args + [f"output_dir={tmp_path / 'run'}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while latest_checkpoint(tmp_path / "run") is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step = int(latest_checkpoint(tmp_path / "run").name.split("-")[1])
+    assert step < 12, "killed before the end"
+    rerun = subprocess.run(args + [f"output_dir={tmp_path / 'run'}"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resumed from" in rerun.stdout
+    for (s1, a), (s2, b) in zip(_losses(tmp_path / "whole"), _losses(tmp_path / "run"), strict=True):
+        assert s1 == s2 and a == pytest.approx(b, rel=1e-5, abs=1e-6)
