@@ -200,7 +200,10 @@ class Trainer:
         # distributed runs: a rank whose micro-batch is text-only still runs the vision tower (see vision_keepalive)
         keepalive = dummy_image_inputs(processor) if acc.num_processes > 1 else None
         if cfg.report_to:
-            acc.init_trackers(cfg.run_name or self.output_dir.name, config=cfg.model_dump(mode="json"))
+            # trackers take flat scalar hyperparameters
+            hparams = {k: v if isinstance(v, int | float | str | bool) else json.dumps(v)
+                       for k, v in cfg.model_dump(mode="json").items()}
+            acc.init_trackers(cfg.run_name or self.output_dir.name, config=hparams)
 
         state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
         resume_from = latest_checkpoint(self.output_dir)

@@ -219,3 +219,14 @@ def test_vllm_build_killed_midway_resumes_to_the_uninterrupted_result(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert read_manifest(tmp_path / "out").content_hash == read_manifest(tmp_path / "whole").content_hash
     assert read_manifest(tmp_path / "out").num_pairs > 0
+
+
+def test_release_layout_is_written_on_request(tmp_path, source_file, fake_model, scripted):
+    from mmpr.problems import ProblemLog
+    from mmpr.release import iter_subset, read_meta
+
+    run(_cfg(tmp_path, source_file, release_out=tmp_path / "release"), progress=False)
+    log = ProblemLog()
+    pairs = [p for spec in read_meta(tmp_path / "release") for p in iter_subset(spec, log)]
+    assert len(pairs) == read_manifest(tmp_path / "out").num_pairs and log.total == 0
+    assert {p.kind for p in pairs} <= {"correctness", "format", "dropout_ntp"}

@@ -155,3 +155,11 @@ def test_cli_run_killed_with_sigkill_resumes(tiny_model_dir, data, tmp_path):
     assert "resumed from" in rerun.stdout
     for (s1, a), (s2, b) in zip(_losses(tmp_path / "whole"), _losses(tmp_path / "run"), strict=True):
         assert s1 == s2 and a == pytest.approx(b, rel=1e-5, abs=1e-6)
+
+
+def test_internvl_with_checkpointing_bf16_and_tensorboard(tiny_model_dir, data, tmp_path):
+    cfg = _cfg(tiny_model_dir("internvl"), data, tmp_path / "ivl", max_steps=2, limit=8, gradient_checkpointing=True,
+               precision="bf16", report_to=["tensorboard"], freeze_vision_tower=True)
+    result = Trainer(cfg, progress=False).train()
+    assert result.steps == 2 and result.metrics["loss"] > 0
+    assert list((tmp_path / "ivl").rglob("events.out.tfevents.*")), "tensorboard got the metrics"
