@@ -32,3 +32,13 @@ def conversation(question: str, n_images: int, *, prefix: str | None = None) -> 
     if prefix is not None:
         messages.append({"role": "assistant", "content": [{"type": "text", "text": prefix}]})
     return messages
+
+
+def fill_images(messages: list[dict], images, make_part) -> list[dict]:
+    """Replace the ``{"type": "image"}`` parts, in order, with ``make_part(image)`` (an engine's own form)."""
+    images = iter(images)
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            message["content"] = [make_part(next(images)) if part["type"] == "image" else part for part in content]
+    return messages

@@ -13,7 +13,7 @@ import base64
 import mimetypes
 from pathlib import Path
 
-from mmpr.chat import conversation
+from mmpr.chat import conversation, fill_images
 from mmpr.engines.base import Completion, EngineError, Request, Result, error_code
 from mmpr.schemas import SamplingConfig
 
@@ -37,13 +37,8 @@ class OpenAIEngine:
 
     @staticmethod
     def _messages(request: Request) -> list[dict]:
-        messages = conversation(request.question, len(request.images), prefix=request.prefix)
-        images = iter(request.images)
-        for part in messages[0]["content"]:
-            if part["type"] == "image":
-                part.clear()
-                part.update(type="image_url", image_url={"url": data_url(next(images))})
-        return messages
+        return fill_images(conversation(request.question, len(request.images), prefix=request.prefix),
+                           request.images, lambda path: {"type": "image_url", "image_url": {"url": data_url(path)}})
 
     def generate(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
         return asyncio.run(self._generate(requests, sampling))

@@ -10,7 +10,7 @@ import gc
 import os
 from typing import Any
 
-from mmpr.chat import conversation
+from mmpr.chat import conversation, fill_images
 from mmpr.engines.base import Completion, EngineError, Request, Result, error_code
 from mmpr.images import open_rgb
 from mmpr.schemas import SamplingConfig
@@ -46,12 +46,8 @@ class VLLMEngine:
 
     @staticmethod
     def _messages(request: Request) -> list[dict]:
-        messages = conversation(request.question, len(request.images), prefix=request.prefix)
-        images = iter(request.images)
-        for part in messages[0]["content"]:
-            if part["type"] == "image":
-                part.update(type="image_pil", image_pil=open_rgb(next(images)))
-        return messages
+        return fill_images(conversation(request.question, len(request.images), prefix=request.prefix),
+                           request.images, lambda path: {"type": "image_pil", "image_pil": open_rgb(path)})
 
     def _chat(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
         cont = requests[0].prefix is not None
