@@ -57,6 +57,7 @@ class DatasetSource:
     limit: int | None = None
     require_image: bool = False
     fix: RowFix | None = None
+    _dataset: Any = field(default=None, init=False, repr=False)
 
     def _load(self):
         from datasets import load_dataset, load_from_disk
@@ -87,7 +88,7 @@ class DatasetSource:
                           num_items=num_items)
 
     def __len__(self) -> int:
-        dataset = getattr(self, "_dataset", None) or self._load()
+        dataset = self.open()._dataset if self._dataset is None else self._dataset
         try:
             n = len(dataset)
         except TypeError:
@@ -95,7 +96,7 @@ class DatasetSource:
         return min(n, self.limit) if self.limit else n
 
     def items(self, store: ImageStore, problems: ProblemLog) -> Iterator[SourceItem]:
-        dataset = getattr(self, "_dataset", None) or self.open()._dataset
+        dataset = self.open()._dataset if self._dataset is None else self._dataset
         base = Path(self.path).expanduser()
         base = base.parent if base.is_file() else base
         for index, row in enumerate(dataset):
