@@ -49,3 +49,13 @@ def write_pairs(folder, n, *, seed=0, systematic=True):
                                     kind="correctness", source="toy"))
     write_dataset(folder / "data", [SubsetInput("toy", pairs)], name="toy")
     return folder / "data"
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each Trainer here runs as if in its own process (accelerate keeps one global state per process)."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
