@@ -1,0 +1,104 @@
+"""Judge-free scoring of chain-of-thought answers, with the extraction and rules the data engine uses.
+
+Each benchmark's document is mapped to a :class:`Target` (ground truth, answer type, choices); a response is
+scored by extracting its final answer with :func:`mmpr.answers.extract_final_answer` and judging it with
+:func:`mmpr.answers.answer_score`. A response with no extractable final answer is wrong *and* unparsable: it is
+never snapped to the nearest choice or guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from mmpr.answers import answer_score, extract_final_answer, parse_number
+from mmpr.schemas import AnswerType
+
+
+class MissingField(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    answer: str
+    answer_type: AnswerType
+    choices: list[str] | None = None
+    precision: int | None = None
+
+
+class SampleScore(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    extracted: str | None
+    parsable: bool
+    correct: bool
+
+
+def require(doc: dict, fields: tuple[str, ...], benchmark: str) -> None:
+    """Fail at once, naming the field, when a document lacks what scoring needs."""
+    missing = [f for f in fields if f not in doc]
+    if missing:
+        raise MissingField(f"{benchmark}: the dataset has no field {', '.join(missing)} (a row has: "
+                           f"{', '.join(sorted(doc))})")
+
+
+MATHVISTA_FIELDS = ("question", "question_type", "answer_type", "choices", "precision", "unit", "answer", "metadata")
+
+
+def mathvista_target(doc: dict) -> Target:
+    """MathVista: multiple choice by option text or letter; free-form integer / float (at the item's precision)
+    / text / list."""
+    require(doc, MATHVISTA_FIELDS, "MathVista")
+    if doc["question_type"] == "multi_choice":
+        return Target(str(doc["answer"]), "multiple_choice", [str(c) for c in doc["choices"]])
+    kind = doc["answer_type"]
+    if kind not in ("integer", "float", "text", "list"):
+        raise ValueError(f"MathVista item {doc.get('pid')}: unknown answer_type {kind!r}")
+    precision = doc.get("precision")
+    return Target(str(doc["answer"]), kind, precision=int(precision) if precision is not None and kind == "float"
+                  else None)
+
+
+MATHVISION_FIELDS = ("question", "options", "answer")
+
+
+def mathvision_target(doc: dict) -> Target:
+    """MathVision: options (if any) are multiple choice with a letter answer; otherwise a math expression."""
+    require(doc, MATHVISION_FIELDS, "MathVision")
+    options = [str(o) for o in doc["options"] or []]
+    if options:
+        return Target(str(doc["answer"]), "multiple_choice", options)
+    return Target(str(doc["answer"]), "latex")
+
+
+POPE_FIELDS = ("question", "answer")
+
+
+def pope_target(doc: dict) -> Target:
+    require(doc, POPE_FIELDS, "POPE")
+    return Target(str(doc["answer"]), "yes_no")
+
+
+def _float_at_precision(extracted: str, target: Target) -> bool:
+    value, answer = parse_number(extracted), parse_number(target.answer)
+    if value is None or answer is None:
+        return False
+    return round(value, target.precision) == round(answer, target.precision)
+
+
+def score(response: str, target: Target, *, style: str = "cot") -> SampleScore:
+    """Extract the final answer of ``response`` and judge it against ``target``. With ``style="direct"`` (the
+    direct-answer prompt) the whole response is the answer."""
+    extracted = extract_final_answer(response) if style == "cot" else (response.strip().rstrip(".") or None)
+    if extracted is None:
+        return SampleScore(extracted=None, parsable=False, correct=False)
+    return SampleScore(extracted=extracted, parsable=True, correct=judge(extracted, target))
+
+
+def judge(extracted: str, target: Target) -> bool:
+    if target.answer_type == "float" and target.precision is not None:
+        return _float_at_precision(extracted, target)
+    return answer_score(extracted, target.answer, answer_type=target.answer_type, choices=target.choices) > 0.9
+
