@@ -30,6 +30,10 @@ class ResponseCache:
         self.path = Path(path)
         self.responses: dict[str, str] = {}
         if self.path.exists():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):  # a write cut short: drop the torn line before appending
+                with open(self.path, "r+b") as f:
+                    f.truncate(data.rfind(b"\n") + 1)
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
                     record = json.loads(line)

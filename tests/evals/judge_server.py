@@ -1,0 +1,65 @@
+"""A tiny OpenAI-compatible chat server on 127.0.0.1 that answers like an answer-extraction judge would: the text
+after the last "answer is" / "Final answer:", or the last number, or NONE. Deterministic, for tests."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "rule-judge"
+
+
+def extract(text: str) -> str:
+    response = text.split("Response:", 1)[-1] if "Response:" in text else text.rsplit("\n\n", 2)[-2] if \
+        text.count("\n\n") >= 2 else text
+    m = re.findall(r"(?:answer is|Final answer:)\s*\(?([^\s.)\"]+)", response, re.I)
+    if m:
+        return m[-1]
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", response)
+    return numbers[-1] if numbers else "NONE"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _send(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._send({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "test"}]})
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append(payload)
+        text = payload["messages"][-1]["content"]
+        text = text if isinstance(text, str) else " ".join(p.get("text", "") for p in text)
+        answer = extract(text)
+        self._send({"id": "x", "object": "chat.completion", "created": 0, "model": MODEL,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": answer}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+
+class JudgeServer:
+    def __enter__(self):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.requests = []
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        return self
+
+    @property
+    def requests(self) -> list[dict]:
+        return self.server.requests
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

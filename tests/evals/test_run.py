@@ -1,0 +1,60 @@
+import json
+
+import pytest
+from datasets import Dataset
+
+from evals.run import evaluate, main
+from evals.scoring import MissingField
+from tests.evals.conftest import MATHVISTA_FEATURES, mathvista_rows
+
+
+def test_unknown_benchmark_and_missing_data_fail_at_once(tmp_path, capsys):
+    assert main(["--tasks", "mathvista,chartqa", "--model", "m", "--out", str(tmp_path)]) == 2
+    assert "unknown benchmark chartqa; available: mathvista, mathvision, pope" in capsys.readouterr().err
+    assert main(["--tasks", "mathvision", "--model", "m", "--prompt", "direct", "--out", str(tmp_path)]) == 2
+    assert "mathvision has no 'direct' prompt" in capsys.readouterr().err
+    assert main(["--tasks", "mathvista", "--model", "m", "--data", f"mathvista={tmp_path / 'nope'}",
+                 "--out", str(tmp_path)]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_a_dataset_missing_a_field_fails_before_generating(tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "precision"} for r in mathvista_rows(2)]
+    features = MATHVISTA_FEATURES.copy()
+    del features["precision"]
+    path = tmp_path / "bad.parquet"
+    Dataset.from_list(rows, features=features).to_parquet(str(path))
+    with pytest.raises(MissingField, match="has no field precision"):
+        evaluate(["mathvista"], "unused-model", out=tmp_path / "out", data={"mathvista": str(path)})
+    assert not (tmp_path / "out" / "cache" / "responses.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_mathvista_end_to_end_through_lmms_eval_resumes_and_repeats(mathvista_parquet, tmp_path, capsys):
+    args = ["--tasks", "mathvista", "--model", "tiny:qwen2_vl", "--engine", "hf", "--limit", "8",
+            "--data", f"mathvista={mathvista_parquet}", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    assert "mathvista:" in capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    task = results["tasks"]["mathvista"]
+    assert task["total"] == 8 and results["lmms_eval_version"] == "0.7.3" and results["prompt"] == "cot"
+    assert "Final answer" in results["prompt_template"]
+    assert results["generation"]["mmpr_mathvista_testmini_cot"]["temperature"] == 0.0
+    assert set(task["categories"]) >= {"skills", "question_type", "answer_type"}
+    assert task["categories"]["skills"]["arithmetic reasoning"]["total"] == 8
+    samples = [json.loads(line) for line in
+               (tmp_path / "run" / "samples_mmpr_mathvista_testmini_cot.jsonl").read_text().splitlines()]
+    assert len(samples) == 8 and all({"extracted", "correct", "parsable", "response"} <= set(s) for s in samples)
+    assert task["unparsable"] == sum(not s["parsable"] for s in samples)
+    assert all(s["correct"] is False for s in samples if not s["parsable"])
+
+    cache = tmp_path / "run" / "cache" / "responses.jsonl"
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 8
+    # a crash after half the samples, mid-write: the rerun answers the rest and repeats the result exactly
+    cache.write_text("\n".join(lines[:4]) + "\n" + lines[4][:20])
+    assert main(args) == 0
+    keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
+    assert len(keys) == 8 and len(set(keys)) == 8, "the torn line is dropped, the rest answered once"
+    again = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["mathvista"]
+    assert (again["accuracy"], again["unparsable"]) == (task["accuracy"], task["unparsable"])

@@ -1,0 +1,68 @@
+import pytest
+
+from evals.scoring import MissingField, Target, mathvision_target, mathvista_target, pope_target, score
+
+COT = "Looking at the figure carefully, I work it out step by step.\n"
+
+
+def _mathvista(**kw):
+    doc = {"question": "q", "question_type": "free_form", "answer_type": "integer", "choices": None,
+           "precision": None, "unit": None, "answer": "3", "metadata": {}, "pid": "7"}
+    return {**doc, **kw}
+
+
+@pytest.mark.parametrize("doc, response, correct", [
+    (_mathvista(question_type="multi_choice", answer_type="text", choices=["cat", "dog"], answer="dog"),
+     COT + "Final answer: (B) dog", True),
+    (_mathvista(question_type="multi_choice", answer_type="text", choices=["cat", "dog"], answer="dog"),
+     COT + "Final answer: B", True),
+    (_mathvista(question_type="multi_choice", answer_type="text", choices=["cat", "dog"], answer="dog"),
+     COT + "Final answer: cat", False),
+    (_mathvista(answer="3"), COT + "Final answer: 3 apples", True),
+    (_mathvista(answer="3"), COT + "Final answer: 4", False),
+    (_mathvista(answer_type="float", precision=1.0, answer="1.5"), COT + "Final answer: 1.49", True),
+    (_mathvista(answer_type="float", precision=1.0, answer="1.5"), COT + "Final answer: 1.56", False),
+    (_mathvista(answer_type="float", precision=2.0, answer="0.33"), COT + "Final answer: $\\frac{1}{3}$", True),
+    (_mathvista(answer_type="list", answer="[1, 2]"), COT + "Final answer: [1, 2]", True),
+    (_mathvista(answer_type="text", answer="Yes"), COT + "Final answer: yes", True),
+])
+def test_mathvista(doc, response, correct):
+    result = score(response, mathvista_target(doc))
+    assert result.parsable and result.correct is correct
+
+
+def test_no_final_answer_is_wrong_and_unparsable_never_a_guess():
+    doc = _mathvista(question_type="multi_choice", answer_type="text", choices=["cat", "dog"], answer="dog")
+    for response in ("dog", "I think it is a dog", COT + "It could be either.", ""):
+        result = score(response, mathvista_target(doc))
+        assert not result.parsable and not result.correct and result.extracted is None
+
+
+def test_direct_answers_are_the_whole_response():
+    doc = _mathvista(question_type="multi_choice", answer_type="text", choices=["cat", "dog"], answer="dog")
+    assert score("B", mathvista_target(doc), style="direct").correct
+    assert score("dog.", mathvista_target(doc), style="direct").correct
+    assert not score("", mathvista_target(doc), style="direct").parsable
+
+
+def test_mathvision_and_pope():
+    mc = {"question": "q", "options": ["1", "2", "3"], "answer": "C"}
+    assert score(COT + "Final answer: (C)", mathvision_target(mc)).correct
+    free = {"question": "q", "options": [], "answer": "2\\sqrt{3}"}
+    assert mathvision_target(free).answer_type == "latex"
+    assert score(COT + "Final answer: $2\\sqrt{3}$", mathvision_target(free)).correct
+    assert not score(COT + "Final answer: $3\\sqrt{2}$", mathvision_target(free)).correct
+    assert score(COT + "Final answer: No, there is none.", pope_target({"question": "q", "answer": "no"})).correct
+
+
+def test_missing_fields_are_named():
+    with pytest.raises(MissingField, match="MathVista: the dataset has no field precision, unit"):
+        mathvista_target({k: v for k, v in _mathvista().items() if k not in ("precision", "unit")})
+    with pytest.raises(ValueError, match="unknown answer_type"):
+        mathvista_target(_mathvista(answer_type="matrix"))
+
+
+def test_scoring_is_deterministic():
+    target = Target("4", "integer")
+    assert {score(COT + "Final answer: 4", target).model_dump_json() for _ in range(5)} == {
+        score(COT + "Final answer: 4", target).model_dump_json()}
