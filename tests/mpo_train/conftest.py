@@ -25,8 +25,9 @@ def pair_dataset(pair_rows):
     return Dataset.from_list(pair_rows, features=features)
 
 
-def write_pairs(folder, n, *, seed=0, systematic=True):
-    """An mmpr dataset of ``n`` pairs; with ``systematic``, chosen and rejected differ in a learnable way."""
+def write_pairs(folder, n, *, seed=0, systematic=True, text_only_every=5):
+    """An mmpr dataset of ``n`` pairs (every ``text_only_every``-th without an image); with ``systematic``, chosen
+    and rejected differ in a learnable way."""
     import random
 
     from mmpr.builder import SubsetInput, write_dataset
@@ -44,9 +45,9 @@ def write_pairs(folder, n, *, seed=0, systematic=True):
         k = rng.randrange(10)
         chosen = f"I count them one by one. Final answer: {k}" if systematic else f"maybe {k}"
         rejected = f"no idea, it could be anything, say {k + 1}" if systematic else f"perhaps {k + 2}"
-        pairs.append(PreferencePair(id=f"p{i}", subset="toy", question=f"How many shapes ({i})?",
-                                    images=[] if i % 5 == 4 else [paths[i % 8]], chosen=chosen, rejected=rejected,
-                                    kind="correctness", source="toy"))
+        images = [] if i % text_only_every == text_only_every - 1 else [paths[i % 8]]
+        pairs.append(PreferencePair(id=f"p{i}", subset="toy", question=f"How many shapes ({i})?", images=images,
+                                    chosen=chosen, rejected=rejected, kind="correctness", source="toy"))
     write_dataset(folder / "data", [SubsetInput("toy", pairs)], name="toy")
     return folder / "data"
 

@@ -163,3 +163,27 @@ def test_internvl_with_checkpointing_bf16_and_tensorboard(tiny_model_dir, data, 
     result = Trainer(cfg, progress=False).train()
     assert result.steps == 2 and result.metrics["loss"] > 0
     assert list((tmp_path / "ivl").rglob("events.out.tfevents.*")), "tensorboard got the metrics"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_with_text_only_batches(tiny_model_dir, tmp_path):
+    """Two CPU processes (gloo DDP), half the micro-batches without an image: the run completes, the BCO delta is
+    reduced across ranks, one set of full weights is saved."""
+    import subprocess
+    import sys
+
+    data = write_pairs(tmp_path / "pairs", 16, text_only_every=2)
+    config = tmp_path / "ddp.yaml"
+    config.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_CPU\nnum_processes: 2\n"
+                      "num_machines: 1\nmachine_rank: 0\nmixed_precision: 'no'\nuse_cpu: true\n"
+                      "main_process_ip: 127.0.0.1\nmain_process_port: 29561\nrdzv_backend: static\n")
+    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "-m",
+                          "mpo_train", f"model={tiny_model_dir('qwen2_vl')}", f"data=[{data}]",
+                          f"output_dir={tmp_path / 'out'}", "precision=fp32", "gradient_checkpointing=false",
+                          "num_workers=0", "per_device_batch_size=1", "max_steps=6", "learning_rate=1e-3",
+                          "save_steps=3", "max_length=256"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert records[-1]["delta"] != 0.0
+    assert (tmp_path / "out" / "final" / "model.safetensors").exists()
