@@ -26,11 +26,6 @@ def image_problem(path: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=65_536)
-def file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def bytes_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

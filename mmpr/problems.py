@@ -42,10 +42,6 @@ class ProblemLog:
             self.items.append(problem)
         return problem
 
-    def extend(self, other: ProblemLog) -> None:
-        self.counts.update(other.counts)
-        self.items.extend(other.items[: max(0, self.keep - len(self.items))])
-
     @property
     def total(self) -> int:
         return sum(self.counts.values())
