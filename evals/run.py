@@ -62,6 +62,9 @@ class TaskResult(BaseModel):
     total: int
     unparsable: int
     unparsable_rate: float = Field(description="Percent of responses with no extractable final answer.")
+    unscorable: int = Field(default=0, description="Samples of items whose ground truth cannot be judged (e.g. it "
+                            "names none of the options); counted wrong, listed in unscorable_items.")
+    unscorable_items: dict[str, str] = Field(default_factory=dict, description="doc_id -> why it is unscorable.")
     judged: int = Field(default=0, description="Unparsable answers sent to the --judge (0 without one).")
     accuracy_with_judge: float | None = None
     categories: dict[str, dict[str, CategoryScore]] = Field(default_factory=dict)
@@ -184,10 +187,12 @@ def _write(raw: dict, benchmarks, task_names, model, engine, prompt, limit, out:
         correct = sum(r["correct"] for r in records)
         unparsable = sum(not r["parsable"] for r in records)
         total = len(records)
+        unscorable = {str(r["doc_id"]): r.get("problem") or "" for r in records if not r.get("scorable", True)}
         config = raw["configs"][task]
         tasks[benchmark] = TaskResult(
             benchmark=benchmark, task=task, accuracy=round(100 * correct / max(total, 1), 2), correct=correct,
             total=total, unparsable=unparsable, unparsable_rate=round(100 * unparsable / max(total, 1), 2),
+            unscorable=sum(not r.get("scorable", True) for r in records), unscorable_items=unscorable,
             judged=judged, accuracy_with_judge=with_judge, categories=_breakdown(records),
             dataset=data.get(benchmark) or config.get("dataset_path"),
             dataset_revision=(config.get("dataset_kwargs") or {}).get("revision"))
@@ -250,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         judge_note = f", {task.accuracy_with_judge:.2f} with the judge on {task.judged}" if task.judged else ""
         print(f"{name}: {task.accuracy:.2f} ({task.correct}/{task.total}), unparsable {task.unparsable_rate:.1f}%"
               f"{judge_note}")
+        if task.unscorable:
+            print(f"{name}: {task.unscorable} unscorable samples (counted wrong): "
+                  f"{', '.join(f'{k}: {v}' for k, v in list(task.unscorable_items.items())[:5])}", file=sys.stderr)
     print(f"results in {args.out / 'results.json'}")
     return 0
 

@@ -3,16 +3,18 @@
 Each benchmark's document is mapped to a :class:`Target` (ground truth, answer type, choices); a response is
 scored by extracting its final answer with :func:`mmpr.answers.extract_final_answer` and judging it with
 :func:`mmpr.answers.answer_score`. A response with no extractable final answer is wrong *and* unparsable: it is
-never snapped to the nearest choice or guessed.
+never snapped to the nearest choice or guessed. An item whose ground truth cannot be judged (it names none of
+its options) never stops a run: its samples are wrong, marked unscorable with the reason, and counted.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from mmpr.answers import answer_score, extract_final_answer, parse_number
+from mmpr.answers import UnscorableItem, answer_score, extract_final_answer, gold_choices, parse_number
 from mmpr.schemas import AnswerType
 
 
@@ -34,6 +36,8 @@ class SampleScore(BaseModel):
     extracted: str | None
     parsable: bool
     correct: bool
+    scorable: bool = True
+    problem: str | None = None
 
 
 def require(doc: dict, fields: tuple[str, ...], benchmark: str) -> None:
@@ -88,17 +92,62 @@ def _float_at_precision(extracted: str, target: Target) -> bool:
     return round(value, target.precision) == round(answer, target.precision)
 
 
+def check_target(target: Target) -> None:
+    """Raise :class:`mmpr.answers.UnscorableItem` when ``target`` cannot be judged whatever the response."""
+    if target.answer_type == "multiple_choice":
+        gold_choices(target.answer, target.choices)
+
+
 def score(response: str, target: Target, *, style: str = "cot") -> SampleScore:
     """Extract the final answer of ``response`` and judge it against ``target``. With ``style="direct"`` (the
-    direct-answer prompt) the whole response is the answer."""
+    direct-answer prompt) the whole response is the answer. An unscorable target gives a wrong, unscorable
+    score naming the problem; it never raises."""
     extracted = extract_final_answer(response) if style == "cot" else (response.strip().rstrip(".") or None)
+    try:
+        check_target(target)
+    except UnscorableItem as e:
+        return SampleScore(extracted=extracted, parsable=extracted is not None, correct=False, scorable=False,
+                           problem=str(e))
     if extracted is None:
         return SampleScore(extracted=None, parsable=False, correct=False)
     return SampleScore(extracted=extracted, parsable=True, correct=judge(extracted, target))
 
 
 def judge(extracted: str, target: Target) -> bool:
-    if target.answer_type == "float" and target.precision is not None:
+    if target.answer_type in ("float", "integer") and target.precision is not None:
         return _float_at_precision(extracted, target)
     return answer_score(extracted, target.answer, answer_type=target.answer_type, choices=target.choices) > 0.9
 
+
+MMMU_DECIMALS = 2
+MMMU_FIELDS = ("question", "question_type", "options", "answer")
+
+
+def _listed(value) -> list[str]:
+    """MMMU stores options (and some open answers) as the text of a Python list."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return [text]
+        if isinstance(parsed, list):
+            return [str(v) for v in parsed]
+    return [text]
+
+
+def mmmu_target(doc: dict) -> Target:
+    """MMMU: a multiple-choice item by letter; an open numeric answer at MMMU's own rule, rounded to
+    ``MMMU_DECIMALS`` (2) decimals before comparing; other open answers as VQA-normalised text.
+
+    An open answer listing several acceptable values keeps the first (the MMMU scorer accepts any; items with
+    lists are rare)."""
+    require(doc, MMMU_FIELDS, "MMMU")
+    if doc["question_type"] == "multiple-choice":
+        return Target(str(doc["answer"]), "multiple_choice", _listed(doc["options"]))
+    answer = _listed(doc["answer"])[0]
+    if parse_number(answer) is not None and answer.replace(",", "").strip().lstrip("-").replace(".", "", 1).isdigit():
+        return Target(answer, "float", precision=MMMU_DECIMALS)
+    return Target(answer, "text")

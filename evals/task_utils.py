@@ -26,7 +26,8 @@ def process(doc: dict, results: list[str], target: Target, style: str, categorie
     """``reference`` keeps the document fields another scorer needs (for the agreement report)."""
     result = score(results[0], target, style=style)
     record = {"doc_id": doc_id, "target": dataclasses.asdict(target), "extracted": result.extracted,
-              "correct": result.correct, "parsable": result.parsable, "categories": categories,
+              "correct": result.correct, "parsable": result.parsable, "scorable": result.scorable,
+              "problem": result.problem, "categories": categories,
               "reference": reference or {}}
     return {"accuracy": record, "unparsable": record}
 

@@ -27,9 +27,10 @@ MIN_RATIONALE_WORDS = 3
 
 # --------------------------------------------------------------------------------------------------- extraction
 
-_FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]", re.I)
+_FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]|答案\s*[:：]", re.I)
 _ANSWER = re.compile(r"(?<![a-z])answer\s*[:：]", re.I)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -78,29 +79,67 @@ def _rationale_ok(before: str, min_words: int) -> bool:
     return len(before.split()) >= min_words
 
 
-def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATIONALE_WORDS) -> str | None:
-    """The final answer a chain-of-thought response states, or None.
-
-    Looks for the last ``Final answer:``, then the last ``\\boxed{}``, then the last ``Answer:``. Returns None
-    when there is no such answer, when it is empty or ambiguous (several different boxed values on the
-    answer line), or when fewer than ``min_rationale_words`` words of reasoning precede it: such
-    responses are the "format" negatives of the data engine and "unparsable" in the evaluations.
-    """
-    final = _last(_FINAL, response) or _last(_BOXED, response) or _last(_ANSWER, response)
-    if final is None:
-        return None
-    if not _rationale_ok(response[:final.start()], min_rationale_words):
-        return None
-    if final.re is _BOXED:  # judge the whole line the last box is on: two different boxes there are ambiguous
-        line = _after(response, response.rfind("\n", 0, final.start()) + 1)
-    else:
-        line = _after(response, final.end())
-    boxed = _boxed_contents(line)
+def _one_answer(text: str) -> str | None:
+    """The answer ``text`` states: its one boxed value if it has boxes (None if they differ), else the text."""
+    boxed = _boxed_contents(text)
     if boxed:
         if len(set(boxed)) > 1:
             return None
         return _clean(boxed[0]) or None
-    return _clean(line) or None
+    return _clean(text) or None
+
+
+def _stated_answers(response: str) -> list[str]:
+    """Every final answer ``response`` states: each ``Final answer:``/``答案:`` line, each box, each
+    ``<answer>`` tag."""
+    found = [_clean(b) for b in _boxed_contents(response)]
+    found += [a for m in _FINAL.finditer(response) if (a := _one_answer(_after(response, m.end())))]
+    found += [a for m in _ANSWER_TAG.finditer(response) if (a := _one_answer(m[1]))]
+    return [a for a in found if a]
+
+
+def _same_answer(a: str, b: str) -> bool:
+    x, y = parse_number(a), parse_number(b)
+    if x is not None and y is not None:
+        return x == y
+    return normalize_text(a) == normalize_text(b)
+
+
+def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATIONALE_WORDS,
+                         strict: bool = False) -> str | None:
+    """The final answer a chain-of-thought response states, or None.
+
+    Looks for the last ``<answer>...</answer>`` tag (R1-style), then the last ``Final answer:`` (or the Chinese
+    prompts' ``答案:``), then the last ``\\boxed{}``, then the last ``Answer:``. Returns None when there is no
+    such answer, when it is empty or ambiguous (several different boxed values on the answer line), or when
+    fewer than ``min_rationale_words`` words of reasoning precede it: such responses are the "format" negatives
+    of the data engine and "unparsable" in the evaluations.
+
+    ``strict`` (the data engine) also returns None when the response states several *different* final answers
+    anywhere (a corrected ``Final answer:``, a box that disagrees with the answer line): the reference pipeline
+    rejects such responses, and a chosen response must commit to one answer.
+    """
+    tag = _last(_ANSWER_TAG, response)
+    if tag is not None:
+        if not _rationale_ok(response[:tag.start()], min_rationale_words):
+            return None
+        answer = _one_answer(tag[1].strip())
+    else:
+        final = _last(_FINAL, response) or _last(_BOXED, response) or _last(_ANSWER, response)
+        if final is None:
+            return None
+        if not _rationale_ok(response[:final.start()], min_rationale_words):
+            return None
+        if final.re is _BOXED:  # judge the whole line the last box is on: two different boxes there are ambiguous
+            line = _after(response, response.rfind("\n", 0, final.start()) + 1)
+        else:
+            line = _after(response, final.end())
+        answer = _one_answer(line)
+    if answer is None or not strict:
+        return answer
+    if any(not _same_answer(answer, other) for other in _stated_answers(response)):
+        return None
+    return answer
 
 
 # ------------------------------------------------------------------------------------------------ normalisation
@@ -115,14 +154,17 @@ _NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3",
                  "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11",
                  "twelve": "12"}
 _ARTICLES = {"a", "an", "the"}
-_PUNCT = re.compile(r"(?<!\d)[.,](?!\d)|[;/\[\]\"{}()=+\\_\-><@`?!*#%^&$:|~]")
+_DIGIT_GROUP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_PUNCT = re.compile(r"\.(?!\d)|(?<!\d),|,(?!\d)|[;/\[\]\"{}()=+\\_\-><@`?!*#%^&$:|~]")
 
 
 @lru_cache(maxsize=65_536)
 def normalize_text(text: str) -> str:
-    """VQA-style normalisation: lower case, punctuation out (decimal points kept), number words to digits,
-    articles dropped, common contractions restored."""
-    text = _PUNCT.sub(" ", text.lower().replace("\n", " ").replace("\t", " "))
+    """The official VQA evaluation's normalisation: lower case, digit-grouping commas dropped (``1,000`` ->
+    ``1000``), periods out unless a decimal point (``5.`` -> ``5``), other punctuation out, number words to
+    digits, articles dropped, common contractions restored."""
+    text = _DIGIT_GROUP.sub("", text.lower().replace("\n", " ").replace("\t", " "))
+    text = _PUNCT.sub(" ", text)
     words = []
     for w in text.split():
         w = _NUMBER_WORDS.get(w, w)
@@ -186,33 +228,53 @@ _LETTER_FORMS = [
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 
 
-def choice_index(text: str, choices: list[str]) -> int | None:
-    """Which option ``text`` names, by letter (``B``, ``(B)``, ``B.``, ``option B``, ``B. text``) or by the
-    option's text; None if it names none or is ambiguous."""
+def choice_indices(text: str, choices: list[str], *, gold: bool = False) -> frozenset[int]:
+    """Every option ``text`` names, by letter (``B``, ``(B)``, ``B.``, ``option B``, ``B. text``) or by the
+    option's text or value; empty if it names none or is ambiguous between different options.
+
+    Options that repeat one text (MathVista has items with options 9, 12, 18, 18) are one answer: a text naming
+    it names all its copies. With ``gold`` (a ground truth) the exact option text is tried before letters, so a
+    gold ``"E"`` among options ``A``..``E`` is the option ``E`` whatever its position.
+    """
     t = text.strip()
     n = len(choices)
+    if gold:
+        exact = frozenset(i for i, c in enumerate(choices) if str(c).strip() == t)
+        if exact:
+            return exact
     in_parens = {m for m in _PAREN_LETTER.findall(t) if m in LETTERS[:n]}
     if len(in_parens) > 1:
-        return None
+        return frozenset()
     if len(t) == 1 and t.upper() in LETTERS[:n]:
-        return LETTERS.index(t.upper())
+        return frozenset({LETTERS.index(t.upper())})
     for form in _LETTER_FORMS:
         m = form.match(t)
         if m and m[1].upper() in LETTERS[:n]:
-            return LETTERS.index(m[1].upper())
+            return frozenset({LETTERS.index(m[1].upper())})
     if len(in_parens) == 1:
-        return LETTERS.index(in_parens.pop())
+        return frozenset({LETTERS.index(in_parens.pop())})
     norm = normalize_text(t)
-    matches = [i for i, c in enumerate(choices) if normalize_text(str(c)) == norm]
-    if len(matches) == 1:
-        return matches[0]
+    texts = [normalize_text(str(c)) for c in choices]
+    matches = frozenset(i for i, c in enumerate(texts) if c == norm)
+    if matches:
+        return matches if len({texts[i] for i in matches}) == 1 else frozenset()
     value = parse_number(t)
     if value is not None:
-        numeric = [i for i, c in enumerate(choices) if (v := parse_number(str(c))) is not None and
-                   _close(v, value, NUMERIC_REL_TOL)]
-        if len(numeric) == 1:
-            return numeric[0]
-    return None
+        numeric = frozenset(i for i, c in enumerate(choices) if (v := parse_number(str(c))) is not None and
+                            _close(v, value, NUMERIC_REL_TOL))
+        if len({texts[i] for i in numeric}) == 1:
+            return numeric
+    return frozenset()
+
+
+def choice_index(text: str, choices: list[str]) -> int | None:
+    """Which one option ``text`` names (see :func:`choice_indices`); None if none, several, or ambiguous."""
+    found = choice_indices(text, choices)
+    return next(iter(found)) if len(found) == 1 else None
+
+
+class UnscorableItem(ValueError):
+    """A benchmark item whose ground truth cannot be judged (e.g. it names none of its options)."""
 
 
 # ------------------------------------------------------------------------------------------------------ scoring
@@ -269,11 +331,62 @@ def _latex_equal(prediction: str, answer: str) -> bool:
     def wrap(s: str) -> str:
         return s if "$" in s or "\\(" in s or "\\boxed" in s else f"${s}$"
 
-    gold = parse(wrap(answer), parsing_timeout=timeout)
-    pred = parse(wrap(prediction), parsing_timeout=timeout)
-    if gold and pred and verify(gold, pred, timeout_seconds=timeout):
-        return True
+    try:
+        gold = parse(wrap(answer), parsing_timeout=timeout)
+        pred = parse(wrap(prediction), parsing_timeout=timeout)
+        if gold and pred:  # math-verify's parsed verdict stands, "no" included
+            return bool(verify(gold, pred, timeout_seconds=timeout))
+    except Exception:  # noqa: BLE001 - math-verify raises on odd input; fall back as if unparsed
+        pass
+    return _plain_equal(prediction, answer)
+
+
+_NOT_A_PLAIN_NUMBER = re.compile(r"\\pm|±|∓|[<>≤≥=]|\\[lg]eq?\b|\\ne\b")
+
+
+def _plain_equal(prediction: str, answer: str) -> bool:
+    """Equality where math-verify could not parse a side: one plain number each, or the same normalised text.
+
+    A side with a relation or a ``±`` is never reduced to one of its numbers."""
+    if _NOT_A_PLAIN_NUMBER.search(prediction) or _NOT_A_PLAIN_NUMBER.search(answer):
+        return normalize_text(prediction) == normalize_text(answer)
     return _same_item(prediction, answer)
+
+
+_YEAR = re.compile(r"^\s*(1[5-9]|20)\d\d\s*$")
+
+
+def chart_correct(prediction: str, answer: str, *, rel_tol: float = CHART_REL_TOL) -> bool:
+    """ChartQA's relaxed accuracy (Masry et al. 2022, sec. 5.1): a number within ``rel_tol`` (5 %) of the gold,
+    else the same text.
+
+    A gold year (``2018``) must match exactly. A percentage and its fraction are one answer (``81.9%`` and
+    ``0.819``), whichever side carries the ``%``.
+    """
+    p, a = parse_number(prediction), parse_number(answer)
+    if p is None or a is None:
+        return normalize_text(prediction) == normalize_text(answer)
+    if _YEAR.match(answer):
+        return p == a
+    candidates = {p}
+    p_pct, a_pct = "%" in prediction, "%" in answer
+    if p_pct and not a_pct:
+        candidates.add(p / 100)
+    elif a_pct and not p_pct:
+        candidates.add(p * 100)
+    if a == 0:
+        return 0 in candidates
+    return any(abs(c - a) <= rel_tol * abs(a) for c in candidates)
+
+
+def gold_choices(answer: str, choices: list[str] | None) -> frozenset[int]:
+    """The options a multiple-choice ground truth names; raises :class:`UnscorableItem` when it names none."""
+    if not choices:
+        raise UnscorableItem("multiple_choice judging needs the choices")
+    gold = choice_indices(answer, choices, gold=True)
+    if not gold:
+        raise UnscorableItem(f"the ground truth {answer!r} names none of the choices {choices!r}")
+    return gold
 
 
 def answer_score(prediction: str | None, answer: str | list[str], *, answer_type: AnswerType,
@@ -289,12 +402,9 @@ def answer_score(prediction: str | None, answer: str | list[str], *, answer_type
         return max((answer_score(prediction, a, answer_type=answer_type, choices=choices) for a in answer),
                    default=0.0)
     if answer_type == "multiple_choice":
-        if not choices:
-            raise ValueError("multiple_choice judging needs the choices")
-        gold = choice_index(answer, choices)
-        if gold is None:
-            raise ValueError(f"the ground truth {answer!r} names none of the choices {choices!r}")
-        return float(choice_index(prediction, choices) == gold)
+        gold = gold_choices(answer, choices)
+        predicted = choice_indices(prediction, choices)
+        return float(bool(predicted) and predicted <= gold)
     if answer_type in ("integer", "float"):
         p, a = parse_number(prediction), parse_number(answer)
         if p is None or a is None:
@@ -311,10 +421,7 @@ def answer_score(prediction: str | None, answer: str | list[str], *, answer_type
         p, a = _split_list(prediction), _split_list(answer)
         return float(len(p) == len(a) and all(_same_item(x, y) for x, y in zip(p, a, strict=True)))
     if answer_type == "chart":
-        p, a = parse_number(prediction), parse_number(answer)
-        if p is not None and a is not None:
-            return float(abs(p - a) <= CHART_REL_TOL * abs(a) if a else p == a)
-        return float(normalize_text(prediction) == normalize_text(answer))
+        return float(chart_correct(prediction, answer))
     if answer_type == "document":
         return anls(prediction, answer)
     if answer_type == "latex":

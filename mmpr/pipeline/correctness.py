@@ -1,10 +1,10 @@
 """Correctness-based pairs (facts, section 3, steps 3-5).
 
-Each sampled response is judged: its final answer is extracted (none -> unparsable) and compared with the
-ground truth by the rules of the item's answer type. Every correct response is paired with every wrong one
-(``correctness``) and with every unparsable one (``format``); a pair is dropped when the correct answer appears
-inside the wrong answer, duplicates are removed, and each kind keeps at most ``max_pairs`` per question.
-Questions whose responses are all right or all wrong give no pairs and are counted as such.
+Each sampled response is judged: its final answer is extracted (none, or several different ones -> unparsable)
+and compared with the ground truth by the rules of the item's answer type. Every correct response is paired
+with every wrong one (``correctness``) and with every unparsable one (``format``); a pair is dropped when the
+correct answer appears inside the wrong answer, duplicates are removed, and each kind keeps at most
+``max_pairs`` per question. Questions whose responses are all right or all wrong give no pairs and are counted as such.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def judge(item: SourceItem, response: Response) -> Judgement:
     """Extract and judge one response against ``item``'s ground truth."""
     if item.answer is None or item.answer_type is None:
         raise ValueError(f"item {item.id} has no ground truth to judge against")
-    extracted = extract_final_answer(response.text)
+    extracted = extract_final_answer(response.text, strict=True)  # several different answers: a format failure
     correct = extracted is not None and answer_score(extracted, item.answer, answer_type=item.answer_type,
                                                      choices=item.choices) > 0.9
     return Judgement(item_id=item.id, sample_index=response.sample_index, extracted=extracted,
