@@ -75,8 +75,12 @@ def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return match
 
 
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]|[^\s\u3040-\u30ff\u3400-\u9fff]+")
+
+
 def _rationale_ok(before: str, min_words: int) -> bool:
-    return len(before.split()) >= min_words
+    """Enough reasoning precedes the answer: words, or characters of scripts written without spaces (zh, ja)."""
+    return len(_WORD.findall(before)) >= min_words
 
 
 def _one_answer(text: str) -> str | None:
@@ -179,6 +183,7 @@ _LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}")
 _UNIT_POWER = re.compile(r"([A-Za-z°])\s*(?:\^\s*\{?\s*[23]\s*\}?|[²³])")
 _NUMBER = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])"
                      r"|(?<![\w.])[-+−]?\.\d+(?![\w.])")
+_GLUED_UNIT = re.compile(r"(\d)(?=(?:cm|mm|km|kg|mg|ml|m|g|s|h|ft|in|yd|mi|lbs?|oz)(?:\^?[23²³])?\b)")
 _FRACTION = re.compile(r"^\s*([-+−]?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
 
 
@@ -197,7 +202,7 @@ def parse_number(text: str) -> float | None:
     text = _strip_latex(text)
     if "=" in text:
         text = text.rsplit("=", 1)[1]
-    text = _UNIT_POWER.sub(r"\1", text).replace("(", " ").replace(")", " ")
+    text = _GLUED_UNIT.sub(r"\1 ", _UNIT_POWER.sub(r"\1", text)).replace("(", " ").replace(")", " ")
     frac = _FRACTION.match(text.replace("−", "-"))
     if frac:
         den = float(frac[2])
@@ -253,16 +258,19 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False) -> froz
             return frozenset({LETTERS.index(m[1].upper())})
     if len(in_parens) == 1:
         return frozenset({LETTERS.index(in_parens.pop())})
+    raw = [str(c).strip() for c in choices]
+    exact = frozenset(i for i, c in enumerate(raw) if c.lower() == t.lower())
+    if exact:
+        return exact
     norm = normalize_text(t)
-    texts = [normalize_text(str(c)) for c in choices]
-    matches = frozenset(i for i, c in enumerate(texts) if c == norm)
-    if matches:
-        return matches if len({texts[i] for i in matches}) == 1 else frozenset()
+    by_text = frozenset(i for i, c in enumerate(choices) if normalize_text(str(c)) == norm)
+    if by_text:  # several only when they are copies of one option (60-k and 60+k normalise alike)
+        return by_text if len({raw[i] for i in by_text}) == 1 else frozenset()
     value = parse_number(t)
     if value is not None:
         numeric = frozenset(i for i, c in enumerate(choices) if (v := parse_number(str(c))) is not None and
                             _close(v, value, NUMERIC_REL_TOL))
-        if len({texts[i] for i in numeric}) == 1:
+        if len({raw[i] for i in numeric}) == 1:
             return numeric
     return frozenset()
 
