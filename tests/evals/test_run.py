@@ -3,7 +3,7 @@ import json
 import pytest
 from datasets import Dataset
 
-from evals.run import evaluate, main
+from evals.run import _write, evaluate, main
 from evals.scoring import MissingField
 from tests.evals.conftest import MATHVISTA_FEATURES, mathvista_rows
 
@@ -58,3 +58,46 @@ def test_mathvista_end_to_end_through_lmms_eval_resumes_and_repeats(mathvista_pa
     assert len(keys) == 8 and len(set(keys)) == 8, "the torn line is dropped, the rest answered once"
     again = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["mathvista"]
     assert (again["accuracy"], again["unparsable"]) == (task["accuracy"], task["unparsable"])
+
+
+def _with_real_option_structures(rows):
+    """Rows 0-2 take testmini's duplicated-option structures (pids 781, 740, 587); row 4's gold names none of its
+    options (unscorable)."""
+    real = [(["9", "12", "18", "18"], "18"), (["15", "100", "50", "50"], "15"),
+            (["20海里", "20√{2}海里", "15海里", "20海里"], "20√{2}海里")]
+    for row, (choices, answer) in zip(rows, real, strict=False):
+        row.update(choices=choices, answer=answer, question_type="multi_choice", answer_type="text", precision=None)
+    rows[4].update(choices=["1", "2", "3"], answer="7", question_type="multi_choice", answer_type="text",
+                   precision=None)
+    return rows
+
+
+def test_unscorable_items_are_counted_and_every_item_scored(tmp_path):
+    from evals.tasks.mathvista import utils
+
+    rows = _with_real_option_structures(mathvista_rows(6))
+    cot = "I compare the bars in the figure one by one.\nFinal answer: "
+    responses = [cot + "D", cot + "A", cot + "B", cot + "3", cot + "C", "no answer"]
+    task = "mmpr_mathvista_testmini_cot"
+    samples = [{**utils.process_results_cot(doc, [resp]), "resps": [[resp]]}
+               for doc, resp in zip(rows, responses, strict=True)]
+    raw = {"samples": {task: samples}, "configs": {task: {"dataset_path": "local", "generation_kwargs": {}}}}
+    result = _write(raw, ["mathvista"], [task], "m", "hf", "cot", None, tmp_path, {}, None).tasks["mathvista"]
+    assert (result.total, result.correct, result.unscorable) == (6, 3, 1)
+    assert list(result.unscorable_items) == ["5"] and "names none of the choices" in result.unscorable_items["5"]
+    saved = json.loads((tmp_path / "results.json").read_text())["tasks"]["mathvista"]
+    assert saved["unscorable"] == 1
+    lines = [json.loads(line) for line in (tmp_path / f"samples_{task}.jsonl").read_text().splitlines()]
+    assert [s["scorable"] for s in lines] == [True, True, True, True, False, True]
+
+
+@pytest.mark.slow
+def test_a_run_over_duplicated_option_items_scores_every_item(tmp_path, capsys):
+    rows = _with_real_option_structures(mathvista_rows(6))
+    path = tmp_path / "dups.parquet"
+    Dataset.from_list(rows, features=MATHVISTA_FEATURES).to_parquet(str(path))
+    assert main(["--tasks", "mathvista", "--model", "tiny:qwen2_vl", "--engine", "hf", "--data",
+                 f"mathvista={path}", "--out", str(tmp_path / "run")]) == 0
+    assert "1 unscorable samples" in capsys.readouterr().err
+    task = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["mathvista"]
+    assert task["total"] == 6 and task["unscorable"] == 1 and list(task["unscorable_items"]) == ["5"]

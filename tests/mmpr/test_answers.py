@@ -2,7 +2,17 @@ import threading
 
 import pytest
 
-from mmpr.answers import anls, answer_score, choice_index, extract_final_answer, is_correct, parse_number
+from mmpr.answers import (
+    UnscorableItem,
+    anls,
+    answer_score,
+    choice_index,
+    choice_indices,
+    extract_final_answer,
+    is_correct,
+    normalize_text,
+    parse_number,
+)
 
 COT = "First we look at the figure carefully and compute. "
 
@@ -123,3 +133,73 @@ def test_latex_judging_works_outside_the_main_thread():
     thread.start()
     thread.join()
     assert results == [True]
+
+
+# ---------------------------------------------------------------------------- real benchmark structures and sources
+
+def test_identical_options_are_one_answer_and_lookalikes_are_not():
+    dup = ["9", "12", "18", "18"]  # MathVista testmini pid 781
+    for said in ("C", "D", "18", "(D) 18", "18.0"):
+        assert is_correct(said, "18", answer_type="multiple_choice", choices=dup), said
+    assert not is_correct("B", "18", answer_type="multiple_choice", choices=dup)
+    assert choice_indices("18", dup) == {2, 3} and choice_index("18", dup) is None
+    lookalike = ["60-k", "k", "60+k", "120-k", "120-2*k"]  # pid 434: 60-k and 60+k normalise alike
+    assert is_correct("60-k", "60-k", answer_type="multiple_choice", choices=lookalike)
+    assert not is_correct("60+k", "60-k", answer_type="multiple_choice", choices=lookalike)
+    letters = ["A", "B", "C", "D", "E"]  # pid 10: a gold "E" is the option E
+    assert is_correct("E", "E", answer_type="multiple_choice", choices=letters)
+
+
+def test_a_gold_naming_no_option_is_an_unscorable_item():
+    with pytest.raises(UnscorableItem, match="names none of the choices"):
+        is_correct("A", "7", answer_type="multiple_choice", choices=["9", "12"])
+
+
+@pytest.mark.parametrize("prediction, answer", [
+    ("x>5", "x<5"), ("(0,1)", "[0,1)"), ("(0,1]", "(0,1)"), ("3", "\\pm 3"), ("2x+3", "3"), ("3", "2x+3"),
+    ("2", "y=3x+2"), ("2y+3", "2x+3"), ("x \\geq 5", "x > 5"), ("3", "x^2 = 3"),
+])
+def test_math_verify_parsed_no_is_never_overturned(prediction, answer):
+    assert not is_correct(prediction, answer, answer_type="latex")
+
+
+def test_latex_falls_back_only_where_math_verify_parses_nothing():
+    assert is_correct("Evelyn", "\\text{Evelyn}", answer_type="latex")
+    assert is_correct("x = 5", "5", answer_type="latex")  # math-verify compares an equation's right-hand side
+
+
+@pytest.mark.parametrize("prediction, answer, correct", [
+    ("2019", "2018", False), ("2018", "2018", True), ("2018.0", "2018", True), ("1995", "1996", False),
+    ("81.9%", "0.819", True), ("0.819", "81.9%", True), ("96%", "0.96", True), ("0.96", "96%", True),
+    ("45", "45%", True), ("100%", "0.94", False), ("81.9", "0.819", False), ("0.0", "0", True),
+])
+def test_chart_years_exact_and_percent_forms(prediction, answer, correct):
+    assert is_correct(prediction, answer, answer_type="chart") is correct
+
+
+@pytest.mark.parametrize("text, normal", [
+    ("1,000", "1000"), ("1,000,000 people", "1000000 people"), ("5.", "5"), ("3.5", "3.5"), ("The Cat!", "cat"),
+    ("an apple, please", "apple please"), ("two dogs", "2 dogs"), ("1,2", "1,2"), ("e.g. this", "e g this"),
+])
+def test_vqa_normalisation(text, normal):
+    assert normalize_text(text) == normal
+
+
+@pytest.mark.parametrize("response, expected", [
+    ("<think>The bars add up to forty-two.</think><answer>42</answer>", "42"),
+    ("<think>Adding both sides gives seven.</think>\n<answer>\\boxed{7}</answer>", "7"),
+    ("第一步，读图。\n第二步，比较。\n答案: 5", "5"),
+    ("第一步，读图。\n第二步，比较。\n答案：B", "B"),
+    ("<answer>42</answer>", None),
+])
+def test_answer_tags_and_chinese_trigger(response, expected):
+    assert extract_final_answer(response) == expected
+
+
+def test_strict_extraction_rejects_several_different_final_answers():
+    changed = COT + "Final answer: 3\nWait, no. Final answer: 4"
+    assert extract_final_answer(changed) == "4"
+    assert extract_final_answer(changed, strict=True) is None
+    assert extract_final_answer(COT + "It is \\boxed{4}.\nFinal answer: 4", strict=True) == "4"
+    assert extract_final_answer(COT + "It is \\boxed{3}.\nFinal answer: 4", strict=True) is None
+    assert extract_final_answer(COT + "Final answer: 4.0\nFinal answer: 4", strict=True) == "4"

@@ -25,6 +25,16 @@ def test_judge():
         judge(ITEM.model_copy(update={"answer": None, "answer_type": None}), _responses("x")[0])
 
 
+def test_a_response_with_several_different_final_answers_is_a_format_failure():
+    changed_mind = r("5") + "\nOn second thought, Final answer: 4"
+    (j,) = [judge(ITEM, x) for x in _responses(changed_mind)]
+    assert not j.parsable and not j.correct
+    res = correctness_pairs(ITEM, "q", _responses(r("4"), changed_mind))
+    assert [p.kind for p in res.pairs] == ["format"] and res.pairs[0].rejected == changed_mind
+    (j,) = [judge(ITEM, x) for x in _responses(r("4") + "\nSo, Final answer: 4")]
+    assert j.correct, "the same answer stated twice is one answer"
+
+
 def test_every_correct_with_every_wrong_and_unparsable():
     res = correctness_pairs(ITEM, "prompt", _responses(r("4"), r("four"), r("5"), r("6"), "no idea"))
     kinds = [p.kind for p in res.pairs]
