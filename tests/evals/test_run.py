@@ -1,10 +1,12 @@
 import json
+import re
 
 import pytest
 from datasets import Dataset
 
 from evals.run import _write, evaluate, main
 from evals.scoring import MissingField
+from mmpr.schemas import Response
 from tests.evals.conftest import MATHVISTA_FEATURES, mathvista_rows
 
 
@@ -91,13 +93,30 @@ def test_unscorable_items_are_counted_and_every_item_scored(tmp_path):
     assert [s["scorable"] for s in lines] == [True, True, True, True, False, True]
 
 
+class ScriptedEngine:
+    """Answers row ``i`` (its question ends in ``(i)``) with ``answers[i]``: the scoring path without a model."""
+
+    def __init__(self, answers: list[str]):
+        self.answers = answers
+
+    def generate(self, requests, sampling):
+        out = []
+        for r in requests:
+            i = int(re.search(r"\((\d+)\)", r.question)[1])
+            out.append([Response(item_id=r.key, sample_index=0, text=self.answers[i], prompt_tokens=1,
+                                 completion_tokens=1)])
+        return out
+
+
 @pytest.mark.slow
-def test_a_run_over_duplicated_option_items_scores_every_item(tmp_path, capsys):
+def test_a_run_over_duplicated_option_items_scores_every_item(tmp_path):
     rows = _with_real_option_structures(mathvista_rows(6))
     path = tmp_path / "dups.parquet"
     Dataset.from_list(rows, features=MATHVISTA_FEATURES).to_parquet(str(path))
-    assert main(["--tasks", "mathvista", "--model", "tiny:qwen2_vl", "--engine", "hf", "--data",
-                 f"mathvista={path}", "--out", str(tmp_path / "run")]) == 0
-    assert "1 unscorable samples" in capsys.readouterr().err
-    task = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["mathvista"]
-    assert task["total"] == 6 and task["unscorable"] == 1 and list(task["unscorable_items"]) == ["5"]
+    cot = "I compare the bars in the figure one by one.\nFinal answer: "
+    engine = ScriptedEngine([cot + "(D) 18", cot + "15", cot + "B", cot + "3.5", cot + "C", cot + "5.5"])
+    result = evaluate(["mathvista"], "scripted", out=tmp_path / "run", data={"mathvista": str(path)},
+                      engine_instance=engine).tasks["mathvista"]
+    assert (result.total, result.correct, result.unscorable, result.unparsable) == (6, 5, 1, 0)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["mathvista"]
+    assert saved["unscorable"] == 1 and list(saved["unscorable_items"]) == ["5"]
