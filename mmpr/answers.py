@@ -35,6 +35,8 @@ _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 
 def _boxed_contents(text: str) -> list[str]:
     """Contents of every ``\\boxed{...}`` in ``text`` (balanced braces), in order."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return []
     out = []
     for m in _BOXED.finditer(text):
         depth, i = 1, m.end()
@@ -80,7 +82,7 @@ _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]|[^\s\u3040-\u30ff\u3400-\u9fff
 
 def _rationale_ok(before: str, min_words: int) -> bool:
     """Enough reasoning precedes the answer: words, or characters of scripts written without spaces (zh, ja)."""
-    return len(_WORD.findall(before)) >= min_words
+    return len(before.split()) >= min_words or len(_WORD.findall(before)) >= min_words
 
 
 def _one_answer(text: str) -> str | None:
@@ -123,7 +125,8 @@ def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATION
     anywhere (a corrected ``Final answer:``, a box that disagrees with the answer line): the reference pipeline
     rejects such responses, and a chosen response must commit to one answer.
     """
-    tag = _last(_ANSWER_TAG, response)
+    has_tag = any(t in response for t in ("answer>", "Answer>", "ANSWER>"))
+    tag = _last(_ANSWER_TAG, response) if has_tag else None
     if tag is not None:
         if not _rationale_ok(response[:tag.start()], min_rationale_words):
             return None
@@ -391,10 +394,15 @@ def gold_choices(answer: str, choices: list[str] | None) -> frozenset[int]:
     """The options a multiple-choice ground truth names; raises :class:`UnscorableItem` when it names none."""
     if not choices:
         raise UnscorableItem("multiple_choice judging needs the choices")
-    gold = choice_indices(answer, choices, gold=True)
+    gold = _gold_choices(answer, tuple(str(c) for c in choices))
     if not gold:
         raise UnscorableItem(f"the ground truth {answer!r} names none of the choices {choices!r}")
     return gold
+
+
+@lru_cache(maxsize=65_536)
+def _gold_choices(answer: str, choices: tuple[str, ...]) -> frozenset[int]:
+    return choice_indices(answer, list(choices), gold=True)
 
 
 def answer_score(prediction: str | None, answer: str | list[str], *, answer_type: AnswerType,
