@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tqdm import tqdm
 
 from mmpr import hub
+from mmpr.answers import UnscorableItem
 from mmpr.builder import SubsetInput, write_dataset
 from mmpr.engines import ENGINES, Engine, EngineError, Request, make_engine, request_seed
 from mmpr.io import atomic_path
@@ -153,8 +154,12 @@ def process_chunk(items: list[SourceItem], engine: Engine, cfg: BuildConfig) -> 
             continue
         record.responses = _responses(item, result)
         if record.route == "correctness":
-            res = correctness_pairs(item, record.prompt, record.responses, max_pairs=cfg.max_pairs_per_question,
-                                    seed=seed)
+            try:
+                res = correctness_pairs(item, record.prompt, record.responses,
+                                        max_pairs=cfg.max_pairs_per_question, seed=seed)
+            except UnscorableItem as e:  # e.g. a gold naming none of the options: reported, the build goes on
+                _skipped(record, "unscorable", str(e))
+                continue
             record.judgements, record.pairs, record.outcome = res.judgements, res.pairs, res.outcome
             continue
         chosen = record.responses[0]

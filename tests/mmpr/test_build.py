@@ -124,6 +124,16 @@ def test_engine_error_on_one_request_skips_only_it(tmp_path):
     assert records[1].problem.code == "engine_error" and "a/1" in records[1].problem.message
 
 
+def test_an_unscorable_item_is_skipped_and_reported_not_a_crash(tmp_path):
+    cfg = BuildConfig(model="m", out=tmp_path, sources=[{"name": "sample"}], sampling={"n": 2})
+    good = SourceItem(id="a/0", source="a", category="science", question="q", answer="B", answer_type="multiple_choice",
+                      choices=["1", "2", "3"])
+    bad = good.model_copy(update={"id": "a/1", "answer": "7"})  # names none of the options
+    records = process_chunk([good, bad], ScriptedEngine(), cfg)
+    assert [r.outcome == "skipped" for r in records] == [False, True]
+    assert records[1].problem.code == "unscorable" and "names none of the choices" in records[1].problem.message
+
+
 def test_build_writes_a_dataset_with_summary_and_skips_bad_items(tmp_path, source_file, fake_model, scripted):
     summary = run(_cfg(tmp_path, source_file), progress=False)
     assert summary.questions == 12 and summary.responses == 10 * 6 + 2
