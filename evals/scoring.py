@@ -24,7 +24,7 @@ class MissingField(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    answer: str
+    answer: str | list[str]  # a list: any of these answers is right
     answer_type: AnswerType
     choices: list[str] | None = None
     precision: int | None = None
@@ -85,11 +85,12 @@ def pope_target(doc: dict) -> Target:
     return Target(str(doc["answer"]), "yes_no")
 
 
-def _float_at_precision(extracted: str, target: Target) -> bool:
-    value, answer = parse_number(extracted), parse_number(target.answer)
-    if value is None or answer is None:
-        return False
-    return round(value, target.precision) == round(answer, target.precision)
+def _at_precision(extracted: str, answer: str, precision: int) -> bool:
+    """Both numbers rounded to ``precision`` decimals are equal; an answer that is no number is compared as text."""
+    value, gold = parse_number(extracted), parse_number(answer)
+    if gold is None:
+        return answer_score(extracted, answer, answer_type="text") > 0.9
+    return value is not None and round(value, precision) == round(gold, precision)
 
 
 def check_target(target: Target) -> None:
@@ -115,7 +116,8 @@ def score(response: str, target: Target, *, style: str = "cot") -> SampleScore:
 
 def judge(extracted: str, target: Target) -> bool:
     if target.answer_type in ("float", "integer") and target.precision is not None:
-        return _float_at_precision(extracted, target)
+        answers = target.answer if isinstance(target.answer, list) else [target.answer]
+        return any(_at_precision(extracted, a, target.precision) for a in answers)
     return answer_score(extracted, target.answer, answer_type=target.answer_type, choices=target.choices) > 0.9
 
 
@@ -140,14 +142,13 @@ def _listed(value) -> list[str]:
 
 def mmmu_target(doc: dict) -> Target:
     """MMMU: a multiple-choice item by letter; an open numeric answer at MMMU's own rule, rounded to
-    ``MMMU_DECIMALS`` (2) decimals before comparing; other open answers as VQA-normalised text.
-
-    An open answer listing several acceptable values keeps the first (the MMMU scorer accepts any; items with
-    lists are rare)."""
+    ``MMMU_DECIMALS`` (2) decimals before comparing; other open answers as VQA-normalised text. An open answer
+    that lists several values (``['24/7', '3.429']``) accepts any of them."""
     require(doc, MMMU_FIELDS, "MMMU")
     if doc["question_type"] == "multiple-choice":
         return Target(str(doc["answer"]), "multiple_choice", _listed(doc["options"]))
-    answer = _listed(doc["answer"])[0]
-    if parse_number(answer) is not None and answer.replace(",", "").strip().lstrip("-").replace(".", "", 1).isdigit():
+    answers = _listed(doc["answer"])
+    answer = answers[0] if len(answers) == 1 else answers
+    if any(parse_number(a) is not None for a in answers):
         return Target(answer, "float", precision=MMMU_DECIMALS)
     return Target(answer, "text")

@@ -1,6 +1,15 @@
 import pytest
 
-from evals.scoring import MissingField, Target, mathvision_target, mathvista_target, pope_target, score
+from evals.scoring import (
+    MMMU_DECIMALS,
+    MissingField,
+    Target,
+    mathvision_target,
+    mathvista_target,
+    mmmu_target,
+    pope_target,
+    score,
+)
 
 COT = "Looking at the figure carefully, I work it out step by step.\n"
 
@@ -66,3 +75,30 @@ def test_scoring_is_deterministic():
     target = Target("4", "integer")
     assert {score(COT + "Final answer: 4", target).model_dump_json() for _ in range(5)} == {
         score(COT + "Final answer: 4", target).model_dump_json()}
+
+
+def _mmmu(**kw):
+    return {"question": "q", "question_type": "open", "options": "[]", "answer": "3.14", **kw}
+
+
+@pytest.mark.parametrize("doc, said, correct", [
+    (_mmmu(), "3.14159", True),                                   # MMMU rounds both to 2 decimals
+    (_mmmu(), "3.146", False),
+    (_mmmu(answer="12"), "12.004", True),
+    (_mmmu(answer="1,234"), "1234", True),
+    (_mmmu(answer="['24/7', '3.429']"), "3.43", True),             # a list: any of its answers
+    (_mmmu(answer="['24/7', '3.429']"), "3.5", False),
+    (_mmmu(answer="Paris"), "paris", True),
+    (_mmmu(answer="Paris"), "not paris", False),                   # no substring matching
+    (_mmmu(question_type="multiple-choice", options="['cat', 'dog', 'bird']", answer="B"), "(B) dog", True),
+    (_mmmu(question_type="multiple-choice", options="['cat', 'dog', 'bird']", answer="B"), "bird", False),
+])
+def test_mmmu(doc, said, correct):
+    assert score(COT + f"Final answer: {said}", mmmu_target(doc)).correct is correct
+
+
+def test_mmmu_targets():
+    assert mmmu_target(_mmmu()).precision == MMMU_DECIMALS == 2
+    assert mmmu_target(_mmmu(question_type="multiple-choice", options="['a', 'b']", answer="A")).choices == ["a", "b"]
+    with pytest.raises(MissingField, match="MMMU: the dataset has no field options"):
+        mmmu_target({"question": "q", "question_type": "open", "answer": "1"})
