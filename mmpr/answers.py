@@ -364,7 +364,7 @@ def _plain_equal(prediction: str, answer: str) -> bool:
     return _same_item(prediction, answer)
 
 
-_YEAR = re.compile(r"^\s*(1[5-9]|20)\d\d\s*$")
+_YEAR = re.compile(r"^\s*(19|20)\d\d\s*$")
 
 
 def chart_correct(prediction: str, answer: str, *, rel_tol: float = CHART_REL_TOL) -> bool:
