@@ -1,7 +1,7 @@
 import pytest
 
 from mmpr.problems import ProblemLog
-from mmpr.release import category_of, iter_subset, kind_and_source, read_meta, remap
+from mmpr.release import category_of, iter_subset, kind_and_source, read_meta, remap, selected_lines
 from mmpr.testing import tiny_images, write_release
 
 FOREIGN = "/mnt/petrelfs/share_data/wangweiyun/MMPR/"
@@ -87,15 +87,30 @@ def test_repeat_time_fraction_is_a_seeded_subsample(tmp_path):
     assert len(everything) == 20
 
 
-def test_repeat_time_integer_repeats_and_mixed_repeats_then_subsamples(tmp_path):
+def test_repeat_time_above_one_repeats_int_of_it_as_the_reference_trainer(tmp_path):
+    # internvl_chat_mpo.py: raw_data * int(repeat_time): 2 -> twice, 2.7 -> twice, 1.5 -> once
     root = write_release(tmp_path, {"a_pairs_vqa_correctness_rules": _rows(4),
-                                    "b_pairs_vqa_correctness_rules": _rows(10)},
-                         repeat_time={"a_pairs_vqa_correctness_rules": 2, "b_pairs_vqa_correctness_rules": 1.5})
+                                    "b_pairs_vqa_correctness_rules": _rows(10),
+                                    "c_pairs_vqa_correctness_rules": _rows(3)},
+                         repeat_time={"a_pairs_vqa_correctness_rules": 2, "b_pairs_vqa_correctness_rules": 1.5,
+                                      "c_pairs_vqa_correctness_rules": 2.7})
     pairs, _ = _read(root)
-    a = [p for p in pairs if p.subset.startswith("a_")]
-    b = [p for p in pairs if p.subset.startswith("b_")]
-    assert [p.id.split("/")[1] for p in a] == ["1", "1#r1", "2", "2#r1", "3", "3#r1", "4", "4#r1"]
-    assert len(b) == 15 and len({p.id for p in b}) == 15
+    by = {k: [p.id.split("/")[1] for p in pairs if p.subset.startswith(k)] for k in "abc"}
+    assert by["a"] == ["1", "1#r1", "2", "2#r1", "3", "3#r1", "4", "4#r1"]
+    assert by["b"] == [str(i) for i in range(1, 11)]
+    assert by["c"] == ["1", "1#r1", "2", "2#r1", "3", "3#r1"]
+
+
+@pytest.mark.parametrize("n, repeat_time, kept", [(20, 0.25, 5), (100, 0.07, 7), (100, 0.29, 28), (3, 0.2, 0),
+                                                  (32798, 0.005, 163), (1, 1, 1)])
+def test_repeat_time_below_one_keeps_int_of_n_times_it(n, repeat_time, kept):
+    # random.sample(raw_data, k=int(len(raw_data) * repeat_time)): int truncates 100 * 0.29 = 28.999... to 28
+    import random
+
+    lines, copies = selected_lines(n, repeat_time, random.Random(0))
+    assert copies == 1 and (len(lines) if lines is not None else n) == kept
+    assert lines is None or lines <= set(range(1, n + 1))
+    assert lines == selected_lines(n, repeat_time, random.Random(0))[0]
 
 
 def test_bad_rows_are_skipped_counted_and_reported_exactly(tmp_path, images):
