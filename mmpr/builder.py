@@ -201,7 +201,8 @@ def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: 
     The data is written to a staging folder and moved into place at the end, manifest last, so an
     interrupted run never leaves a folder that looks complete. ``manifest_fields`` adds generator, prompt,
     sources, history or extra to the manifest (a callable is called once the pairs are written, for summaries of
-    the reading); raises :class:`EmptyDatasetError`, leaving ``out_dir`` as it was, when no subset has a pair; ``on_pair`` is called after each pair (progress bars).
+    the reading); raises :class:`EmptyDatasetError`, leaving ``out_dir`` as it was, when no subset has a pair;
+    ``on_pair`` is called after each pair (progress bars).
     """
     from cards import render_dataset_card
 

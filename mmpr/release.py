@@ -1,10 +1,12 @@
 """The released MMPR layout: ``meta.json`` + annotation ``.jsonl`` files + image folders.
 
 ``meta.json`` maps each subset to ``{"root": image folder, "annotation": jsonl, "repeat_time": float,
-"length": rows, ...}`` (``repeat_time`` as :func:`selected_lines` describes); each jsonl row holds ``image`` (a path relative to ``root``, a list of them, or
-nothing), ``question``, ``chosen``, ``rejected`` and optionally ``answer_gt``, ``chosen_meta``,
-``rejected_meta``, ``image_wh``. The v1.0 release points at its authors' cluster, so paths that do not
-exist are remapped into the release folder. Bad rows are reported with file, line and reason, and skipped.
+"length": rows, ...}`` (``repeat_time`` as :func:`selected_lines` describes); each jsonl row holds ``image`` (a
+path relative to ``root``, a list of them, or nothing), ``question``, ``chosen``, ``rejected`` and optionally
+``answer_gt``, ``chosen_meta``, ``rejected_meta``, ``image_wh``. The published metas point at their authors'
+cluster (absolute ``/mnt/petrelfs/...`` paths, ``vc-reader:s3://`` roots) or at ``MMPR-vX/...`` relative paths,
+so paths that do not exist are remapped into the release folder. Bad rows are reported with file, line and
+reason, and skipped. The pair kind comes from the subset name's suffix (:data:`SUFFIXES`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mmpr.chat import IMAGE_PLACEHOLDER
 from mmpr.images import image_problem
 from mmpr.problems import ProblemLog
 from mmpr.schemas import Category, PairKind, PreferencePair
+
 
 @dataclass(frozen=True)
 class Suffix:
