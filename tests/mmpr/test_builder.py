@@ -117,18 +117,20 @@ def test_odd_names_collisions_and_empty_subsets(tmp_path):
         SubsetInput("all", [_pair(0, "all", [])]),
         SubsetInput("nothing_left", [], why_empty=lambda: "every row was bad"),
         SubsetInput("never_had_rows", []),
+        SubsetInput("1_0", [_pair(0, "1_0", [])]),  # YAML 1.1 reads a bare 1_0 as the number 10
     ], name="x")
-    assert list(manifest.subsets) == ["openbmb__RLAIF-V-Dataset", "openbmb__RLAIF-V-Dataset-2", "all-2"]
+    assert list(manifest.subsets) == ["openbmb__RLAIF-V-Dataset", "openbmb__RLAIF-V-Dataset-2", "all-2", "1_0"]
     assert [i.release_name for i in manifest.subsets.values()] == ["openbmb/RLAIF-V-Dataset",
-                                                                   "openbmb__RLAIF-V-Dataset", "all"]
+                                                                   "openbmb__RLAIF-V-Dataset", "all", None]
     assert manifest.extra["empty_subsets"] == {"nothing_left": "every row was bad", "never_had_rows": "no pairs"}
     assert subsets_of(out) == list(manifest.subsets)
-    for config, n in (("openbmb__RLAIF-V-Dataset", 3), ("openbmb__RLAIF-V-Dataset-2", 1), ("all-2", 1), ("all", 5)):
+    for config, n in (("openbmb__RLAIF-V-Dataset", 3), ("openbmb__RLAIF-V-Dataset-2", 1), ("all-2", 1), ("1_0", 1),
+                      ("all", 6)):
         assert len(load_dataset(str(out), config, split="train")) == n
     slash = load_dataset(str(out), "openbmb__RLAIF-V-Dataset", split="train")
     assert slash["subset"] == ["openbmb/RLAIF-V-Dataset"] * 3
     card = (out / "README.md").read_text()
-    assert "- `nothing_left`: every row was bad" in card and "config_name: nothing_left" not in card
+    assert "- `nothing_left`: every row was bad" in card and '"nothing_left"' not in card
 
 
 def test_nothing_to_write_raises_and_keeps_the_previous_dataset(tmp_path):
