@@ -4,7 +4,12 @@ Layout (the same locally and on the Hub)::
 
     README.md                          dataset card; its YAML ``configs:`` has one config per subset + "all"
     manifest.json                      :class:`mmpr.schemas.Manifest`, written last
-    data/<subset>/train-00000.parquet  shards of bounded size, images embedded as bytes
+    data/<config>/train-00000.parquet  shards of bounded size, images embedded as bytes
+
+A subset is published as the config :func:`config_name` of its name (``openbmb/RLAIF-V-Dataset`` ->
+``openbmb__RLAIF-V-Dataset``); the original name stays in each row's ``subset``, in the manifest and in the card.
+A subset with no pairs gets no config (``datasets`` cannot load an empty one); the manifest lists it with the
+reason under ``extra["empty_subsets"]``.
 
 Every shard carries the explicit :data:`FEATURES` schema (images as the ``Image`` feature), so
 ``load_dataset(folder)``, ``load_dataset(folder, "<subset>")`` and ``load_dataset("org/name")`` return typed
@@ -17,6 +22,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import uuid
 from collections import Counter
@@ -55,15 +61,42 @@ MANIFEST = "manifest.json"
 CARD = "README.md"
 
 
+class EmptyDatasetError(ValueError):
+    """Every subset came out empty: there is nothing ``datasets`` could load."""
+
+
 @dataclass
 class SubsetInput:
-    """Pairs of one subset, and the folder their image names are relative to."""
+    """Pairs of one subset, and the folder their image names are relative to. ``why_empty`` says, once the
+    pairs are read, why there were none (the default reason is just that)."""
 
     name: str
     pairs: Iterable[PreferencePair]
     image_root: Path | None = None
     repeat_time: float = 1.0
     repeat_applied: bool = True
+    why_empty: Callable[[], str] | None = None
+
+
+_CONFIG_UNSAFE = re.compile(r"[^A-Za-z0-9_.+\-]")
+
+
+def config_name(subset: str) -> str:
+    """The ``datasets`` config (and data folder) name of a subset: ``/`` becomes ``__``, any other character that
+    is not a letter, digit, ``_``, ``.``, ``+`` or ``-`` becomes ``_`` (``datasets`` refuses ``<>:/\\|?*`` in
+    config names, and the name is also a folder and a glob)."""
+    name = _CONFIG_UNSAFE.sub("_", subset.replace("/", "__")).strip(".")
+    return name or "subset"
+
+
+def _unique_config(subset: str, taken: set[str]) -> str:
+    """:func:`config_name`, made distinct from the configs already taken (and from "all")."""
+    base = config_name(subset)
+    name, n = base, 1
+    while name in taken or name == ALL_CONFIG:
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 class _Reservoir:
@@ -161,13 +194,15 @@ class ShardWriter:
 
 
 def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: str, version: str = "1.0.0",
-                  manifest_fields: dict | None = None, max_shard_bytes: int = 500 << 20,
+                  manifest_fields: dict | Callable[[], dict] | None = None, max_shard_bytes: int = 500 << 20,
                   rows_per_group: int = 128, on_pair: Callable[[PreferencePair], None] | None = None) -> Manifest:
     """Write ``subsets`` as a dataset folder (see module doc) and return its manifest.
 
     The data is written to a staging folder and moved into place at the end, manifest last, so an
     interrupted run never leaves a folder that looks complete. ``manifest_fields`` adds generator, prompt,
-    sources, history or extra to the manifest; ``on_pair`` is called after each pair (progress bars).
+    sources, history or extra to the manifest (a callable is called once the pairs are written, for summaries of
+    the reading); raises :class:`EmptyDatasetError`, leaving ``out_dir`` as it was, when no subset has a pair;
+    ``on_pair`` is called after each pair (progress bars).
     """
     from cards import render_dataset_card
 
@@ -176,16 +211,29 @@ def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: 
     staging = out_dir / f".staging-{uuid.uuid4().hex[:8]}"
     stats = _Stats()
     infos: dict[str, SubsetInfo] = {}
+    seen: set[str] = set()
+    empty: dict[str, str] = {}
     try:
         for subset in subsets:
-            if subset.name in infos:
+            if subset.name in seen:
                 raise ValueError(f"subset {subset.name!r} given twice")
-            infos[subset.name] = _write_subset(staging / DATA_DIR / subset.name, subset, stats, max_shard_bytes,
-                                               rows_per_group, on_pair)
+            seen.add(subset.name)
+            config = _unique_config(subset.name, set(infos))
+            info = _write_subset(staging / DATA_DIR / config, subset, stats, max_shard_bytes, rows_per_group, on_pair)
+            if info.num_pairs:
+                infos[config] = info.model_copy(update={"release_name": None if config == subset.name
+                                                        else subset.name})
+            else:
+                empty[subset.name] = subset.why_empty() if subset.why_empty else "no pairs"
+        if not infos:
+            reasons = "; ".join(f"{k}: {v}" for k, v in empty.items()) or "no subsets were given"
+            raise EmptyDatasetError(f"no pairs to write ({reasons})")
+        fields = dict((manifest_fields() if callable(manifest_fields) else manifest_fields) or {})
+        if empty:
+            fields["extra"] = {**fields.get("extra", {}), "empty_subsets": empty}
         manifest = Manifest(name=name, dataset_version=version, content_hash=stats.hash.hexdigest(),
                             num_pairs=stats.hash.count, subsets=infos,
-                            lengths={k: s for k, r in stats.lengths.items() if (s := r.stats())},
-                            **(manifest_fields or {}))
+                            lengths={k: s for k, r in stats.lengths.items() if (s := r.stats())}, **fields)
         final_data = out_dir / DATA_DIR
         if final_data.exists():
             shutil.rmtree(final_data)
@@ -275,7 +323,7 @@ def _local_cache_dir(folder: Path) -> str:
 
 
 def subsets_of(location: str | Path, *, revision: str | None = None) -> list[str]:
-    """The subset names (configs other than "all") of a dataset folder or Hub repo."""
+    """The config names (other than "all") of a dataset folder or Hub repo, one per non-empty subset."""
     from datasets import get_dataset_config_names
 
     return [c for c in get_dataset_config_names(str(location), revision=revision) if c != ALL_CONFIG]

@@ -15,9 +15,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mmpr import hub
-from mmpr.builder import SubsetInput, write_dataset
+from mmpr.builder import EmptyDatasetError, SubsetInput, write_dataset
 from mmpr.problems import ProblemLog
-from mmpr.release import iter_subset, read_meta
+from mmpr.release import SubsetStats, empty_reason, iter_subset, read_meta
 from mmpr.schemas import SourceInfo
 
 SKIPPED_REPORT = "skipped.json"
@@ -27,7 +27,9 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
             subsets: list[str] | None = None, seed: int = 0, apply_repeat: bool = True,
             max_shard_bytes: int = 500 << 20, progress: bool = True):
     """Convert a release; returns ``(manifest, problems)``. Bad rows are skipped and listed in
-    ``<out>/skipped.json`` with file, line and reason."""
+    ``<out>/skipped.json`` with file, line and reason; subsets left with no pairs are not published and are
+    listed with the reason in the manifest (``extra["empty_subsets"]``). Raises
+    :class:`mmpr.builder.EmptyDatasetError` when no subset has a pair (the skip report is written all the same)."""
     release_dir, out_dir = Path(release_dir), Path(out_dir)
     specs = read_meta(release_dir, subsets=subsets)
     problems = ProblemLog()
@@ -39,18 +41,23 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
         if bar.n % 1000 == 0:
             bar.set_postfix(skipped=problems.total, refresh=False)
 
-    inputs = (SubsetInput(s.name, iter_subset(s, problems, seed=seed, apply_repeat=apply_repeat), image_root=s.root,
-                          repeat_time=s.repeat_time, repeat_applied=apply_repeat) for s in specs)
+    def subset_input(spec):
+        stats = SubsetStats()
+        return SubsetInput(spec.name, iter_subset(spec, problems, seed=seed, apply_repeat=apply_repeat, stats=stats),
+                           image_root=spec.root, repeat_time=spec.repeat_time, repeat_applied=apply_repeat,
+                           why_empty=lambda: empty_reason(spec, stats))
+
     sources = [SourceInfo(name=s.name, location=str(s.annotation), num_items=s.length or 0) for s in specs]
     try:
-        manifest = write_dataset(out_dir, inputs, name=name or release_dir.name, version=version,
-                                 max_shard_bytes=max_shard_bytes, on_pair=on_pair,
-                                 manifest_fields={"sources": sources, "extra": {
+        manifest = write_dataset(out_dir, (subset_input(s) for s in specs), name=name or release_dir.name,
+                                 version=version, max_shard_bytes=max_shard_bytes, on_pair=on_pair,
+                                 manifest_fields=lambda: {"sources": sources, "extra": {
                                      "converted_from": str(release_dir), "seed": seed,
                                      "skipped": dict(problems.counts), "summary": problems.summary()}})
     finally:
         bar.close()
-    problems.write(out_dir / SKIPPED_REPORT)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        problems.write(out_dir / SKIPPED_REPORT)
     return manifest, problems
 
 
@@ -86,11 +93,22 @@ def main(argv: list[str] | None = None) -> int:
         manifest, problems = convert(args.release_dir, args.out, name=args.name, version=args.version or "1.0.0",
                                      subsets=args.subsets.split(",") if args.subsets else None, seed=args.seed,
                                      apply_repeat=not args.no_repeat, max_shard_bytes=parse_size(args.max_shard_size))
+    except EmptyDatasetError as e:
+        print(f"error: {e}; bad rows are listed in {Path(args.out) / SKIPPED_REPORT}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {manifest.num_pairs} pairs in {len(manifest.subsets)} subset(s) to {args.out} "
           f"(version {manifest.dataset_version}, hash {manifest.content_hash[:12]})")
+    for config, info in manifest.subsets.items():
+        if info.release_name:
+            print(f"  subset {info.release_name!r} is published as config {config!r}")
+    empty = manifest.extra.get("empty_subsets", {})
+    if empty:
+        print(f"{len(empty)} empty subset(s), not published:")
+        for subset, reason in empty.items():
+            print(f"  {subset}: {reason}")
     print(f"skipped: {problems.summary()}")
     for problem in problems.items[:20]:
         print(f"  {problem}")

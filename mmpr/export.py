@@ -141,8 +141,10 @@ def export_mmpr(location: str, out: Path, *, revision: str | None = None, bar=No
         manifest = read_manifest(location)
         subsets = {name: info.repeat_time if not info.repeat_applied else 1.0
                    for name, info in manifest.subsets.items()}
+        release_names = {name: info.release_name or name for name, info in manifest.subsets.items()}
     except (FileNotFoundError, OSError):
         subsets = dict.fromkeys(subsets_of(location, revision=revision), 1.0)
+        release_names = {name: name for name in subsets}
     files = _ImageFiles(out)
     meta = {}
     n = 0
@@ -165,7 +167,7 @@ def export_mmpr(location: str, out: Path, *, revision: str | None = None, bar=No
                 length += 1
                 n += 1
                 bar and bar.update()
-        meta[subset] = {"root": f"images/{subset}", "annotation": f"annotations/{subset}.jsonl",
+        meta[release_names[subset]] = {"root": f"images/{subset}", "annotation": f"annotations/{subset}.jsonl",
                         "data_augment": False, "repeat_time": repeat_time, "length": length}
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return n

@@ -56,6 +56,20 @@ class ProblemLog:
         return {"total": self.total, "counts": dict(sorted(self.counts.items())),
                 "listed": len(self.items), "problems": [p.model_dump() for p in self.items]}
 
+    def update(self, other: ProblemLog) -> None:
+        """Add ``other``'s counts and listed problems to this log."""
+        self.counts.update(other.counts)
+        self.items.extend(other.items[: max(0, self.keep - len(self.items))])
+
+    @classmethod
+    def read(cls, path: str | Path) -> ProblemLog:
+        """A log as :meth:`write` left it (its counts, and the problems it listed)."""
+        data = json.loads(Path(path).read_text())
+        log = cls()
+        log.counts.update(data["counts"])
+        log.items = [Problem(**p) for p in data["problems"]]
+        return log
+
     def write(self, path: str | Path) -> None:
         from mmpr.io import atomic_write_text
 

@@ -1,10 +1,12 @@
 """The released MMPR layout: ``meta.json`` + annotation ``.jsonl`` files + image folders.
 
 ``meta.json`` maps each subset to ``{"root": image folder, "annotation": jsonl, "repeat_time": float,
-"length": rows, ...}``; each jsonl row holds ``image`` (a path relative to ``root``, a list of them, or
-nothing), ``question``, ``chosen``, ``rejected`` and optionally ``answer_gt``, ``chosen_meta``,
-``rejected_meta``, ``image_wh``. The v1.0 release points at its authors' cluster, so paths that do not
-exist are remapped into the release folder. Bad rows are reported with file, line and reason, and skipped.
+"length": rows, ...}`` (``repeat_time`` as :func:`selected_lines` describes); each jsonl row holds ``image`` (a
+path relative to ``root``, a list of them, or nothing), ``question``, ``chosen``, ``rejected`` and optionally
+``answer_gt``, ``chosen_meta``, ``rejected_meta``, ``image_wh``. The published metas point at their authors'
+cluster (absolute ``/mnt/petrelfs/...`` paths, ``vc-reader:s3://`` roots) or at ``MMPR-vX/...`` relative paths,
+so paths that do not exist are remapped into the release folder. Bad rows are reported with file, line and
+reason, and skipped. The pair kind comes from the subset name's suffix (:data:`SUFFIXES`).
 """
 
 from __future__ import annotations
@@ -24,33 +26,74 @@ from mmpr.images import image_problem
 from mmpr.problems import ProblemLog
 from mmpr.schemas import Category, PairKind, PreferencePair
 
-_KIND_SUFFIXES: list[tuple[re.Pattern[str], PairKind]] = [
-    (re.compile(r"_pairs_vqa_correctness_rules$"), "correctness"),
-    (re.compile(r"_pairs_vqa_format_rules$"), "format"),
-    (re.compile(r"_pairs_vqa_direct_rules$"), "correctness"),
-    (re.compile(r"_prefix_pair_sr[0-9.]+(_wo_image)?$"), "dropout_ntp"),
-]
 
-# Source name fragments (lowercase, alphanumerics only) -> the paper's categories.
+@dataclass(frozen=True)
+class Suffix:
+    """A subset-name ending the published releases use, the pair kind it declares, and where it was seen."""
+
+    pattern: str
+    kind: PairKind
+    seen_in: str
+    meaning: str
+    category: Category | None = None  # overrides the source-name hints when the suffix itself says it
+
+
+# Every suffix of the subset names in the real meta files (tests/mmpr/data/mmpr_meta/ holds them, with sources).
+# v1.0: OpenGVLab/MMPR meta.json; v1.1: the InternVL authors' MPO meta of Dec 2024 (the MMPR-v1.1 era);
+# v1.2: OpenGVLab/MMPR-v1.2 meta.json. Order matters: the first pattern that matches wins.
+SUFFIXES: tuple[Suffix, ...] = (
+    Suffix(r"_pairs_vqa_correctness_rules", "correctness", "v1.0, v1.1, v1.2",
+           "chosen reaches the ground-truth answer, rejected a wrong one (rule-based check)"),
+    Suffix(r"_pairs_vqa_format_rules", "format", "v1.0, v1.1, v1.2",
+           "rejected has no parsable final answer"),
+    Suffix(r"_pairs_vqa_direct_rules", "correctness", "v1.1, v1.2",
+           "direct-answer questions, judged by rules against the ground truth"),
+    Suffix(r"_ocr_correctness_rules", "correctness", "v1.1",
+           "OCR transcriptions judged by rules against the ground truth", "ocr"),
+    Suffix(r"_prefix_pair_sr[0-9.]+_wo_image", "dropout_ntp", "v1.0, v1.1, v1.2",
+           "Dropout-NTP: rejected continues the first sr of chosen without the image"),
+    Suffix(r"_prefix_pair_sr[0-9.]+_with_image", "dropout_ntp", "v1.1, v1.2",
+           "continuation pair: rejected continues the first sr of chosen (sr0.0: from scratch) with the image"),
+    Suffix(r"_sr[0-9.]+_wo_image", "dropout_ntp", "v1.1, v1.2",
+           "Dropout-NTP on data without ground truth (e.g. inat_..._sr0.50_wo_image, RLAIF-V-Dataset_sr0.5_wo_image)"),
+    Suffix(r"_sr[0-9.]+_with_image", "dropout_ntp", "v1.1, v1.2",
+           "continuation pair with the image on data without ground truth (e.g. wildvision_..._sr0.5_with_image)"),
+)
+_SUFFIX_PATTERNS = [(re.compile(s.pattern + "$"), s) for s in SUFFIXES]
+
+# Source name fragments (lowercase, alphanumerics only) -> the paper's categories; the first match wins.
 _CATEGORY_HINTS: list[tuple[str, Category]] = [
-    ("docvqa", "document"),
+    ("docvqa", "document"), ("docreason", "document"), ("funsd", "document"),
     ("chartqa", "chart"), ("dvqa", "chart"), ("mapqa", "chart"), ("plotqa", "chart"), ("figureqa", "chart"),
     ("ai2d", "science"), ("scienceqa", "science"), ("m3cot", "science"), ("tqa", "science"),
+    ("gaokaophysics", "science"), ("gaokaochemistry", "science"),
+    ("superclevr", "general_vqa"),
     ("geoqa", "mathematics"), ("clevrmath", "mathematics"), ("clevr", "mathematics"), ("geometry3k", "mathematics"),
     ("geos", "mathematics"), ("geomverse", "mathematics"), ("geo170k", "mathematics"), ("mathvista", "mathematics"),
     ("mathv", "mathematics"), ("unigeo", "mathematics"), ("tabmwp", "mathematics"), ("mavis", "mathematics"),
+    ("gaokaomath", "mathematics"),
     ("ocrvqa", "ocr"), ("infovqa", "ocr"), ("infographic", "ocr"), ("textvqa", "ocr"), ("stvqa", "ocr"),
-    ("sroie", "ocr"),
+    ("sroie", "ocr"), ("poie", "ocr"), ("ocr", "ocr"),
     ("vqav2", "general_vqa"), ("gqa", "general_vqa"), ("okvqa", "general_vqa"), ("iconqa", "general_vqa"),
+    ("nlvr2", "general_vqa"), ("tallyqa", "general_vqa"), ("vsr", "general_vqa"),
     ("coco", "general_vqa"), ("vqa", "general_vqa"),
 ]
 
 
-def kind_and_source(subset: str) -> tuple[PairKind, str]:
-    """The pair kind a subset's name suffix declares, and the source name without that suffix."""
-    for pattern, kind in _KIND_SUFFIXES:
+def suffix_of(subset: str) -> Suffix | None:
+    """The entry of :data:`SUFFIXES` that ``subset`` ends with, if any."""
+    for pattern, suffix in _SUFFIX_PATTERNS:
         if pattern.search(subset):
-            return kind, pattern.sub("", subset)
+            return suffix
+    return None
+
+
+def kind_and_source(subset: str) -> tuple[PairKind, str]:
+    """The pair kind a subset's name suffix declares, and the source name without that suffix
+    (``imported`` and the whole name when no suffix of :data:`SUFFIXES` matches)."""
+    for pattern, suffix in _SUFFIX_PATTERNS:
+        if pattern.search(subset):
+            return suffix.kind, pattern.sub("", subset)
     return "imported", subset
 
 
@@ -60,6 +103,14 @@ def category_of(source: str) -> Category:
         if hint in key:
             return category
     return "other"
+
+
+def subset_category(subset: str) -> Category:
+    """The category of a subset: the suffix's own where it has one, else from its source name."""
+    suffix = suffix_of(subset)
+    if suffix is not None and suffix.category is not None:
+        return suffix.category
+    return category_of(kind_and_source(subset)[1])
 
 
 @dataclass(frozen=True)
@@ -95,7 +146,9 @@ def remap(path: str, base: Path) -> Path:
 
 
 def read_meta(release_dir: str | Path, *, subsets: list[str] | None = None) -> list[SubsetSpec]:
-    """Parse ``meta.json``; raises ValueError naming the subset and field when an entry is unusable."""
+    """Parse ``meta.json``; raises ValueError naming the subset and field when an entry is unusable.
+
+    ``root`` may be null (text-only subsets in the authors' meta): image names then resolve under the release."""
     release_dir = Path(release_dir)
     meta_path = release_dir / "meta.json"
     if not meta_path.is_file():
@@ -104,6 +157,8 @@ def read_meta(release_dir: str | Path, *, subsets: list[str] | None = None) -> l
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{meta_path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected an object mapping subset names to entries")
     unknown = sorted(set(subsets or []) - set(meta))
     if unknown:
         raise ValueError(f"{meta_path}: no subset named {', '.join(unknown)}; it has: {', '.join(sorted(meta))}")
@@ -111,20 +166,25 @@ def read_meta(release_dir: str | Path, *, subsets: list[str] | None = None) -> l
     for name, entry in meta.items():
         if subsets and name not in subsets:
             continue
-        for field in ("root", "annotation"):
-            if not isinstance(entry.get(field), str):
-                raise ValueError(f"{meta_path}: subset {name!r}: field {field!r} is missing or not a string")
+        if not isinstance(entry, dict):
+            raise ValueError(f"{meta_path}: subset {name!r}: the entry must be an object")
+        if not isinstance(entry.get("annotation"), str):
+            raise ValueError(f"{meta_path}: subset {name!r}: field 'annotation' is missing or not a string")
+        if "root" not in entry or not isinstance(entry["root"], str | None):
+            raise ValueError(f"{meta_path}: subset {name!r}: field 'root' is missing or not a string or null")
         repeat = entry.get("repeat_time", 1)
-        if not isinstance(repeat, int | float) or repeat <= 0:
+        if isinstance(repeat, bool) or not isinstance(repeat, int | float) or repeat <= 0:
             raise ValueError(f"{meta_path}: subset {name!r}: repeat_time must be a positive number, got {repeat!r}")
         annotation = remap(entry["annotation"], release_dir)
         if not annotation.is_file():
             raise FileNotFoundError(f"{meta_path}: subset {name!r}: annotation {entry['annotation']!r} not found "
                                     f"(looked for {annotation})")
         kind, source = kind_and_source(name)
-        specs.append(SubsetSpec(name=name, root=remap(entry["root"], release_dir), annotation=annotation,
-                                repeat_time=float(repeat), length=entry.get("length"), kind=kind, source=source,
-                                category=category_of(source)))
+        length = entry.get("length")
+        specs.append(SubsetSpec(name=name, root=release_dir if entry["root"] is None else remap(entry["root"],
+                                release_dir), annotation=annotation, repeat_time=float(repeat),
+                                length=length if isinstance(length, int) else None, kind=kind, source=source,
+                                category=subset_category(name)))
     return specs
 
 
@@ -133,18 +193,47 @@ def _line_count(path: Path) -> int:
         return sum(1 for _ in f)
 
 
-def _selected_lines(spec: SubsetSpec, seed: int) -> tuple[set[int] | None, int]:
-    """Which 1-based lines a fractional repeat_time keeps (None: all) and how many times each is repeated."""
-    whole = int(spec.repeat_time)
-    frac = spec.repeat_time - whole
-    if frac < 1e-9:
-        return None, whole
-    n = _line_count(spec.annotation)
-    rng = random.Random(seed ^ zlib.crc32(spec.name.encode()))
-    extra = set(rng.sample(range(1, n + 1), k=int(n * frac)))
-    if whole == 0:
-        return extra, 1
-    return extra, -whole  # negative: every line `whole` times, the sampled ones once more
+def selected_lines(n: int, repeat_time: float, rng: random.Random) -> tuple[frozenset[int] | None, int]:
+    """Which of ``n`` annotation lines (1-based) ``repeat_time`` keeps (None: all) and how many copies of each.
+
+    The semantics are those of InternVL's MPO trainer, the reference reader of these files
+    (OpenGVLab/InternVL, ``internvl_chat/internvl/train/internvl_chat_mpo.py``,
+    ``LazySupervisedDataset.__init__``; the same code is in ``internvl_chat_gpt_oss/``): the annotation is read
+    with ``readlines()``, so ``n`` counts every line, bad ones included;
+
+    - ``repeat_time < 1``: ``random.sample(lines, k=int(len(lines) * repeat_time))``, i.e. ``int(n * repeat_time)``
+      distinct lines drawn without replacement. ``int`` truncates: 0.005 of 100 lines is 0 lines, an empty subset;
+    - ``repeat_time > 1``: ``lines * int(repeat_time)``, every line ``int(repeat_time)`` times. The fraction of a
+      non-integer value above 1 is dropped (1.5 keeps every line once, 2.7 twice);
+    - ``repeat_time == 1``: every line once.
+
+    The reference draws from Python's global random state; here ``rng`` (seeded per subset by the caller) makes
+    the draw reproducible: the same seed keeps the same lines.
+    """
+    if repeat_time < 1:
+        return frozenset(rng.sample(range(1, n + 1), k=int(n * repeat_time))), 1
+    return None, int(repeat_time)
+
+
+@dataclass
+class SubsetStats:
+    """What reading one subset did: its lines, those ``repeat_time`` selected, and how many of them were bad."""
+
+    lines: int = 0
+    rows: int = 0
+    selected: int = 0
+    skipped: int = 0
+    pairs: int = 0
+
+
+def empty_reason(spec: SubsetSpec, stats: SubsetStats) -> str:
+    """Why a subset gave no pairs, in words."""
+    if stats.rows == 0:
+        return f"its annotation {spec.annotation} has no rows"
+    if stats.selected == 0:
+        return (f"repeat_time {spec.repeat_time:g} keeps int({stats.lines} x {spec.repeat_time:g}) = 0 of its "
+                f"{stats.lines} lines")
+    return f"all {stats.selected} rows repeat_time selected were skipped as bad ({stats.skipped} reported)"
 
 
 _REQUIRED = ("question", "chosen", "rejected")
@@ -163,24 +252,30 @@ def _images_of(row: dict) -> list[str] | None:
     return None
 
 
-def iter_subset(spec: SubsetSpec, problems: ProblemLog, *, seed: int = 0,
-                apply_repeat: bool = True) -> Iterator[PreferencePair]:
-    """Yield the valid pairs of one subset, honouring ``repeat_time`` (fraction: seeded subsample;
-    integer: repeat) unless ``apply_repeat`` is False; report every bad row to ``problems``."""
-    keep, times = _selected_lines(spec, seed) if apply_repeat else (None, 1)
+def iter_subset(spec: SubsetSpec, problems: ProblemLog, *, seed: int = 0, apply_repeat: bool = True,
+                stats: SubsetStats | None = None) -> Iterator[PreferencePair]:
+    """Yield the valid pairs of one subset, honouring ``repeat_time`` as :func:`selected_lines` describes unless
+    ``apply_repeat`` is False; report every bad row to ``problems``; fill ``stats`` if given."""
+    stats = stats if stats is not None else SubsetStats()
+    stats.lines = _line_count(spec.annotation)
+    if apply_repeat:
+        rng = random.Random(seed ^ zlib.crc32(spec.name.encode()))
+        keep, copies = selected_lines(stats.lines, spec.repeat_time, rng)
+    else:
+        keep, copies = None, 1
     with open(spec.annotation, encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            if times > 0:
-                copies = times if keep is None or line_no in keep else 0
-            else:
-                copies = -times + (1 if line_no in keep else 0)
-            if copies == 0:
+            stats.rows += 1
+            if keep is not None and line_no not in keep:
                 continue
+            stats.selected += 1
             pair = _parse_row(spec, line, line_no, problems)
             if pair is None:
+                stats.skipped += 1
                 continue
+            stats.pairs += copies
             yield pair
             for r in range(1, copies):
                 yield pair.model_copy(update={"id": f"{pair.id}#r{r}"})

@@ -83,7 +83,9 @@ class PreferencePair(Record):
     """A chosen and a rejected response to the same question and images: one training example."""
 
     id: str = Field(min_length=1, description="Stable identifier, unique within the dataset.")
-    subset: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$", description="Config name it is published in.")
+    subset: str = Field(min_length=1, pattern=r"^[^\s\x00-\x1f]+$", description="Subset name as its source gives it "
+                        "(e.g. 'openbmb/RLAIF-V-Dataset'); the config it is published in is mmpr.builder.config_name "
+                        "of it.")
     question: str = Field(description="The user turn given to the model; '<image>' marks image positions if any.")
     images: list[str] = Field(default_factory=list, description="Image files; empty for text-only pairs.")
     chosen: str = Field(min_length=1)
@@ -140,6 +142,8 @@ class SubsetInfo(Record):
     sources: dict[str, int] = Field(default_factory=dict)
     repeat_time: float = Field(default=1.0, gt=0, description="The release's repeat_time for this subset.")
     repeat_applied: bool = Field(default=True, description="Whether the pairs already reflect repeat_time.")
+    release_name: str | None = Field(default=None, description="The subset's own name where it is not a valid "
+                                     "config name (the manifest keys subsets by config name).")
 
 
 class LengthStats(Record):

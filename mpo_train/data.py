@@ -51,24 +51,45 @@ class Skip:
 
 # ------------------------------------------------------------------------------------------------------ reading
 
-def _release_rows(folder: Path, subsets: list[str] | None, stamp: list) -> Iterator[dict]:
-    """Rows of a release; ``stamp`` (its files' sizes and times) is only there to key datasets' cache."""
+def _release_rows(folder: Path, subsets: tuple[str, ...] | None, stamp: str, report: str) -> Iterator[dict]:
+    """Rows of a release; the rows it skips are written to ``report`` once all are read. ``stamp`` (a digest of
+    the release files' sizes and times) is only there to key datasets' cache. No argument is a list: datasets
+    would split a list among shards and run the generator once per item."""
     from mmpr.problems import ProblemLog
     from mmpr.release import iter_subset, read_meta
 
     problems = ProblemLog()
-    for spec in read_meta(folder, subsets=subsets):
+    for spec in read_meta(folder, subsets=list(subsets) if subsets else None):
         for pair in iter_subset(spec, problems):
             yield {"id": pair.id, "question": pair.question, "images": pair.images, "chosen": pair.chosen,
                    "rejected": pair.rejected}
+    problems.write(report)
 
 
-def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit: int | None = None):
+def _release_stamp(folder: Path, subsets: list[str] | None) -> str:
+    """A digest of a release folder's state: its path, the subsets read, its files' sizes and times."""
+    files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*.json*"))]
+    return hashlib.sha256(json.dumps([str(folder.resolve()), subsets, files]).encode()).hexdigest()[:20]
+
+
+def _release_report(stamp: str) -> Path:
+    """Where the skip report of one state of a release folder is kept, next to datasets' cache of its rows."""
+    from datasets import config
+
+    return Path(config.HF_DATASETS_CACHE) / "mmpr-release-problems" / f"{stamp}.json"
+
+
+def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit: int | None = None,
+               problems=None):
     """The pairs of mmpr dataset folders, Hub ids or MMPR release folders, as one map-style dataset with the
-    columns id, question, images (decoded on access), chosen, rejected."""
+    columns id, question, images (decoded on access), chosen, rejected.
+
+    The rows of a release folder that cannot be read (:mod:`mmpr.release` says which and why) are skipped and
+    added to ``problems`` (a :class:`mmpr.problems.ProblemLog`), also when the rows come from datasets' cache."""
     from datasets import Dataset, Features, Image, List, Value, concatenate_datasets
 
     from mmpr.builder import open_dataset
+    from mmpr.problems import ProblemLog
 
     features = Features({"id": Value("string"), "question": Value("string"), "images": List(Image()),
                          "chosen": Value("string"), "rejected": Value("string")})
@@ -76,9 +97,17 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
     for location in locations:
         path = Path(location).expanduser()
         if (path / "meta.json").is_file():
-            stamp = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*"))]
-            parts.append(Dataset.from_generator(_release_rows, features=features,
-                                                gen_kwargs={"folder": path, "subsets": subsets, "stamp": stamp}))
+            stamp = _release_stamp(path, subsets)
+            report = _release_report(stamp)
+            report.parent.mkdir(parents=True, exist_ok=True)
+            kwargs = {"folder": path, "subsets": tuple(subsets) if subsets else None, "stamp": stamp,
+                      "report": str(report)}
+            parts.append(Dataset.from_generator(_release_rows, features=features, gen_kwargs=kwargs))
+            if not report.is_file():  # rows from a cache whose report is gone: read the release again for it
+                for _ in _release_rows(**kwargs):
+                    pass
+            if problems is not None:
+                problems.update(ProblemLog.read(report))
             continue
         for subset in subsets or [None]:
             ds = open_dataset(location, subset=subset, streaming=False)
@@ -168,15 +197,19 @@ class Prepared:
 
 
 def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, world: int = 1,
-            gather=None, progress: bool = True) -> Prepared:
+            gather=None, progress: bool = True, problems=None) -> Prepared:
     """Encode every row once (each rank a share; ``gather`` concatenates the shares), keep those that fit.
 
+    ``problems`` (a :class:`mmpr.problems.ProblemLog`) holds the rows skipped before they reached ``dataset``
+    (bad rows of a release folder, see :func:`open_pairs`); they are counted with the rest and listed first.
     The result is cached under ``cache_dir`` by the dataset's fingerprint and the encoder's, so a resumed
     run does not redo it.
     """
     from tqdm import tqdm
 
-    key = hashlib.sha256(f"{dataset._fingerprint}:{len(dataset)}:{encoder.fingerprint()}".encode()).hexdigest()[:20]
+    earlier = dict(problems.counts) if problems is not None else {}
+    key = hashlib.sha256(f"{dataset._fingerprint}:{len(dataset)}:{encoder.fingerprint()}:{sorted(earlier.items())}"
+                         .encode()).hexdigest()[:20]
     path = cache_dir / f"prepared-{key}.json"
     if path.exists():
         return Prepared(**json.loads(path.read_text()))
@@ -189,11 +222,12 @@ def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, wo
         else:
             mine.append((index, result.length, "truncated" if result.truncated else "ok", ""))
     rows = sorted(gather(mine) if gather else mine)
-    skipped = Counter(code for _, length, code, _ in rows if length is None)
+    skipped = Counter(code for _, length, code, _ in rows if length is None) + Counter(earlier)
+    listed = [str(p) for p in problems.items] if problems is not None else []
     prepared = Prepared(kept=[i for i, length, _, _ in rows if length is not None],
                         lengths=[length for _, length, _, _ in rows if length is not None],
                         skipped=dict(skipped), truncated=sum(code == "truncated" for _, _, code, _ in rows),
-                        examples=[msg for _, length, _, msg in rows if length is None][:20])
+                        examples=(listed + [msg for _, length, _, msg in rows if length is None])[:20])
     if rank == 0:
         atomic_write_text(path, json.dumps(prepared.__dict__))
     return prepared

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from mmpr.io import atomic_write_text
+from mmpr.problems import ProblemLog
 from mmpr.testing import resolve_model
 from mpo_train.config import TrainConfig
 from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pairs, prepare
@@ -37,6 +38,7 @@ log = logging.getLogger("mpo_train")
 VISION_PARTS = ("visual.", "vision_tower.", "vision_model.")
 PROJECTOR_PARTS = ("multi_modal_projector.", "visual.merger.", "mlp1.", "connector.")
 STATE_FILE = "trainer_state.json"
+SKIPPED_REPORT = "skipped.json"
 
 
 @dataclass
@@ -106,11 +108,15 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         from accelerate.utils import gather_object
 
+        problems = ProblemLog()
         with acc.main_process_first():
-            data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit)
+            data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit, problems=problems)
+        if acc.is_main_process:
+            problems.write(self.output_dir / SKIPPED_REPORT)
         encoder = PairEncoder(processor, max_length=cfg.max_length, truncate_responses=cfg.truncate_responses)
         prepared = prepare(data, encoder, self.cache_dir, rank=acc.process_index, world=acc.num_processes,
-                           gather=gather_object if acc.num_processes > 1 else None, progress=self.progress)
+                           gather=gather_object if acc.num_processes > 1 else None, progress=self.progress,
+                           problems=problems)
         if not prepared.kept:
             raise ValueError(f"no usable pairs: {prepared.describe()}; first problems: {prepared.examples[:3]}")
         kept = list(prepared.kept)
@@ -168,8 +174,11 @@ class Trainer:
         processor = AutoProcessor.from_pretrained(path)
         data, encoder, prepared, train_idx, eval_idx = self._data(processor)
         self._say(f"data: {prepared.describe()}; {len(train_idx)} train, {len(eval_idx)} held out")
-        for example in prepared.examples[:5]:
+        for example in prepared.examples:
             self._say(f"  skipped: {example}")
+        if sum(prepared.skipped.values()) > len(prepared.examples):
+            self._say(f"  ... the rows skipped while reading the data are all listed in "
+                      f"{self.output_dir / SKIPPED_REPORT}")
         policy = self._policy(path)
         trainable, total = trainable_parameters(policy)
         self._say(f"model: {path} ({total:,} parameters, {trainable:,} trained); reference: {cfg.reference}")

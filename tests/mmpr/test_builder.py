@@ -3,7 +3,15 @@ import json
 import pytest
 from datasets import load_dataset
 
-from mmpr.builder import SubsetInput, open_dataset, read_manifest, subsets_of, write_dataset
+from mmpr.builder import (
+    EmptyDatasetError,
+    SubsetInput,
+    config_name,
+    open_dataset,
+    read_manifest,
+    subsets_of,
+    write_dataset,
+)
 from mmpr.schemas import PreferencePair
 from mmpr.testing import tiny_images
 
@@ -85,3 +93,49 @@ def test_alike_named_folders_do_not_share_a_cache(tmp_path):
     for parent, n in (("a", 2), ("b", 3)):
         write_dataset(tmp_path / parent / "data", [SubsetInput("s", [_pair(i, "s", []) for i in range(n)])], name="x")
     assert [len(open_dataset(tmp_path / p / "data", streaming=False)) for p in ("a", "b")] == [2, 3]
+
+
+@pytest.mark.parametrize("subset, config", [
+    ("openbmb/RLAIF-V-Dataset", "openbmb__RLAIF-V-Dataset"),
+    ("geoqa+_extracted_en_version_pairs_vqa_format_rules", "geoqa+_extracted_en_version_pairs_vqa_format_rules"),
+    ("wildvision_gpt4o_en_20240903.jsonl_extracted_sr0.5_with_image",
+     "wildvision_gpt4o_en_20240903.jsonl_extracted_sr0.5_with_image"),
+    ("a:b|c?*", "a_b_c__"),
+])
+def test_config_names_are_valid_for_datasets(subset, config):
+    from datasets import BuilderConfig
+
+    assert config_name(subset) == config
+    BuilderConfig(name=config)  # raises on the characters datasets refuses
+
+
+def test_odd_names_collisions_and_empty_subsets(tmp_path):
+    out = tmp_path / "ds"
+    manifest = write_dataset(out, [
+        SubsetInput("openbmb/RLAIF-V-Dataset", [_pair(i, "openbmb/RLAIF-V-Dataset", []) for i in range(3)]),
+        SubsetInput("openbmb__RLAIF-V-Dataset", [_pair(0, "openbmb__RLAIF-V-Dataset", [])]),
+        SubsetInput("all", [_pair(0, "all", [])]),
+        SubsetInput("nothing_left", [], why_empty=lambda: "every row was bad"),
+        SubsetInput("never_had_rows", []),
+        SubsetInput("1_0", [_pair(0, "1_0", [])]),  # YAML 1.1 reads a bare 1_0 as the number 10
+    ], name="x")
+    assert list(manifest.subsets) == ["openbmb__RLAIF-V-Dataset", "openbmb__RLAIF-V-Dataset-2", "all-2", "1_0"]
+    assert [i.release_name for i in manifest.subsets.values()] == ["openbmb/RLAIF-V-Dataset",
+                                                                   "openbmb__RLAIF-V-Dataset", "all", None]
+    assert manifest.extra["empty_subsets"] == {"nothing_left": "every row was bad", "never_had_rows": "no pairs"}
+    assert subsets_of(out) == list(manifest.subsets)
+    for config, n in (("openbmb__RLAIF-V-Dataset", 3), ("openbmb__RLAIF-V-Dataset-2", 1), ("all-2", 1), ("1_0", 1),
+                      ("all", 6)):
+        assert len(load_dataset(str(out), config, split="train")) == n
+    slash = load_dataset(str(out), "openbmb__RLAIF-V-Dataset", split="train")
+    assert slash["subset"] == ["openbmb/RLAIF-V-Dataset"] * 3
+    card = (out / "README.md").read_text()
+    assert "- `nothing_left`: every row was bad" in card and '"nothing_left"' not in card
+
+
+def test_nothing_to_write_raises_and_keeps_the_previous_dataset(tmp_path):
+    out = tmp_path / "ds"
+    write_dataset(out, [SubsetInput("s", [_pair(0, "s", [])])], name="x")
+    with pytest.raises(EmptyDatasetError, match=r"no pairs to write \(a: no pairs; b: why\)"):
+        write_dataset(out, [SubsetInput("a", []), SubsetInput("b", [], why_empty=lambda: "why")], name="x")
+    assert read_manifest(out).num_pairs == 1 and len(load_dataset(str(out), split="train")) == 1

@@ -9,6 +9,7 @@ from mmpr.export import export, user_content
 from mmpr.problems import ProblemLog
 from mmpr.release import iter_subset, read_meta
 from mmpr.testing import tiny_images, write_release
+from tests.mmpr.real_meta import load_meta, write_real_release
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,15 @@ def test_swift_and_llamafactory_shapes(dataset, tmp_path):
     assert row[info["columns"]["messages"]] == [{"from": "human", "value": "<image>\nFind x."}]
     assert row["chosen"] == {"from": "gpt", "value": "x = 2. Final answer: 2"}
     assert (tmp_path / "lf" / row["images"][0]).is_file()
+
+
+def test_mmpr_export_gives_back_the_release_names_of_renamed_subsets(tmp_path):
+    release = write_real_release(tmp_path / "MMPR", load_meta("v1.0_meta_entries.json"))
+    convert(release, tmp_path / "ds", progress=False)
+    export(tmp_path / "ds", "mmpr", tmp_path / "back", progress=False)
+    meta = json.loads((tmp_path / "back" / "meta.json").read_text())
+    assert set(meta) == {"openbmb/RLAIF-V-Dataset",
+                         "scienceqa_multi_choice_en_20240402_extracted_pairs_vqa_format_rules"}
+    assert meta["openbmb/RLAIF-V-Dataset"]["annotation"] == "annotations/openbmb__RLAIF-V-Dataset.jsonl"
+    before, after = _pairs(release), _pairs(tmp_path / "back")
+    assert [(p.id, p.subset, p.question) for p in before] == [(p.id, p.subset, p.question) for p in after]

@@ -12,3 +12,17 @@ def test_counts_all_keeps_the_first_and_writes_a_report(tmp_path):
     log.write(tmp_path / "r.json")
     assert '"listed": 2' in (tmp_path / "r.json").read_text()
     assert ProblemLog().summary() == "no problems"
+
+
+def test_a_written_log_reads_back_and_merges_within_the_keep_limit(tmp_path):
+    log = ProblemLog()
+    log.add("image_missing", "a.jsonl", "image not found", line=4, field="image")
+    log.add("malformed_json", "a.jsonl", "bad", line=7)
+    log.write(tmp_path / "r.json")
+    back = ProblemLog.read(tmp_path / "r.json")
+    assert back.counts == log.counts and back.items == log.items
+    small = ProblemLog(keep=3)
+    small.add("prompt_too_long", "run", "too long")
+    small.update(back)
+    small.update(back)
+    assert small.total == 5 and small.counts["image_missing"] == 2 and len(small.items) == 3

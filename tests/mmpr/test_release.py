@@ -1,8 +1,26 @@
 import pytest
 
 from mmpr.problems import ProblemLog
-from mmpr.release import category_of, iter_subset, kind_and_source, read_meta, remap
+from mmpr.release import (
+    SUFFIXES,
+    category_of,
+    iter_subset,
+    kind_and_source,
+    read_meta,
+    remap,
+    selected_lines,
+    subset_category,
+    suffix_of,
+)
 from mmpr.testing import tiny_images, write_release
+from tests.mmpr.real_meta import META_DIR, load_meta, write_real_release
+
+REAL_NAMES = {name: file.name for file in sorted(META_DIR.glob("*.json")) for name in load_meta(file.name)}
+# The real subsets whose names declare no construction (captions, imported preference data): kind "imported".
+NO_SUFFIX = {"ai2d_cap_gpt4o_en_20240410", "airplane_app_longcap_gpt4o_zh_20240627",
+             "android_ui_longcap_qwen_zh_20240409", "internvl_watermark", "llavar_inhouse_sft_longcap_en_20240521",
+             "mmmu_val_all_filter_annotations", "openbmb/RLAIF-V-Dataset", "sam_cap_review_negative_en_20240918",
+             "taobao_longcap_gpt4o_zh_20240627", "wechat_longcap_gpt4o_zh_20240627"}
 
 FOREIGN = "/mnt/petrelfs/share_data/wangweiyun/MMPR/"
 
@@ -42,6 +60,34 @@ def test_categories_of_known_sources():
     assert category_of("clevr_math_5k") == "mathematics"
     assert category_of("docvqa_train") == "document"
     assert category_of("unheard_of") == "other"
+
+
+@pytest.mark.parametrize("subset, kind, source, category", [
+    ("inat_train2018_merge_en_20240811_sr0.50_wo_image", "dropout_ntp", "inat_train2018_merge_en_20240811", "other"),
+    ("RLAIF-V-Dataset_sr0.5_wo_image", "dropout_ntp", "RLAIF-V-Dataset", "other"),
+    ("wildvision_gpt4o_en_20240903.jsonl_extracted_sr0.5_with_image", "dropout_ntp",
+     "wildvision_gpt4o_en_20240903.jsonl_extracted", "other"),
+    ("ai2d_train_12k_en_20240410_extracted_prefix_pair_sr0.0_with_image", "dropout_ntp",
+     "ai2d_train_12k_en_20240410_extracted", "science"),
+    ("mavis_function_abs_pairs_vqa_direct_rules", "correctness", "mavis_function_abs", "mathematics"),
+    ("IAM_words_20241118check_ocr_correctness_rules", "correctness", "IAM_words_20241118check", "ocr"),
+    ("nlvr2_en_20240910_ov_pairs_vqa_correctness_rules", "correctness", "nlvr2_en_20240910_ov", "general_vqa"),
+    ("geoqa+_extracted_en_version_pairs_vqa_format_rules", "format", "geoqa+_extracted_en_version", "mathematics"),
+    ("super_clevr_en_20240402_yorn_pairs_vqa_correctness_rules", "correctness", "super_clevr_en_20240402_yorn",
+     "general_vqa"),
+    ("openbmb/RLAIF-V-Dataset", "imported", "openbmb/RLAIF-V-Dataset", "other"),
+])
+def test_real_subset_names_classify(subset, kind, source, category):
+    assert subset in REAL_NAMES
+    assert kind_and_source(subset) == (kind, source) and subset_category(subset) == category
+
+
+def test_the_suffix_table_covers_every_real_subset_name_and_invents_none():
+    assert len(REAL_NAMES) > 200
+    assert {n for n in REAL_NAMES if kind_and_source(n)[0] == "imported"} == NO_SUFFIX
+    used = {suffix_of(n).pattern for n in REAL_NAMES if suffix_of(n)}
+    assert used == {s.pattern for s in SUFFIXES}
+    assert all(s.seen_in and s.meaning for s in SUFFIXES)
 
 
 def test_remap_foreign_absolute_paths_into_the_release(tmp_path):
@@ -87,15 +133,30 @@ def test_repeat_time_fraction_is_a_seeded_subsample(tmp_path):
     assert len(everything) == 20
 
 
-def test_repeat_time_integer_repeats_and_mixed_repeats_then_subsamples(tmp_path):
+def test_repeat_time_above_one_repeats_int_of_it_as_the_reference_trainer(tmp_path):
+    # internvl_chat_mpo.py: raw_data * int(repeat_time): 2 -> twice, 2.7 -> twice, 1.5 -> once
     root = write_release(tmp_path, {"a_pairs_vqa_correctness_rules": _rows(4),
-                                    "b_pairs_vqa_correctness_rules": _rows(10)},
-                         repeat_time={"a_pairs_vqa_correctness_rules": 2, "b_pairs_vqa_correctness_rules": 1.5})
+                                    "b_pairs_vqa_correctness_rules": _rows(10),
+                                    "c_pairs_vqa_correctness_rules": _rows(3)},
+                         repeat_time={"a_pairs_vqa_correctness_rules": 2, "b_pairs_vqa_correctness_rules": 1.5,
+                                      "c_pairs_vqa_correctness_rules": 2.7})
     pairs, _ = _read(root)
-    a = [p for p in pairs if p.subset.startswith("a_")]
-    b = [p for p in pairs if p.subset.startswith("b_")]
-    assert [p.id.split("/")[1] for p in a] == ["1", "1#r1", "2", "2#r1", "3", "3#r1", "4", "4#r1"]
-    assert len(b) == 15 and len({p.id for p in b}) == 15
+    by = {k: [p.id.split("/")[1] for p in pairs if p.subset.startswith(k)] for k in "abc"}
+    assert by["a"] == ["1", "1#r1", "2", "2#r1", "3", "3#r1", "4", "4#r1"]
+    assert by["b"] == [str(i) for i in range(1, 11)]
+    assert by["c"] == ["1", "1#r1", "2", "2#r1", "3", "3#r1"]
+
+
+@pytest.mark.parametrize("n, repeat_time, kept", [(20, 0.25, 5), (100, 0.07, 7), (100, 0.29, 28), (3, 0.2, 0),
+                                                  (32798, 0.005, 163), (1, 1, 1)])
+def test_repeat_time_below_one_keeps_int_of_n_times_it(n, repeat_time, kept):
+    # random.sample(raw_data, k=int(len(raw_data) * repeat_time)): int truncates 100 * 0.29 = 28.999... to 28
+    import random
+
+    lines, copies = selected_lines(n, repeat_time, random.Random(0))
+    assert copies == 1 and (len(lines) if lines is not None else n) == kept
+    assert lines is None or lines <= set(range(1, n + 1))
+    assert lines == selected_lines(n, repeat_time, random.Random(0))[0]
 
 
 def test_bad_rows_are_skipped_counted_and_reported_exactly(tmp_path, images):
@@ -147,3 +208,22 @@ def test_meta_errors_name_the_file_and_subset(tmp_path):
     (root / "meta.json").write_text('{"a": {"root": "images", "annotation": "annotations/gone.jsonl"}}')
     with pytest.raises(FileNotFoundError, match="subset 'a': annotation 'annotations/gone.jsonl' not found"):
         read_meta(root)
+
+
+def test_real_v1_1_paths_resolve_null_roots_cluster_roots_and_absolute_annotations(tmp_path):
+    names = ["internvl_watermark", "inat_train2018_merge_en_20240811_sr0.50_wo_image",
+             "mavis_function_abs_pairs_vqa_direct_rules"]
+    meta = load_meta("v1.1_internvl_dev_mpo_meta.json", names)
+    assert meta["internvl_watermark"]["root"] is None
+    assert meta["inat_train2018_merge_en_20240811_sr0.50_wo_image"]["root"].startswith("vc-reader:s3://")
+    root = write_real_release(tmp_path / "MMPR-v1.1", meta)
+    specs = {s.name: s for s in read_meta(root)}
+    assert specs["internvl_watermark"].root == root
+    assert specs["inat_train2018_merge_en_20240811_sr0.50_wo_image"].root == root / "datasets" / "inat2018"
+    assert specs["mavis_function_abs_pairs_vqa_direct_rules"].root == root / "CaraJ" / "MAVIS-Function"
+    assert specs["mavis_function_abs_pairs_vqa_direct_rules"].annotation == root / "clean" / \
+        "mavis_function_abs_pairs_vqa_direct_rules.jsonl"
+    problems = ProblemLog()
+    pairs = [p for spec in specs.values() for p in iter_subset(spec, problems, apply_repeat=False)]
+    assert problems.total == 0 and len(pairs) == 120
+    assert pairs[0].images == [] and pairs[40].images == [str(root / "datasets" / "inat2018" / "0.png")]

@@ -63,3 +63,26 @@ def test_open_pairs_reads_dataset_folders_and_release_layouts(tmp_path):
     both = open_pairs([str(folder), str(release)], limit=11)
     assert len(both) == 11 and both[10]["id"] == "x_pairs_vqa_correctness_rules/1"
     assert len(open_pairs([str(folder)], subsets=["toy"])) == 10
+
+
+def _release_with_bad_rows(folder):
+    rows = [{"image": "i.png", "question": f"q{i}?", "chosen": "yes", "rejected": "no"} for i in range(6)]
+    rows[1] = '{"question": "cut off'
+    rows[4] = {"image": "gone.png", "question": "q?", "chosen": "yes", "rejected": "no"}
+    return write_release(folder, {"x_pairs_vqa_correctness_rules": rows}, images={"i.png": tiny_images(1)[0]})
+
+
+def test_a_release_folders_bad_rows_reach_the_caller_also_from_the_cache(tmp_path, processor):
+    from mmpr.problems import ProblemLog
+
+    release = _release_with_bad_rows(tmp_path / "rel")
+    for _ in range(2):  # the second time the rows come from datasets' cache
+        problems = ProblemLog()
+        data = open_pairs([str(release)], problems=problems)
+        assert len(data) == 4
+        assert problems.counts == {"malformed_json": 1, "image_missing": 1}
+        assert [p.line for p in problems.items] == [2, 5]
+    prepared = prepare(data, PairEncoder(processor, max_length=1024), tmp_path / "cache", progress=False,
+                       problems=problems)
+    assert prepared.describe() == "4 pairs ready, 2 skipped (image_missing: 1, malformed_json: 1)"
+    assert prepared.examples[0].startswith(f"{release / 'annotations' / 'x_pairs_vqa_correctness_rules.jsonl'}:2")

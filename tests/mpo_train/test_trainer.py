@@ -187,3 +187,24 @@ def test_two_process_ddp_with_text_only_batches(tiny_model_dir, tmp_path):
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert records[-1]["delta"] != 0.0
     assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+
+
+def test_training_from_a_release_folder_prints_and_counts_its_bad_rows(tiny_model_dir, tmp_path, capsys):
+    from mmpr.testing import tiny_images, write_release
+
+    rows = [{"image": "i.png", "question": f"How many shapes ({i})?", "chosen": "Three. Final answer: 3",
+             "rejected": "Five. Final answer: 5"} for i in range(8)]
+    rows[2] = '{"image": "i.png", "question": "cut off'
+    rows[5] = {"image": "i.png", "question": "q?", "chosen": "same", "rejected": "same"}
+    release = write_release(tmp_path / "MMPR", {"x_pairs_vqa_correctness_rules": rows},
+                            images={"i.png": tiny_images(1)[0]})
+    out = tmp_path / "run"
+    result = Trainer(_cfg(tiny_model_dir("qwen2_vl"), release, out, max_steps=1), progress=True).train()
+    printed = capsys.readouterr().out
+    assert "data: 6 pairs ready, 2 skipped (invalid_value: 1, malformed_json: 1)" in printed
+    annotation = release / "annotations" / "x_pairs_vqa_correctness_rules.jsonl"
+    assert f"  skipped: {annotation}:3: not valid JSON" in printed
+    assert f"  skipped: {annotation}:6 [rejected]:" in printed
+    report = json.loads((out / "skipped.json").read_text())
+    assert report["counts"] == {"invalid_value": 1, "malformed_json": 1} and report["total"] == 2
+    assert "2 skipped (invalid_value: 1, malformed_json: 1)" in (result.final_dir / "README.md").read_text()
