@@ -45,7 +45,8 @@ def llm_kind(config: dict, *, where: str = "config.json") -> str:
 
 def tiling(config: dict, *, where: str = "config.json") -> Tiling:
     if config.get("ps_version", "v2") != "v2":
-        raise LayoutError(f"{where}: ps_version {config['ps_version']!r}: transformers implements pixel shuffle v2 only")
+        raise LayoutError(f"{where}: ps_version {config['ps_version']!r}: transformers implements pixel shuffle "
+                          "v2 only")
     if not config.get("use_thumbnail", True):
         raise LayoutError(f"{where}: use_thumbnail false: transformers' InternVL processor always adds the thumbnail")
     vision = config["vision_config"]

@@ -62,13 +62,13 @@ def write_state(state: dict[str, torch.Tensor], folder: Path, *, max_shard_bytes
         size += nbytes
     names = (["model.safetensors"] if len(shards) == 1 else
              [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
-    for name, shard in zip(names, shards):
+    for name, shard in zip(names, shards, strict=True):
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
         os.close(fd)
         save_file(shard, tmp, metadata={"format": "pt"})
         os.replace(tmp, folder / name)
     if len(shards) > 1:
         total = sum(t.numel() * t.element_size() for t in state.values())
-        weight_map = {k: n for n, shard in zip(names, shards) for k in shard}
+        weight_map = {k: n for n, shard in zip(names, shards, strict=True) for k in shard}
         write_json(folder / INDEX, {"metadata": {"total_size": total}, "weight_map": weight_map})
     return names

@@ -24,7 +24,8 @@ IMAGE_TOKENS = {"start_image_token": "<img>", "end_image_token": "</img>", "cont
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 # The default system messages of InternVL's conversation templates (internvl_chat/internvl/conversation.py).
-_INTERNVL_SYSTEM = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+_INTERNVL_SYSTEM = ("你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，"
+                    "英文名叫InternVL, 是一个有用无害的人工智能助手。")
 SYSTEM_MESSAGES = {"internlm2-chat": _INTERNVL_SYSTEM, "Hermes-2": _INTERNVL_SYSTEM}
 
 

@@ -9,7 +9,6 @@ of InternVL's code).
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Literal
@@ -123,7 +122,8 @@ def _weights(kind: LLMKind, cfg: dict, gen: torch.Generator) -> dict[str, torch.
               "language_model.model.norm.weight": 1 + r(h), "language_model.lm_head.weight": r(vocab, h, scale=0.2)}
         for i in range(llm["num_hidden_layers"]):
             p = f"language_model.model.layers.{i}."
-            s |= {p + "self_attn.q_proj.weight": r(heads * hd, h, scale=0.2), p + "self_attn.q_proj.bias": r(heads * hd),
+            s |= {p + "self_attn.q_proj.weight": r(heads * hd, h, scale=0.2),
+                  p + "self_attn.q_proj.bias": r(heads * hd),
                   p + "self_attn.k_proj.weight": r(kv * hd, h, scale=0.2), p + "self_attn.k_proj.bias": r(kv * hd),
                   p + "self_attn.v_proj.weight": r(kv * hd, h), p + "self_attn.v_proj.bias": r(kv * hd),
                   p + "self_attn.o_proj.weight": r(h, h), p + "mlp.gate_proj.weight": r(ff, h),

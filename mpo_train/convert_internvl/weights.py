@@ -92,7 +92,7 @@ def original_to_hf(state: dict[str, torch.Tensor], *, llm: str, num_heads: int, 
     for name, tensor in state.items():
         if m := _VIT_QKV.match(name):
             base = f"model.vision_tower.encoder.layer.{m[1]}.attention"
-            for part, piece in zip("qkv", tensor.chunk(3, dim=0)):
+            for part, piece in zip("qkv", tensor.chunk(3, dim=0), strict=True):
                 out[f"{base}.{part}_proj.{m[2]}"] = piece.contiguous()
         elif name.startswith("vision_model."):
             out["model.vision_tower." + _rename(name[len("vision_model."):], _VISION)] = tensor
@@ -100,7 +100,8 @@ def original_to_hf(state: dict[str, torch.Tensor], *, llm: str, num_heads: int, 
             out[_PROJECTOR[name[:7]] + name[7:]] = tensor
         elif llm == "internlm2" and (m := _WQKV.match(name)):
             base = f"model.language_model.layers.{m[1]}.self_attn"
-            for part, piece in zip("qkv", split_wqkv(tensor, num_heads=num_heads, num_kv_heads=num_kv_heads)):
+            pieces = split_wqkv(tensor, num_heads=num_heads, num_kv_heads=num_kv_heads)
+            for part, piece in zip("qkv", pieces, strict=True):
                 out[f"{base}.{part}_proj.weight"] = piece
         elif llm == "internlm2" and name.startswith("language_model.output."):
             out["lm_head." + name[len("language_model.output."):]] = tensor
