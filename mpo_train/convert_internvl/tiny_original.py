@@ -57,6 +57,12 @@ def _internlm2_tokenizer(out: Path, seed: int) -> int:
     return n + len(_IMAGE_TOKENS)
 
 
+def _im_end_id(out: Path) -> int:
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model")).piece_to_id("<|im_end|>")
+
+
 def _qwen2_tokenizer(out: Path) -> tuple[int, int, int]:
     from mmpr.testing import tiny_tokenizer
 
@@ -132,12 +138,33 @@ def _weights(kind: LLMKind, cfg: dict, gen: torch.Generator) -> dict[str, torch.
     return s
 
 
+def _answer_ends_at_once(state: dict[str, torch.Tensor], kind: LLMKind, stop_id: int) -> None:
+    """Make greedy decoding emit ``stop_id`` first, whatever the input: residual channel 0 holds a constant that no
+    layer writes to (embeddings and the projector's bias put it there), and only ``stop_id``'s output row reads it."""
+    const = 10.0
+    emb, out, wo, w2 = (("language_model.model.tok_embeddings.weight", "language_model.output.weight",
+                         "attention.wo.weight", "feed_forward.w2.weight") if kind == "internlm2" else
+                        ("language_model.model.embed_tokens.weight", "language_model.lm_head.weight",
+                         "self_attn.o_proj.weight", "mlp.down_proj.weight"))
+    state[emb][:, 0] = const
+    state["mlp1.3.weight"][0] = 0
+    state["mlp1.3.bias"][0] = const
+    for name in state:
+        if name.endswith((wo, w2)):
+            state[name][0] = 0
+    state[out][:, 0] = 0
+    state[out][stop_id, 0] = 50.0
+
+
 def tiny_original_internvl(path: str | Path, kind: LLMKind = "internlm2", *, seed: int = 0, layers: int = 2,
-                           hidden: int = 64, tile: int = 56, max_tiles: int = 6, max_shard_bytes: int = 2**30) -> Path:
+                           hidden: int = 64, tile: int = 56, max_tiles: int = 6, max_shard_bytes: int = 2**30,
+                           answers_end_at_once: bool = False) -> Path:
     """Write a tiny original-layout InternVL checkpoint (``kind``: the LLM, ``internlm2`` or ``qwen2``) to ``path``.
 
     4 query heads share 2 key/value heads (GQA); a ``tile`` px tile gives ``(tile / 14)^2 / 4`` LM tokens.
     ``max_shard_bytes`` below the model's size writes shards with an index, as the real checkpoints are stored.
+    ``answers_end_at_once`` makes every greedy answer stop at once (``<|im_end|>``), so that end-to-end runs
+    through an evaluation that allows thousands of new tokens stay short on a CPU.
     """
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +192,8 @@ def tiny_original_internvl(path: str | Path, kind: LLMKind = "internlm2", *, see
     write_json(out / "generation_config.json", {"eos_token_id": [eos], "pad_token_id": pad})
     for name in _REMOTE[kind]:
         (out / name).write_text(f'"""Stand-in for InternVL\'s remote-code file {name} (tests only)."""\n')
-    gen = torch.Generator().manual_seed(seed)
-    write_state(_weights(kind, config, gen), out, max_shard_bytes=max_shard_bytes)
+    state = _weights(kind, config, torch.Generator().manual_seed(seed))
+    if answers_end_at_once:
+        _answer_ends_at_once(state, kind, eos if kind == "qwen2" else _im_end_id(out))
+    write_state(state, out, max_shard_bytes=max_shard_bytes)
     return out

@@ -32,7 +32,8 @@ def _release(root: Path) -> Path:
 @pytest.mark.slow
 def test_reproduction_script_runs_on_tiny_stand_ins(tmp_path):
     work = tmp_path / "work"
-    original = tiny_original_internvl(work / "original" / "InternVL2-8B", "internlm2", layers=1)
+    original = tiny_original_internvl(work / "original" / "InternVL2-8B", "internlm2", layers=1,
+                                      answers_end_at_once=True)
     _release(work / "MMPR-v1.0")
     mathvista = tmp_path / "mathvista.parquet"
     Dataset.from_list(mathvista_rows(4), features=MATHVISTA_FEATURES).to_parquet(str(mathvista))
