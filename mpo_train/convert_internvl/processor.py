@@ -50,6 +50,9 @@ def chat_template(system_message: str) -> str:
     )
 
 
+_PROBES = ("The answer is (B) 3.14.", "  two  spaces\n\nand\ttabs ", "x^2 + y_1 = \\frac{1}{2}", "数学题：求面积。")
+
+
 def _sentencepiece_bpe(model_file: Path, tokenizer_config: dict):
     """A sentencepiece BPE model -> an equivalent ``LlamaTokenizer`` (tokenizers backend)."""
     import sentencepiece as spm
@@ -66,6 +69,9 @@ def _sentencepiece_bpe(model_file: Path, tokenizer_config: dict):
                          **{k: (v["content"] if isinstance(v, dict) else v) for k, v in names.items() if v})
     tok.add_bos_token = bool(tokenizer_config.get("add_bos_token", True))
     tok.add_eos_token = bool(tokenizer_config.get("add_eos_token", False))
+    for probe in _PROBES:  # a model with other normalisation rules must not convert silently wrong
+        if tok.encode(probe, add_special_tokens=False) != sp.encode(probe):
+            raise LayoutError(f"{model_file}: the converted tokenizer splits {probe!r} differently from sentencepiece")
     return tok
 
 
