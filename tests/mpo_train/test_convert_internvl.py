@@ -130,6 +130,51 @@ def test_converted_logits_equal_an_independent_forward_of_the_original(converted
         assert not torch.allclose(wrong, want, atol=1e-3)
 
 
+def reference_image_embeddings(src, pixel_values: torch.Tensor) -> torch.Tensor:
+    """InternVL's ``extract_feature`` from the original tensors: InternViT (pre-norm blocks with layer scale, fused
+    q|k|v), drop the class token, pixel shuffle 0.5 (each output cell stacks the 2x2 block row-major over the
+    first two axes), then ``mlp1`` (LayerNorm, Linear, GELU, Linear)."""
+    import torch.nn.functional as F
+
+    cfg = json.loads((src / "config.json").read_text())["vision_config"]
+    w = read_state(src)
+    d, heads, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["layer_norm_eps"]
+    e = "vision_model.embeddings."
+    x = F.conv2d(pixel_values, w[e + "patch_embedding.weight"], w[e + "patch_embedding.bias"], stride=cfg["patch_size"])
+    x = x.flatten(2).transpose(1, 2)
+    x = torch.cat([w[e + "class_embedding"].expand(len(x), 1, d), x], 1) + w[e + "position_embedding"]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"vision_model.encoder.layers.{i}."
+        y = F.layer_norm(x, (d,), w[p + "norm1.weight"], w[p + "norm1.bias"], eps)
+        q, k, v = (y @ w[p + "attn.qkv.weight"].T + w[p + "attn.qkv.bias"]).split(d, -1)
+        q, k, v = (t.unflatten(-1, (heads, d // heads)).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-1, -2) / math.sqrt(d // heads)).softmax(-1) @ v
+        x = x + w[p + "ls1"] * (att.transpose(1, 2).flatten(2) @ w[p + "attn.proj.weight"].T + w[p + "attn.proj.bias"])
+        y = F.layer_norm(x, (d,), w[p + "norm2.weight"], w[p + "norm2.bias"], eps)
+        y = F.gelu(y @ w[p + "mlp.fc1.weight"].T + w[p + "mlp.fc1.bias"]) @ w[p + "mlp.fc2.weight"].T
+        x = x + w[p + "ls2"] * (y + w[p + "mlp.fc2.bias"])
+    x = x[:, 1:]
+    side = int(math.isqrt(x.shape[1]))
+    grid = x.reshape(len(x), side, side, d)
+    shuffled = torch.cat([grid[:, t::2, s::2] for t in (0, 1) for s in (0, 1)], -1).flatten(1, 2)
+    y = F.layer_norm(shuffled, (4 * d,), w["mlp1.0.weight"], w["mlp1.0.bias"], 1e-5)
+    return F.gelu(y @ w["mlp1.1.weight"].T + w["mlp1.1.bias"]) @ w["mlp1.3.weight"].T + w["mlp1.3.bias"]
+
+
+def test_converted_image_features_equal_an_independent_forward_of_the_original(converted):
+    from transformers import AutoModelForImageTextToText
+
+    kind, src, hf = converted
+    model = AutoModelForImageTextToText.from_pretrained(hf, dtype=torch.float32).eval()
+    tile = model.config.vision_config.image_size[0]
+    pixels = torch.randn(3, 3, tile, tile, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got = model.model.get_image_features(pixel_values=pixels, vision_feature_layer=-1,
+                                             vision_feature_select_strategy="default")
+    got = got.pooler_output if hasattr(got, "pooler_output") else got
+    torch.testing.assert_close(got, reference_image_embeddings(src, pixels), atol=2e-5, rtol=1e-4)
+
+
 # --- the original dynamic tiling, from InternVL's published preprocessing --------------------------------------
 
 def original_tiles(image: Image.Image, *, tile: int, min_num: int, max_num: int) -> np.ndarray:
