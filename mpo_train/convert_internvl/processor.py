@@ -5,9 +5,10 @@
   checkpoint's added tokens at their ids. Qwen2's (InternVL2-1B) loads with transformers as it is.
 * Chat template: the original conversation templates (``internlm2-chat``, ``Hermes-2``, InternVL's
   ``conversation.py``) are MPT style: ``<|im_start|>system\\n{system}<|im_end|><|im_start|>user\\n{q}<|im_end|>
-  <|im_start|>assistant\\n``, with no newline after ``<|im_end|>`` and InternVL's default system message when the
-  conversation has none. An image part renders ``<IMG_CONTEXT>\\n``; the processor expands it to
-  ``<img>`` + ``<IMG_CONTEXT>`` x (256 x tiles) + ``</img>``, as the original ``<image>\\n`` became.
+  <|im_start|>assistant\\n``, with no newline after ``<|im_end|>`` (InternVL2.5's ``internvl2_5``: a newline) and
+  the template's default system message when the conversation has none. An image part renders
+  ``<IMG_CONTEXT>\\n``; the processor expands it to ``<img>`` + ``<IMG_CONTEXT>`` x (256 x tiles) + ``</img>``,
+  as the original ``<image>\\n`` became.
 * Image processor: GOT-OCR2's tiling is the original ``dynamic_preprocess`` (closest aspect ratio, ties to more
   tiles when the image is large enough, a thumbnail when more than one tile), bicubic, ImageNet mean/std.
 """
@@ -23,18 +24,23 @@ IMAGE_TOKENS = {"start_image_token": "<img>", "end_image_token": "</img>", "cont
                 "video_token": "<video>"}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
-# The default system messages of InternVL's conversation templates (internvl_chat/internvl/conversation.py).
-_INTERNVL_SYSTEM = ("你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，"
-                    "英文名叫InternVL, 是一个有用无害的人工智能助手。")
-SYSTEM_MESSAGES = {"internlm2-chat": _INTERNVL_SYSTEM, "Hermes-2": _INTERNVL_SYSTEM}
+# InternVL's conversation templates (internvl_chat/internvl/conversation.py, and the conversation.py shipped with
+# each checkpoint), all MPT style: name -> (default system message, separator after each turn).
+_INTERNVL2_SYSTEM = ("你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，"
+                     "英文名叫InternVL, 是一个有用无害的人工智能助手。")
+_INTERNVL2_5_SYSTEM = ("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的"
+                       "多模态大语言模型。")
+TEMPLATES = {"internlm2-chat": (_INTERNVL2_SYSTEM, "<|im_end|>"), "Hermes-2": (_INTERNVL2_SYSTEM, "<|im_end|>"),
+             "internvl2_5": (_INTERNVL2_5_SYSTEM, "<|im_end|>\n")}
 
 
-def chat_template(system_message: str) -> str:
-    """InternVL's MPT-style conversation as a Jinja chat template (string or list-of-parts contents)."""
-    system = json.dumps(system_message, ensure_ascii=False)
+def chat_template(system_message: str, sep: str = "<|im_end|>") -> str:
+    """InternVL's MPT-style conversation as a Jinja chat template (string or list-of-parts contents): every turn is
+    ``<|im_start|>{role}\\n{content}`` + ``sep``."""
+    system, end = json.dumps(system_message, ensure_ascii=False), json.dumps(sep)
     return (
         "{%- if messages[0]['role'] != 'system' -%}"
-        "{{ '<|im_start|>system\\n' + " + system + " + '<|im_end|>' }}"
+        "{{ '<|im_start|>system\\n' + " + system + " + " + end + " }}"
         "{%- endif -%}"
         "{%- for message in messages -%}"
         "{{ '<|im_start|>' + message['role'] + '\\n' }}"
@@ -44,7 +50,7 @@ def chat_template(system_message: str) -> str:
         "{%- elif part['type'] in ('image', 'image_url', 'image_pil') -%}{{ '<IMG_CONTEXT>\\n' }}"
         "{%- elif part['type'] == 'video' -%}{{ '<video>\\n' }}"
         "{%- endif -%}{%- endfor -%}{%- endif -%}"
-        "{{ '<|im_end|>' }}"
+        "{{ " + end + " }}"
         "{%- endfor -%}"
         "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
     )
@@ -105,10 +111,10 @@ def load_tokenizer(src: Path, *, kind: str, template: str):
                (None, tok.unk_token_id)]
     if missing:
         raise LayoutError(f"{where}: the tokenizer lacks InternVL's image tokens {missing}")
-    if template not in SYSTEM_MESSAGES:
+    if template not in TEMPLATES:
         raise LayoutError(f"{src / 'config.json'}: conversation template {template!r} is not known; known: "
-                          f"{', '.join(SYSTEM_MESSAGES)}")
-    tok.chat_template = chat_template(SYSTEM_MESSAGES[template])
+                          f"{', '.join(TEMPLATES)}")
+    tok.chat_template = chat_template(*TEMPLATES[template])
     return tok
 
 

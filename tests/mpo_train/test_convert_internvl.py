@@ -247,6 +247,21 @@ def test_chat_template_is_internvl_mpt_style_with_the_default_system_message(con
     assert len(processor.tokenizer) == model_cfg["text_config"]["vocab_size"]
 
 
+def test_internvl2_5_template_ends_turns_with_a_newline(tmp_path):
+    from transformers import AutoProcessor
+
+    src = tiny_original_internvl(tmp_path / "o", "qwen2", layers=1)
+    config = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps(config | {"template": "internvl2_5"}))
+    processor = AutoProcessor.from_pretrained(to_hf(src, tmp_path / "hf"))
+    text = processor.apply_chat_template([{"role": "user", "content": "Q"}], add_generation_prompt=True)
+    assert text == ("<|im_start|>system\n你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及"
+                    "多家合作单位联合开发的多模态大语言模型。<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n")
+    (src / "config.json").write_text(json.dumps(config | {"template": "vicuna_v1.1"}))
+    with pytest.raises(LayoutError, match="vicuna_v1.1"):
+        to_hf(src, tmp_path / "hf2")
+
+
 def test_internlm2_sentencepiece_tokenizer_becomes_an_equal_fast_tokenizer(tmp_path):
     import sentencepiece as spm
     from transformers import AutoTokenizer
