@@ -13,7 +13,8 @@
 # Usage (a GPU node with 8 GPUs; deepspeed and the [vllm,evals] extras installed):
 #   bash scripts/reproduce_internvl2_8b_mpo.sh
 # Every setting below is an environment variable; e.g. NUM_GPUS=4 WORK=/scratch/mpo bash scripts/...
-# A step whose output is already there is skipped, so a rerun resumes (training resumes from its last checkpoint).
+# A step whose finished output is there is skipped, so a rerun resumes (training from its last checkpoint; the
+# downloads are skipped once meta.json / config.json exist: rerun `hf download` by hand after an interrupted one).
 # CI runs this very script on tiny stand-ins (tests/scripts/test_reproduce_internvl2_8b_mpo.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,10 +50,11 @@ fi
 [ -f "$ORIGINAL_MODEL_DIR/config.json" ] || hf download "$BASE_MODEL" --local-dir "$ORIGINAL_MODEL_DIR"
 
 step "2/7 mmpr.convert $RELEASE_DIR -> $DATASET_DIR"
-[ -e "$DATASET_DIR" ] || "$PYTHON" -m mmpr.convert "$RELEASE_DIR" --out "$DATASET_DIR" --version 1.0.0
+[ -f "$DATASET_DIR/manifest.json" ] || "$PYTHON" -m mmpr.convert "$RELEASE_DIR" --out "$DATASET_DIR" --version 1.0.0
 
 step "3/7 convert $ORIGINAL_MODEL_DIR -> $HF_MODEL_DIR (transformers layout)"
-[ -f "$HF_MODEL_DIR/config.json" ] || "$PYTHON" -m mpo_train.convert_internvl "$ORIGINAL_MODEL_DIR" "$HF_MODEL_DIR"
+# original_layout/ is written last: its config.json marks a finished conversion
+[ -f "$HF_MODEL_DIR/original_layout/config.json" ] || "$PYTHON" -m mpo_train.convert_internvl "$ORIGINAL_MODEL_DIR" "$HF_MODEL_DIR"
 
 step "4/7 MPO training ($NUM_GPUS processes) -> $TRAIN_DIR"
 if [ ! -f "$TRAIN_DIR/final/config.json" ]; then

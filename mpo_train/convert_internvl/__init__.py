@@ -63,7 +63,8 @@ def to_hf(src: str | Path, out: str | Path, *, max_shard_bytes: int = 5 * 1024**
     if tok.eos_token_id is not None and tok.eos_token_id not in eos:
         eos.append(tok.eos_token_id)
     GenerationConfig(eos_token_id=eos, pad_token_id=tok.pad_token_id).save_pretrained(out)
-    _copy_non_weights(src, out / ORIGINAL_DIR)
+    _copy_non_weights(src, out / ORIGINAL_DIR, skip=("config.json",))
+    shutil.copy2(src / "config.json", out / ORIGINAL_DIR / "config.json")  # last: marks a finished conversion
     return out
 
 
