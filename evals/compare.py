@@ -50,8 +50,9 @@ def mismatches(runs: list[tuple[str, RunResult]]) -> list[str]:
     return problems
 
 
-def headline(task: TaskResult) -> float:
-    return task.score if task.score is not None else task.accuracy
+def headline(task: TaskResult) -> float | None:
+    """The benchmark's reported score; results.json files written before there were headlines hold accuracy."""
+    return task.accuracy if task.headline == "accuracy" else task.score
 
 
 def _label(run: RunResult, folder: str | Path) -> str:
@@ -111,7 +112,7 @@ def chart(runs: list[tuple[str, RunResult]], png: Path) -> Path:
     width = 0.8 / len(runs)
     fig, ax = plt.subplots(figsize=(max(4, 2 * len(benchmarks) + 1), 3.5))
     for i, (folder, run) in enumerate(runs):
-        values = [headline(run.tasks[b]) if b in run.tasks else 0 for b in benchmarks]
+        values = [(headline(run.tasks[b]) or 0) if b in run.tasks else 0 for b in benchmarks]
         bars = ax.bar([j + i * width for j in range(len(benchmarks))], values, width, label=_label(run, folder))
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(benchmarks))], benchmarks)

@@ -1,21 +1,42 @@
 import json
 
 import pytest
+import yaml
 from datasets import Dataset
 
-from evals.run import evaluate, main
+from evals.registry import get
+from evals.run import evaluate, main, task_yaml
 from evals.scoring import MissingField
 from tests.evals.conftest import MATHVISTA_FEATURES, mathvista_rows
+from tests.evals.tasks import rows as bench_rows
 
 
 def test_unknown_benchmark_and_missing_data_fail_at_once(tmp_path, capsys):
     assert main(["--tasks", "mathvista,chartqa", "--model", "m", "--out", str(tmp_path)]) == 2
-    assert "unknown benchmark chartqa; available: mathvista, mathvision, pope" in capsys.readouterr().err
-    assert main(["--tasks", "mathvision", "--model", "m", "--prompt", "direct", "--out", str(tmp_path)]) == 2
-    assert "mathvision has no 'direct' prompt" in capsys.readouterr().err
+    assert "unknown benchmark chartqa; available: mathvista, mathvision, pope, m3cot" in capsys.readouterr().err
     assert main(["--tasks", "mathvista", "--model", "m", "--data", f"mathvista={tmp_path / 'nope'}",
                  "--out", str(tmp_path)]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+    assert main(["--tasks", "mathvista", "--model", "m", "--data", f"pope={tmp_path}", "--out", str(tmp_path)]) == 2
+    assert "--data for pope, which is not among the benchmarks run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--tasks", "mathvista", "--model", "m", "--prompt", "sketchy", "--out", str(tmp_path)])
+
+
+def test_task_yaml_follows_the_registry_record(tmp_path):
+    text = task_yaml(get("mathverse"), "reasoning")
+    config = yaml.safe_load("\n".join(line for line in text.splitlines() if "!function" not in line))
+    assert config["task"] == "mmpr_mathverse_testmini_vision_only_reasoning"
+    assert (config["dataset_path"], config["dataset_name"], config["test_split"]) == (
+        "CaraJ/MathVerse-lmmseval", "testmini_version_split", "vision_only")
+    assert config["lmms_eval_specific_kwargs"]["default"]["prompt"] == "reasoning"
+    assert "process_results: !function utils.process_results_reasoning" in text
+    (tmp_path / "w.parquet").touch()
+    local_text = task_yaml(get("wemath"), "cot", str(tmp_path / "w.parquet"), max_new_tokens=32)
+    local = yaml.safe_load("\n".join(line for line in local_text.splitlines() if "!function" not in line))
+    assert local["dataset_path"] == "parquet" and local["dataset_kwargs"]["data_files"] == {
+        "testmini": [str(tmp_path / "w.parquet")]}
+    assert local["generation_kwargs"]["max_new_tokens"] == 32
 
 
 def test_a_dataset_missing_a_field_fails_before_generating(tmp_path):
@@ -26,6 +47,17 @@ def test_a_dataset_missing_a_field_fails_before_generating(tmp_path):
     Dataset.from_list(rows, features=features).to_parquet(str(path))
     with pytest.raises(MissingField, match="has no field precision"):
         evaluate(["mathvista"], "unused-model", out=tmp_path / "out", data={"mathvista": str(path)})
+    assert not (tmp_path / "out" / "cache" / "responses.jsonl").exists()
+
+
+def test_a_new_benchmarks_dataset_missing_a_field_fails_before_generating(tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "key"} for r in bench_rows.wemath()]
+    features = bench_rows.FEATURES["wemath"].copy()
+    del features["key"]
+    path = tmp_path / "wemath.parquet"
+    Dataset.from_list(rows, features=features).to_parquet(str(path))
+    with pytest.raises(MissingField, match="WeMath: the dataset has no field key"):
+        evaluate("wemath", "unused-model", out=tmp_path / "out", data={"wemath": str(path)})
     assert not (tmp_path / "out" / "cache" / "responses.jsonl").exists()
 
 
