@@ -90,3 +90,34 @@ def test_mathvista_end_to_end_through_lmms_eval_resumes_and_repeats(mathvista_pa
     assert len(keys) == 8 and len(set(keys)) == 8, "the torn line is dropped, the rest answered once"
     again = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["mathvista"]
     assert (again["accuracy"], again["unparsable"]) == (task["accuracy"], task["unparsable"])
+
+
+@pytest.mark.slow
+def test_reasoning_suite_end_to_end_on_local_files(mathvista_parquet, tmp_path, capsys):
+    data = [f"mathvista={mathvista_parquet}"] + [
+        f"{name}={bench_rows.write_parquet(name, tmp_path / f'{name}.parquet')}"
+        for name in ("mmmu", "mathvision", "mathverse", "dynamath", "wemath", "logicvista")]
+    args = ["--tasks", "reasoning", "--model", "tiny:qwen2_vl", "--engine", "hf", "--limit", "3",
+            "--max-new-tokens", "16", "--prompt", "reasoning", "--out", str(tmp_path / "run")]
+    for d in data:  # WeMath's first three rows are one whole two-step problem; DynaMath's cover two seeds
+        args += ["--data", d]
+    assert main(args) == 0
+    assert "wemath:" in capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["prompt"] == "reasoning" and "<answer>" in results["prompt_template"] and results["limit"] == 3
+    tasks = results["tasks"]
+    assert list(tasks) == ["mmmu", "mathvista", "mathvision", "mathverse", "dynamath", "wemath", "logicvista"]
+    expected_breakdowns = {"mmmu": "subject", "mathvista": "skills", "mathvision": "subject",
+                           "mathverse": "subject", "dynamath": "knowledge_level", "wemath": "knowledge_concept",
+                           "logicvista": "skill"}
+    for name, key in expected_breakdowns.items():
+        task = tasks[name]
+        assert task["total"] == 3, name
+        assert sum(c["total"] for c in task["categories"][key].values()) >= task["total"], name
+        assert results["generation"][task["task"]]["max_tokens"] == 16
+        samples = (tmp_path / "run" / f"samples_{task['task']}.jsonl").read_text().splitlines()
+        assert len(samples) == task["total"]
+    assert tasks["dynamath"]["headline"] == "worst_case" and tasks["dynamath"]["metrics"]["seeds"] == 2
+    assert tasks["dynamath"]["score"] == tasks["dynamath"]["metrics"]["worst_case"]
+    assert tasks["wemath"]["metrics"]["problems"] == 1 and tasks["wemath"]["score"] is not None
+    assert {"loose", "strict"} <= set(tasks["wemath"]["metrics"])
