@@ -59,6 +59,8 @@ class TaskResult(BaseModel):
     total: int
     unparsable: int
     unparsable_rate: float = Field(description="Percent of responses with no extractable final answer.")
+    scoring_errors: int = Field(default=0, description="Samples the rules could not judge (counted wrong; the "
+                                "reason is in the samples file).")
     judged: int = Field(default=0, description="Unparsable answers sent to the --judge (0 without one).")
     accuracy_with_judge: float | None = None
     headline: str = Field(default="accuracy", description="Which score the benchmark reports: 'accuracy' or a key "
@@ -202,7 +204,8 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
         tasks[bench.name] = TaskResult(
             benchmark=bench.name, task=task, accuracy=accuracy, correct=correct, total=total,
             unparsable=unparsable, unparsable_rate=round(100 * unparsable / max(total, 1), 2),
-            judged=judged, accuracy_with_judge=with_judge, categories=_breakdown(records),
+            scoring_errors=sum(bool(r.get("error")) for r in records), judged=judged,
+            accuracy_with_judge=with_judge, categories=_breakdown(records),
             headline=bench.headline,
             # None when nothing it needs was evaluated (e.g. --limit cut every WeMath problem short)
             score=accuracy if bench.headline == "accuracy" else metrics.get(bench.headline),
@@ -267,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name, task in result.tasks.items():
         judge_note = f", {task.accuracy_with_judge:.2f} with the judge on {task.judged}" if task.judged else ""
+        if task.scoring_errors:
+            print(f"{name}: {task.scoring_errors} samples could not be judged (see 'error' in the samples file)",
+                  file=sys.stderr)
         extra = "".join(f", {k} {v:.2f}" for k, v in task.metrics.items() if k in ("worst_case", "loose", "strict"))
         print(f"{name}: {task.accuracy:.2f} ({task.correct}/{task.total}){extra}, unparsable "
               f"{task.unparsable_rate:.1f}%{judge_note}")

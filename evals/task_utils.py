@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from evals.prompting import PROMPT_STYLES, render, score_response
-from evals.scoring import Target
+from evals.prompting import PROMPT_STYLES, extract, render, score_response
+from evals.scoring import SampleScore, Target
 from mmpr.prompts import strip_direct_instructions
 
 
@@ -25,10 +25,16 @@ def process(doc: dict, results: list[str], target: Target, style: str, categorie
             doc_id, reference: dict | None = None, judge_fn: Callable[[str], bool] | None = None) -> dict:
     """``reference`` keeps the document fields another scorer needs (for the agreement report and a benchmark's
     ``summarize``); ``judge_fn`` replaces the plain judge where the benchmark has its own rule."""
-    result = score_response(results[0], target, style, judge_fn)
+    error = None
+    try:
+        result = score_response(results[0], target, style, judge_fn)
+    except ValueError as e:  # an item the rules cannot judge (e.g. a ground truth naming no option): counted
+        extracted = extract(results[0], style)
+        result = SampleScore(extracted=extracted, parsable=extracted is not None, correct=False)
+        error = f"{type(e).__name__}: {e}"
     record = {"doc_id": doc_id, "target": dataclasses.asdict(target), "extracted": result.extracted,
               "correct": result.correct, "parsable": result.parsable, "categories": categories,
-              "reference": reference or {}}
+              "reference": reference or {}, "error": error}
     return {"accuracy": record, "unparsable": record}
 
 

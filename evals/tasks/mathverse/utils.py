@@ -2,8 +2,10 @@
 
 Schema (CaraJ/MathVerse-lmmseval, config testmini_version_split, split vision_only): sample_index, problem_index,
 problem_version, question, image, answer, question_type ("multi-choice" or "free-form"), metadata (split, source,
-subject, subfield), query_wo, query_cot, question_for_eval. Multiple-choice answers are option letters; since the
-options exist only in the image, the letter is what is judged. Free-form answers go to math-verify.
+subject, subfield), query_wo, query_cot, question_for_eval. The prompt shows the version's ``question`` text (what
+this version keeps outside the image, as lmms-eval's custom prompt does) and says the rest is in the image.
+Multiple-choice answers are option letters; since the options exist only in the image, the letter is what is
+judged. Free-form answers go to math-verify.
 """
 
 from evals import task_utils as common
@@ -18,8 +20,8 @@ SEE_OPTIONS = "Answer the question shown in the image; its options are shown the
 def target(doc) -> Target:
     require(doc, FIELDS, "MathVerse")
     answer = str(doc["answer"]).strip()
-    if doc["question_type"] == "multi-choice":
-        return Target(answer, "multiple_choice", common.letters(max(5, "ABCDEFGH".find(answer[:1]) + 1)))
+    if doc["question_type"] == "multi-choice" and len(answer) == 1 and answer.upper() in "ABCDEFGH":
+        return Target(answer, "multiple_choice", common.letters(max(5, "ABCDEFGH".find(answer.upper()) + 1)))
     return Target(answer, "latex")
 
 

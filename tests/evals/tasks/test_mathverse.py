@@ -27,3 +27,14 @@ def test_the_prompt_points_at_the_image_and_lists_no_options():
 def test_a_missing_field_is_named():
     with pytest.raises(MissingField, match="MathVerse: the dataset has no field question_type"):
         utils.target({k: v for k, v in doc("mathverse", 0).items() if k != "question_type"})
+
+
+def test_an_item_the_rules_cannot_judge_is_counted_not_a_crash():
+    from evals import task_utils
+
+    d = doc("mathverse", 0)
+    target = utils.target(d)
+    bad = type(target)("Z", "multiple_choice", ["A", "B"])  # a ground truth naming no option
+    record = task_utils.process(d, [COT + "Final answer: A"], bad, "cot", {}, "1")["accuracy"]
+    assert record["correct"] is False and "names none of the choices" in record["error"]
+    assert record["parsable"] and record["extracted"] == "A"
