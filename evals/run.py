@@ -174,10 +174,13 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
             (folder / f"{bench.task_name(prompt)}.yaml").write_text(
                 task_yaml(bench, prompt, (data or {}).get(bench.name), max_new_tokens))
         manager = TaskManager("WARNING", include_path=str(include), include_defaults=False)
-        _check_fields(get_task_dict(task_names, manager), benches, prompt)
+        task_dict = get_task_dict(task_names, manager)
+        _check_fields(task_dict, benches, prompt)
         lm = MmprModel(resolved, engine=engine, cache_dir=out / "cache", batch_size=batch_size,
                        engine_args=engine_args, engine_instance=engine_instance)
-        raw = simple_evaluate(model=lm, tasks=task_names, limit=limit, log_samples=True, task_manager=manager,
+        # the tasks already built (their datasets loaded once)
+        raw = simple_evaluate(model=lm, tasks=[task_dict[name] for name in task_names], limit=limit,
+                              log_samples=True, task_manager=manager,
                               verbosity="WARNING", random_seed=0, numpy_random_seed=0, torch_random_seed=0)
     return _write(raw, benches, prompt, model, engine, limit, out, data or {}, judge)
 

@@ -57,7 +57,9 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
 
 
 def categories(doc) -> dict[str, list[str]]:
-    return {key: [str(v) for v in doc[key]] for key in ("skill", "capability") if doc.get(key)}
+    # lists in the benchmark's own json; a single string where a copy flattened them
+    return {key: [doc[key]] if isinstance(doc[key], str) else [str(v) for v in doc[key]]
+            for key in ("skill", "capability") if doc.get(key)}
 
 
 globals().update(common.processors(target, categories, lambda doc: doc.get("imagename"), judge=judge))

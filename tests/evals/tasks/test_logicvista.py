@@ -21,6 +21,7 @@ def test_single_and_several_letters_and_numbered_options(i, response, correct):
 
 def test_categories_are_the_skills_and_capabilities():
     assert utils.categories(doc("logicvista", 0)) == {"skill": ["inductive"], "capability": ["diagram"]}
+    assert utils.categories({**doc("logicvista", 0), "skill": "deductive"})["skill"] == ["deductive"]
 
 
 def test_a_missing_field_is_named():
