@@ -148,11 +148,6 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
              max_new_tokens: int | None = None) -> RunResult:
     """Run ``benchmarks`` (names and presets) through lmms-eval; write ``results.json`` and
     ``samples_<task>.jsonl`` to ``out``. ``max_new_tokens`` overrides each benchmark's budget for the prompt."""
-    from lmms_eval.evaluator import simple_evaluate
-    from lmms_eval.tasks import TaskManager, get_task_dict
-
-    from evals.models import MmprModel
-
     benches = registry.resolve(benchmarks)
     if prompt not in PROMPT_STYLES:
         raise ValueError(f"unknown prompt {prompt!r}; available: {', '.join(PROMPT_STYLES)}")
@@ -162,6 +157,14 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
     unused = sorted(set(data or {}) - {b.name for b in benches})
     if unused:
         raise ValueError(f"--data for {', '.join(unused)}, which is not among the benchmarks run")
+    for name, path in (data or {}).items():
+        if not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"--data {name}={path}: no such file or folder")
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager, get_task_dict
+
+    from evals.models import MmprModel
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task_names = [b.task_name(prompt) for b in benches]
