@@ -53,3 +53,26 @@ def test_images_in_the_order_the_question_and_options_name_them():
 def test_a_missing_field_is_named():
     with pytest.raises(MissingField, match="MMMU: the dataset has no field question_type"):
         utils.target({k: v for k, v in doc("mmmu", 0).items() if k != "question_type"})
+
+
+def _doc(question_type, answer, options="[]"):
+    return {**doc("mmmu", 0), "id": "validation_Math_1", "question_type": question_type, "answer": answer,
+            "options": options}
+
+
+def test_lmms_evals_own_mmmu_cases_under_the_cot_format():
+    # the cases of lmms-eval's test/eval/test_mmmu_utils.py, answered in the CoT format
+    assert _record(_doc("open", "0.5"), COT + "Final answer: 0.5")["correct"]
+    assert not _record(_doc("open", "0.5"), COT + "Final answer: 42")["correct"]
+    assert _record(_doc("open", "hexagon"), COT + "Final answer: hexagon.")["correct"]
+    mc = _doc("multiple-choice", "B", "['first', 'second', 'third', 'fourth']")
+    assert _record(mc, COT + "Final answer: B")["correct"] and _record(mc, COT + "Final answer: second")["correct"]
+
+
+@pytest.mark.parametrize("gold, pred", [("3.14", "3.1416"), ("3.14", "3.15"), ("0.5", "0.50"), ("12", "12.004"),
+                                        ("1,200", "1200"), ("2.675", "2.68"), ("-0.3", "-0.304"), ("7", "7.01")])
+def test_numbers_agree_with_mmmus_own_rounding(gold, pred):
+    from lmms_eval.tasks.mmmu.utils import normalize_str
+
+    theirs = normalize_str(pred)[0] in normalize_str(gold)
+    assert _record(_doc("open", gold), COT + f"Final answer: {pred}")["correct"] is theirs
