@@ -1,7 +1,9 @@
 """``python -m evals.compare RUN_A RUN_B ...``: a Markdown table and a bar chart of several runs.
 
-Per benchmark (and per category, e.g. MathVista's skills), each run's accuracy, the change from the first run,
-and the paper's reported numbers where the model is one the paper evaluated.
+Per benchmark (and per category, e.g. MathVista's skills), each run's headline score (accuracy; DynaMath's worst
+case; WeMath's strict score), the change from the first run, and the paper's numbers where the model is one the
+paper evaluated (from evals.registry). Runs made with different prompts (--prompt) or different --limit values
+are not comparable: the comparison is refused unless --allow-mismatch, and then the table says so at the top.
 
     python -m evals.compare runs/eval-internvl2-8b runs/eval-internvl2-8b-mpo --out runs/compare
 """
@@ -12,14 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from evals.run import RunResult
+from evals.registry import BENCHMARKS
+from evals.run import RunResult, TaskResult
 from mmpr.io import atomic_write_text
 
-# The paper's CoT numbers (facts, section 4); direct-answer MathVista numbers under "mathvista/direct".
-PAPER = {
-    "InternVL2-8B": {"mathvista": 56.8, "mathvista/direct": 58.3, "mathvision": 20.4, "pope": 86.9},
-    "InternVL2-8B-MPO": {"mathvista": 67.0, "mathvista/direct": 64.5, "mathvision": 25.7, "pope": 88.1},
-}
+
+class NotComparable(ValueError):
+    pass
 
 
 def load(folder: str | Path) -> RunResult:
@@ -30,26 +31,60 @@ def load(folder: str | Path) -> RunResult:
 
 
 def paper_number(run: RunResult, benchmark: str) -> float | None:
-    name = run.model.rstrip("/").split("/")[-1]
-    key = benchmark if run.prompt == "cot" else f"{benchmark}/{run.prompt}"
-    return PAPER.get(name, {}).get(key)
+    found = _paper(run, benchmark)
+    return found[0] if found else None
+
+
+def _paper(run: RunResult, benchmark: str) -> tuple[float, str] | None:
+    bench = BENCHMARKS.get(benchmark)
+    return bench.paper_number(run.model.rstrip("/").split("/")[-1], run.prompt) if bench else None
+
+
+def mismatches(runs: list[tuple[str, RunResult]]) -> list[str]:
+    """Why the runs' scores cannot be set side by side: different prompts or different --limit values."""
+    problems = []
+    for attr, flag in (("prompt", "--prompt"), ("limit", "--limit")):
+        values = {str(folder): getattr(run, attr) for folder, run in runs}
+        if len(set(values.values())) > 1:
+            problems.append(f"different {flag}: " + ", ".join(f"{f}: {v}" for f, v in values.items()))
+    return problems
+
+
+def headline(task: TaskResult) -> float | None:
+    """The benchmark's reported score; results.json files written before there were headlines hold accuracy."""
+    return task.accuracy if task.headline == "accuracy" else task.score
 
 
 def _label(run: RunResult, folder: str | Path) -> str:
     return f"{run.model.rstrip('/').split('/')[-1]} ({run.prompt})" if run.model else str(folder)
 
 
-def table(runs: list[tuple[str, RunResult]], *, categories: bool = True) -> str:
+def table(runs: list[tuple[str, RunResult]], *, categories: bool = True, allow_mismatch: bool = False) -> str:
+    """The Markdown table; raises :class:`NotComparable` for runs with different prompts or limits unless
+    ``allow_mismatch``, which puts the warning above the table instead."""
+    problems = mismatches(runs)
+    if problems and not allow_mismatch:
+        raise NotComparable("these runs are not comparable: " + "; ".join(problems) +
+                            " (rerun them alike, or pass --allow-mismatch to see them with a warning)")
+    warning = "".join(f"> **WARNING: NOT COMPARABLE: {p}**\n" for p in problems) + ("\n" if problems else "")
     labels = [_label(r, f) for f, r in runs]
-    head = "| benchmark | " + " | ".join(labels) + " | " + " | ".join(f"delta {lbl}" for lbl in labels[1:])
+    head = warning + "| benchmark | " + " | ".join(labels) + " | " + " | ".join(f"delta {lbl}" for lbl in labels[1:])
     head += " | paper |\n|---|" + "---:|" * (2 * len(runs) - 1) + "---|\n"
     rows = []
     benchmarks = sorted({b for _, r in runs for b in r.tasks})
     for b in benchmarks:
-        scores = [r.tasks[b].accuracy if b in r.tasks else None for _, r in runs]
-        paper = [f"{lbl}: {p}" for lbl, (_, r) in zip(labels, runs, strict=True)
-                 if (p := paper_number(r, b)) is not None]
-        rows.append(_row(f"**{b}**", scores, "; ".join(paper) or "-"))
+        scores = [headline(r.tasks[b]) if b in r.tasks else None for _, r in runs]
+        paper = [f"{lbl}: {p[0]}" if p[1] != "reported" else f"{lbl.rsplit(' (', 1)[0]} (prompt not stated): {p[0]}"
+                 for lbl, (_, r) in zip(labels, runs, strict=True) if (p := _paper(r, b)) is not None]
+        name = next((r.tasks[b].headline for _, r in runs if b in r.tasks), "accuracy")
+        rows.append(_row(f"**{b}**" + (f" ({name})" if name != "accuracy" else ""), scores, "; ".join(paper) or "-"))
+        if name != "accuracy":
+            rows.append(_row(f"{b}: accuracy", [r.tasks[b].accuracy if b in r.tasks else None for _, r in runs],
+                             "-"))
+        keys = sorted({k for _, r in runs if b in r.tasks for k in r.tasks[b].metrics} - {name})
+        for key in keys:
+            rows.append(_row(f"{b}: {key}", [r.tasks[b].metrics.get(key) if b in r.tasks else None for _, r in runs],
+                             "-"))
         unparsable = [r.tasks[b].unparsable_rate if b in r.tasks else None for _, r in runs]
         rows.append(_row(f"{b}: unparsable %", unparsable, "-"))
         if categories:
@@ -77,7 +112,7 @@ def chart(runs: list[tuple[str, RunResult]], png: Path) -> Path:
     width = 0.8 / len(runs)
     fig, ax = plt.subplots(figsize=(max(4, 2 * len(benchmarks) + 1), 3.5))
     for i, (folder, run) in enumerate(runs):
-        values = [run.tasks[b].accuracy if b in run.tasks else 0 for b in benchmarks]
+        values = [(headline(run.tasks[b]) or 0) if b in run.tasks else 0 for b in benchmarks]
         bars = ax.bar([j + i * width for j in range(len(benchmarks))], values, width, label=_label(run, folder))
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(benchmarks))], benchmarks)
@@ -96,14 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="evals.run output folders; the first is the baseline")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--no-categories", action="store_true", help="benchmarks only")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="compare runs made with different --prompt or --limit anyway, under a warning")
     args = parser.parse_args(argv)
     try:
         runs = [(folder, load(folder)) for folder in args.runs]
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    try:
+        text = table(runs, categories=not args.no_categories, allow_mismatch=args.allow_mismatch)
+    except NotComparable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    text = table(runs, categories=not args.no_categories)
     atomic_write_text(args.out / "comparison.md", text)
     chart(runs, args.out / "comparison.png")
     print(text)

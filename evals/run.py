@@ -5,13 +5,14 @@ Examples::
     # offline, CPU: a tiny model on a local copy of MathVista testmini (a parquet file or folder)
     python -m evals.run --tasks mathvista --model tiny:qwen2_vl --engine hf --limit 8 \\
         --data mathvista=~/data/mathvista_testmini.parquet --out runs/eval-tiny
-    # GPU: InternVL2-8B before and after MPO, CoT and direct prompts, then compare
-    python -m evals.run --tasks mathvista,mathvision,pope --model OpenGVLab/InternVL2-8B --engine vllm \\
-        --out runs/eval-internvl2-8b
-    python -m evals.run --tasks mathvista,mathvision,pope --model OpenGVLab/InternVL2-8B-MPO --engine vllm \\
-        --out runs/eval-internvl2-8b-mpo
-    python -m evals.compare runs/eval-internvl2-8b runs/eval-internvl2-8b-mpo --out runs/compare
+    # GPU: the paper's judge-free benchmarks, then the reasoning suite, for InternVL2-8B (and again for -MPO)
+    python -m evals.run --tasks paper --model OpenGVLab/InternVL2-8B --engine vllm \\
+        --engine-arg trust_remote_code=true --out runs/paper-InternVL2-8B
+    python -m evals.run --tasks reasoning --model OpenGVLab/InternVL2-8B --engine vllm \\
+        --engine-arg trust_remote_code=true --out runs/reasoning-InternVL2-8B
+    python -m evals.compare runs/paper-InternVL2-8B runs/paper-InternVL2-8B-MPO --out runs/compare
 
+--prompt picks cot (the paper's), direct, or reasoning (<think>/<answer>); results.json records it.
 A rerun with the same --out skips the samples already answered.
 """
 
@@ -30,18 +31,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals import registry
+from evals.prompting import PROMPT_STYLES, template_text
+from evals.registry import Benchmark
 from evals.scoring import MissingField
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.prompts import get_template
 from mmpr.testing import resolve_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
-# short name -> (task folder, task name per prompt style)
-BENCHMARKS = {
-    "mathvista": ("mathvista", {"cot": "mmpr_mathvista_testmini_cot", "direct": "mmpr_mathvista_testmini_direct"}),
-    "mathvision": ("mathvision", {"cot": "mmpr_mathvision_testmini_cot"}),
-    "pope": ("pope", {"cot": "mmpr_pope_cot"}),
-}
 
 
 class CategoryScore(BaseModel):
@@ -67,6 +64,12 @@ class TaskResult(BaseModel):
     unscorable_items: dict[str, str] = Field(default_factory=dict, description="doc_id -> why it is unscorable.")
     judged: int = Field(default=0, description="Unparsable answers sent to the --judge (0 without one).")
     accuracy_with_judge: float | None = None
+    headline: str = Field(default="accuracy", description="Which score the benchmark reports: 'accuracy' or a key "
+                          "of metrics (DynaMath's worst_case, WeMath's strict).")
+    score: float | None = Field(default=None, description="The headline score, percent; None when the samples "
+                                "evaluated cannot give it.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="The benchmark's own scores beyond "
+                                      "per-sample accuracy, and their counts.")
     categories: dict[str, dict[str, CategoryScore]] = Field(default_factory=dict)
     dataset: str
     dataset_revision: str | None = None
@@ -86,42 +89,45 @@ class RunResult(BaseModel):
     tasks: dict[str, TaskResult]
 
 
-def _local_data_yaml(folder: str, source: Path, data: str, out_dir: Path) -> None:
-    """Copy a task folder with its dataset pointed at local data: a parquet file or folder of parquet files,
-    or a folder written by ``save_to_disk``."""
-    shutil.copytree(TASKS_DIR / folder, out_dir / folder)
-    path = Path(data).expanduser().resolve()
-    if not path.exists():
-        raise FileNotFoundError(f"--data {folder}={data}: no such file or folder")
-    for task_yaml in (out_dir / folder).glob("*.yaml"):
-        text = task_yaml.read_text()
-        split = yaml.safe_load("\n".join(line for line in text.splitlines() if "!function" not in line))["test_split"]
+def task_yaml(bench: Benchmark, prompt: str, data: str | None = None, max_new_tokens: int | None = None) -> str:
+    """The lmms-eval task for ``bench`` under ``prompt``, reading the Hub dataset or ``data``: a parquet file or
+    folder of parquet files, or a folder written by ``save_to_disk``."""
+    config: dict[str, Any] = {"task": bench.task_name(prompt)}
+    if data is None:
+        config["dataset_path"] = bench.dataset
+        if bench.dataset_name:
+            config["dataset_name"] = bench.dataset_name
+    else:
+        path = Path(data).expanduser().resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"--data {bench.name}={data}: no such file or folder")
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-            replacement = f"dataset_path: {path}\ndataset_kwargs:\n  load_from_disk: true\n"
+            config |= {"dataset_path": str(path), "dataset_kwargs": {"load_from_disk": True}}
         else:
             files = [str(path)] if path.is_file() else sorted(str(p) for p in path.rglob("*.parquet"))
             if not files:
-                raise FileNotFoundError(f"--data {folder}={data}: no parquet files there")
-            replacement = "dataset_path: parquet\ndataset_kwargs:\n  data_files:\n    " + f"{split}:\n" + "".join(
-                f"      - {f}\n" for f in files)
-        lines = [line for line in text.splitlines(keepends=True) if not line.startswith("dataset_path:")]
-        task_yaml.write_text(replacement + "".join(lines))
+                raise FileNotFoundError(f"--data {bench.name}={data}: no parquet files there")
+            config |= {"dataset_path": "parquet", "dataset_kwargs": {"data_files": {bench.split: files}}}
+    config |= {"test_split": bench.split, "output_type": "generate_until",
+               "generation_kwargs": {"max_new_tokens": max_new_tokens or bench.max_new_tokens[prompt], "temperature": 0,
+                                     "do_sample": False},
+               "lmms_eval_specific_kwargs": {"default": {"prompt": prompt}}, "metadata": {"version": 1.0}}
+    functions = {"doc_to_visual": "doc_to_visual", "doc_to_text": "doc_to_text", "doc_to_target": "doc_to_target",
+                 "process_results": f"process_results_{prompt}"}
+    metrics = ("  - metric: accuracy\n    aggregation: !function utils.accuracy\n    higher_is_better: true\n"
+               "  - metric: unparsable\n    aggregation: !function utils.unparsable\n    higher_is_better: false\n")
+    return (yaml.safe_dump(config, sort_keys=False) + "".join(f"{k}: !function utils.{v}\n" for k, v in
+                                                               functions.items()) + "metric_list:\n" + metrics)
 
 
-def _check_fields(task_dict: dict) -> None:
+def _check_fields(task_dict: dict, benches: list[Benchmark], prompt: str) -> None:
     """A dataset missing a field the task needs fails before any generation, naming the field."""
-    from evals import scoring
-
-    required = {"mathvista": scoring.MATHVISTA_FIELDS + ("decoded_image",),
-                "mathvision": scoring.MATHVISION_FIELDS + ("decoded_image",),
-                "pope": scoring.POPE_FIELDS + ("image",)}
-    for name, task in task_dict.items():
-        benchmark = next(b for b, (_, tasks) in BENCHMARKS.items() if name in tasks.values())
-        split = task.config.test_split
-        columns = task.dataset[split].column_names
-        missing = [f for f in required[benchmark] if f not in columns]
+    for bench in benches:
+        task = task_dict[bench.task_name(prompt)]
+        columns = task.dataset[bench.split].column_names
+        missing = [f for f in bench.fields if f not in columns]
         if missing:
-            raise MissingField(f"{name}: the dataset has no field {', '.join(missing)} (it has "
+            raise MissingField(f"{bench.task_name(prompt)}: the dataset has no field {', '.join(missing)} (it has "
                                f"{', '.join(columns)})")
 
 
@@ -137,48 +143,60 @@ def _breakdown(records: list[dict]) -> dict[str, dict[str, CategoryScore]]:
                   for value, (c, t) in sorted(values.items())} for key, values in sorted(out.items())}
 
 
-def evaluate(benchmarks: list[str], model: str, *, engine: str = "hf", prompt: str = "cot", limit: int | None = None,
-             out: Path, data: dict[str, str] | None = None, judge: str | None = None,
-             engine_args: dict | None = None, batch_size: int = 16, engine_instance=None) -> RunResult:
-    """Run ``benchmarks`` through lmms-eval; write ``results.json`` and ``samples_<task>.jsonl`` to ``out``."""
+def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", prompt: str = "cot",
+             limit: int | None = None, out: Path, data: dict[str, str] | None = None, judge: str | None = None,
+             engine_args: dict | None = None, batch_size: int = 16, engine_instance=None,
+             max_new_tokens: int | None = None) -> RunResult:
+    """Run ``benchmarks`` (names and presets) through lmms-eval; write ``results.json`` and
+    ``samples_<task>.jsonl`` to ``out``. ``max_new_tokens`` overrides each benchmark's budget for the prompt."""
+    benches = registry.resolve(benchmarks)
+    if prompt not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt {prompt!r}; available: {', '.join(PROMPT_STYLES)}")
+    for bench in benches:
+        if prompt not in bench.prompts:
+            raise ValueError(f"{bench.name} has no {prompt!r} prompt; it has {', '.join(bench.prompts)}")
+    unused = sorted(set(data or {}) - {b.name for b in benches})
+    if unused:
+        raise ValueError(f"--data for {', '.join(unused)}, which is not among the benchmarks run")
+    for name, path in (data or {}).items():
+        if not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"--data {name}={path}: no such file or folder")
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager, get_task_dict
 
     from evals.models import MmprModel
 
-    unknown = [b for b in benchmarks if b not in BENCHMARKS]
-    if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHMARKS)}")
-    for b in benchmarks:
-        if prompt not in BENCHMARKS[b][1]:
-            raise ValueError(f"{b} has no {prompt!r} prompt; it has {', '.join(BENCHMARKS[b][1])}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    task_names = [BENCHMARKS[b][1][prompt] for b in benchmarks]
+    task_names = [b.task_name(prompt) for b in benches]
     resolved = resolve_model(model)
     with tempfile.TemporaryDirectory() as tmp:
         include = Path(tmp)
-        for b in benchmarks:
-            folder = BENCHMARKS[b][0]
-            if data and b in data:
-                _local_data_yaml(folder, TASKS_DIR, data[b], include)
-            else:
-                shutil.copytree(TASKS_DIR / folder, include / folder)
+        for bench in benches:
+            folder = include / bench.name
+            shutil.copytree(TASKS_DIR / bench.folder, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            (folder / f"{bench.task_name(prompt)}.yaml").write_text(
+                task_yaml(bench, prompt, (data or {}).get(bench.name), max_new_tokens))
         manager = TaskManager("WARNING", include_path=str(include), include_defaults=False)
-        _check_fields(get_task_dict(task_names, manager))
+        task_dict = get_task_dict(task_names, manager)
+        _check_fields(task_dict, benches, prompt)
         lm = MmprModel(resolved, engine=engine, cache_dir=out / "cache", batch_size=batch_size,
                        engine_args=engine_args, engine_instance=engine_instance)
-        raw = simple_evaluate(model=lm, tasks=task_names, limit=limit, log_samples=True, task_manager=manager,
+        # the tasks already built (their datasets loaded once)
+        raw = simple_evaluate(model=lm, tasks=[task_dict[name] for name in task_names], limit=limit,
+                              log_samples=True, task_manager=manager,
                               verbosity="WARNING", random_seed=0, numpy_random_seed=0, torch_random_seed=0)
-    return _write(raw, benchmarks, task_names, model, engine, prompt, limit, out, data or {}, judge)
+    return _write(raw, benches, prompt, model, engine, limit, out, data or {}, judge)
 
 
-def _write(raw: dict, benchmarks, task_names, model, engine, prompt, limit, out: Path, data: dict,
-           judge: str | None) -> RunResult:
+def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine: str, limit: int | None, out: Path,
+           data: dict, judge: str | None) -> RunResult:
     from evals.judge import judge_unparsable
+    from evals.models import MmprModel
 
     tasks = {}
-    for benchmark, task in zip(benchmarks, task_names, strict=True):
+    for bench in benches:
+        task = bench.task_name(prompt)
         records = [{**s["accuracy"], "response": _response(s)} for s in raw["samples"][task]]
         judged, with_judge = judge_unparsable(records, judge) if judge else (0, None)
         with atomic_path(out / f"samples_{task}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
@@ -188,22 +206,24 @@ def _write(raw: dict, benchmarks, task_names, model, engine, prompt, limit, out:
         unparsable = sum(not r["parsable"] for r in records)
         total = len(records)
         unscorable = {str(r["doc_id"]): r.get("problem") or "" for r in records if not r.get("scorable", True)}
-        config = raw["configs"][task]
-        tasks[benchmark] = TaskResult(
-            benchmark=benchmark, task=task, accuracy=round(100 * correct / max(total, 1), 2), correct=correct,
-            total=total, unparsable=unparsable, unparsable_rate=round(100 * unparsable / max(total, 1), 2),
-            unscorable=sum(not r.get("scorable", True) for r in records), unscorable_items=unscorable,
-            judged=judged, accuracy_with_judge=with_judge, categories=_breakdown(records),
-            dataset=data.get(benchmark) or config.get("dataset_path"),
-            dataset_revision=(config.get("dataset_kwargs") or {}).get("revision"))
-    template = get_template("mpo_cot" if prompt == "cot" else "direct")
-    from evals.models import MmprModel
-
+        summarize = getattr(bench.utils(), "summarize", None)
+        metrics = summarize(records) if summarize else {}
+        accuracy = round(100 * correct / max(total, 1), 2)
+        tasks[bench.name] = TaskResult(
+            benchmark=bench.name, task=task, accuracy=accuracy, correct=correct, total=total,
+            unparsable=unparsable, unparsable_rate=round(100 * unparsable / max(total, 1), 2),
+            unscorable=len(unscorable), unscorable_items=unscorable, judged=judged,
+            accuracy_with_judge=with_judge, categories=_breakdown(records),
+            headline=bench.headline,
+            # None when nothing it needs was evaluated (e.g. --limit cut every WeMath problem short)
+            score=accuracy if bench.headline == "accuracy" else metrics.get(bench.headline),
+            metrics=metrics, dataset=data.get(bench.name) or raw["configs"][task].get("dataset_path"),
+            dataset_revision=(raw["configs"][task].get("dataset_kwargs") or {}).get("revision"))
     # the settings the engine applied (greedy unless the task samples; stop strings are not used: CoT answers span
     # paragraphs)
-    generation = {name: MmprModel.sampling(raw["configs"][name].get("generation_kwargs", {})).model_dump()
-                  for name in task_names}
-    result = RunResult(model=model, engine=engine, prompt=prompt, prompt_template=template.template,
+    generation = {b.task_name(prompt): MmprModel.sampling(raw["configs"][b.task_name(prompt)].get(
+        "generation_kwargs", {})).model_dump() for b in benches}
+    result = RunResult(model=model, engine=engine, prompt=prompt, prompt_template=template_text(prompt),
                        generation=generation, lmms_eval_version=version("lmms_eval"), created_at=datetime.now(UTC),
                        limit=limit, tasks=tasks)
     atomic_write_text(out / "results.json", result.model_dump_json(indent=2) + "\n")
@@ -229,10 +249,12 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", required=True, help=f"comma-separated: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--tasks", required=True, help=f"comma-separated benchmarks ({', '.join(registry.BENCHMARKS)}) "
+                        f"and presets ({'; '.join(f'{k}: {chr(44).join(v)}' for k, v in registry.PRESETS.items())})")
     parser.add_argument("--model", required=True, help="model path, Hub id, or tiny:<family>")
     parser.add_argument("--engine", choices=["vllm", "hf"], default="hf", help="vllm (GPU) or hf (transformers)")
-    parser.add_argument("--prompt", choices=["cot", "direct"], default="cot")
+    parser.add_argument("--prompt", choices=PROMPT_STYLES, default="cot",
+                        help="cot: the paper's CoT prompt; direct: short answers; reasoning: <think>/<answer> format")
     parser.add_argument("--limit", type=int, help="first N samples of each benchmark")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--data", action="append", default=[], metavar="BENCHMARK=PATH",
@@ -242,22 +264,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="engine argument, e.g. tensor_parallel_size=2 or max_model_len=8192")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, help="override every benchmark's generation budget (recorded "
+                        "in results.json; quick CPU checks only: CoT answers need the default)")
     args = parser.parse_args(argv)
     engine_args = {k: yaml.safe_load(v) for k, v in _pairs(args.engine_arg, "--engine-arg").items()}
     try:
-        result = evaluate([t.strip() for t in args.tasks.split(",") if t.strip()], args.model, engine=args.engine,
+        result = evaluate(args.tasks, args.model, engine=args.engine,
                           prompt=args.prompt, limit=args.limit, out=args.out, data=_pairs(args.data, "--data"),
-                          judge=args.judge, engine_args=engine_args, batch_size=args.batch_size)
+                          judge=args.judge, engine_args=engine_args, batch_size=args.batch_size,
+                          max_new_tokens=args.max_new_tokens)
     except (MissingField, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for name, task in result.tasks.items():
         judge_note = f", {task.accuracy_with_judge:.2f} with the judge on {task.judged}" if task.judged else ""
-        print(f"{name}: {task.accuracy:.2f} ({task.correct}/{task.total}), unparsable {task.unparsable_rate:.1f}%"
-              f"{judge_note}")
         if task.unscorable:
             print(f"{name}: {task.unscorable} unscorable samples (counted wrong): "
                   f"{', '.join(f'{k}: {v}' for k, v in list(task.unscorable_items.items())[:5])}", file=sys.stderr)
+        extra = "".join(f", {k} {v:.2f}" for k, v in task.metrics.items() if k in ("worst_case", "loose", "strict"))
+        print(f"{name}: {task.accuracy:.2f} ({task.correct}/{task.total}){extra}, unparsable "
+              f"{task.unparsable_rate:.1f}%{judge_note}")
     print(f"results in {args.out / 'results.json'}")
     return 0
 

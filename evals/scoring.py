@@ -9,7 +9,6 @@ its options) never stops a run: its samples are wrong, marked unscorable with th
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -119,36 +118,3 @@ def judge(extracted: str, target: Target) -> bool:
         answers = target.answer if isinstance(target.answer, list) else [target.answer]
         return any(_at_precision(extracted, a, target.precision) for a in answers)
     return answer_score(extracted, target.answer, answer_type=target.answer_type, choices=target.choices) > 0.9
-
-
-MMMU_DECIMALS = 2
-MMMU_FIELDS = ("question", "question_type", "options", "answer")
-
-
-def _listed(value) -> list[str]:
-    """MMMU stores options (and some open answers) as the text of a Python list."""
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    text = str(value).strip()
-    if text.startswith("["):
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return [text]
-        if isinstance(parsed, list):
-            return [str(v) for v in parsed]
-    return [text]
-
-
-def mmmu_target(doc: dict) -> Target:
-    """MMMU: a multiple-choice item by letter; an open numeric answer at MMMU's own rule, rounded to
-    ``MMMU_DECIMALS`` (2) decimals before comparing; other open answers as VQA-normalised text. An open answer
-    that lists several values (``['24/7', '3.429']``) accepts any of them."""
-    require(doc, MMMU_FIELDS, "MMMU")
-    if doc["question_type"] == "multiple-choice":
-        return Target(str(doc["answer"]), "multiple_choice", _listed(doc["options"]))
-    answers = _listed(doc["answer"])
-    answer = answers[0] if len(answers) == 1 else answers
-    if any(parse_number(a) is not None for a in answers):
-        return Target(answer, "float", precision=MMMU_DECIMALS)
-    return Target(answer, "text")

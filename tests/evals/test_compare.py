@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
-from evals.compare import main, paper_number, table
+import pytest
+
+from evals.compare import NotComparable, main, paper_number, table
 from evals.run import CategoryScore, RunResult, TaskResult
 from mmpr.io import atomic_write_text
 
@@ -33,3 +35,40 @@ def test_cli_writes_markdown_and_png(tmp_path, capsys):
     assert "+10.00" in (tmp_path / "cmp" / "comparison.md").read_text()
     assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "cmp")]) == 2
     assert "no results" in capsys.readouterr().err
+
+
+def _suite(model, prompt="cot", limit=None, worst=40.0):
+    run = _run(model, 60.0, prompt=prompt)
+    dyn = TaskResult(benchmark="dynamath", task="t", accuracy=70.0, correct=7, total=10, unparsable=0,
+                     unparsable_rate=0.0, dataset="d", headline="worst_case", score=worst,
+                     metrics={"average": 70.0, "worst_case": worst, "seeds": 5})
+    m3 = TaskResult(benchmark="m3cot", task="t", accuracy=75.0, correct=3, total=4, unparsable=0,
+                    unparsable_rate=0.0, dataset="d")
+    return run.model_copy(update={"limit": limit, "tasks": {**run.tasks, "dynamath": dyn, "m3cot": m3}})
+
+
+def test_headline_scores_metrics_and_papers_numbers_without_a_stated_prompt():
+    text = table([("a", _suite("OpenGVLab/InternVL2-8B", worst=40.0)),
+                  ("b", _suite("OpenGVLab/InternVL2-8B-MPO", worst=50.0))])
+    assert "| **dynamath** (worst_case) | 40.00 | 50.00 | +10.00 | - |" in text
+    assert "| dynamath: accuracy | 70.00 | 70.00 | +0.00 | - |" in text
+    assert "| dynamath: seeds | 5.00 | 5.00 | +0.00 | - |" in text
+    assert ("| **m3cot** | 75.00 | 75.00 | +0.00 | InternVL2-8B (prompt not stated): 59.3; "
+            "InternVL2-8B-MPO (prompt not stated): 79.2 |") in text
+
+
+def test_runs_with_different_prompts_or_limits_are_refused_or_flagged(tmp_path, capsys):
+    base = _suite("OpenGVLab/InternVL2-8B")
+    with pytest.raises(NotComparable, match="different --prompt: a: cot, b: reasoning"):
+        table([("a", base), ("b", _suite("OpenGVLab/InternVL2-8B-MPO", prompt="reasoning"))])
+    with pytest.raises(NotComparable, match="different --limit: a: None, b: 8"):
+        table([("a", base), ("b", _suite("m/b", limit=8))])
+    flagged = table([("a", base), ("b", _suite("m/b", limit=8))], allow_mismatch=True)
+    assert flagged.startswith("> **WARNING: NOT COMPARABLE: different --limit")
+    for name, run in (("a", base), ("b", _suite("m/b", prompt="direct"))):
+        (tmp_path / name).mkdir()
+        atomic_write_text(tmp_path / name / "results.json", run.model_dump_json())
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp")]) == 2
+    assert "not comparable" in capsys.readouterr().err and not (tmp_path / "cmp").exists()
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"), "--allow-mismatch"]) == 0
+    assert "WARNING" in (tmp_path / "cmp" / "comparison.md").read_text()

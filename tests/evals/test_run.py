@@ -2,22 +2,43 @@ import json
 import re
 
 import pytest
+import yaml
 from datasets import Dataset
 
-from evals.run import _write, evaluate, main
+from evals.registry import get
+from evals.run import _write, evaluate, main, task_yaml
 from evals.scoring import MissingField
 from mmpr.schemas import Response
 from tests.evals.conftest import MATHVISTA_FEATURES, mathvista_rows
+from tests.evals.tasks import rows as bench_rows
 
 
 def test_unknown_benchmark_and_missing_data_fail_at_once(tmp_path, capsys):
     assert main(["--tasks", "mathvista,chartqa", "--model", "m", "--out", str(tmp_path)]) == 2
-    assert "unknown benchmark chartqa; available: mathvista, mathvision, pope" in capsys.readouterr().err
-    assert main(["--tasks", "mathvision", "--model", "m", "--prompt", "direct", "--out", str(tmp_path)]) == 2
-    assert "mathvision has no 'direct' prompt" in capsys.readouterr().err
+    assert "unknown benchmark chartqa; available: mathvista, mathvision, pope, m3cot" in capsys.readouterr().err
     assert main(["--tasks", "mathvista", "--model", "m", "--data", f"mathvista={tmp_path / 'nope'}",
                  "--out", str(tmp_path)]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+    assert main(["--tasks", "mathvista", "--model", "m", "--data", f"pope={tmp_path}", "--out", str(tmp_path)]) == 2
+    assert "--data for pope, which is not among the benchmarks run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--tasks", "mathvista", "--model", "m", "--prompt", "sketchy", "--out", str(tmp_path)])
+
+
+def test_task_yaml_follows_the_registry_record(tmp_path):
+    text = task_yaml(get("mathverse"), "reasoning")
+    config = yaml.safe_load("\n".join(line for line in text.splitlines() if "!function" not in line))
+    assert config["task"] == "mmpr_mathverse_testmini_vision_only_reasoning"
+    assert (config["dataset_path"], config["dataset_name"], config["test_split"]) == (
+        "CaraJ/MathVerse-lmmseval", "testmini_version_split", "vision_only")
+    assert config["lmms_eval_specific_kwargs"]["default"]["prompt"] == "reasoning"
+    assert "process_results: !function utils.process_results_reasoning" in text
+    (tmp_path / "w.parquet").touch()
+    local_text = task_yaml(get("wemath"), "cot", str(tmp_path / "w.parquet"), max_new_tokens=32)
+    local = yaml.safe_load("\n".join(line for line in local_text.splitlines() if "!function" not in line))
+    assert local["dataset_path"] == "parquet" and local["dataset_kwargs"]["data_files"] == {
+        "testmini": [str(tmp_path / "w.parquet")]}
+    assert local["generation_kwargs"]["max_new_tokens"] == 32
 
 
 def test_a_dataset_missing_a_field_fails_before_generating(tmp_path):
@@ -28,6 +49,17 @@ def test_a_dataset_missing_a_field_fails_before_generating(tmp_path):
     Dataset.from_list(rows, features=features).to_parquet(str(path))
     with pytest.raises(MissingField, match="has no field precision"):
         evaluate(["mathvista"], "unused-model", out=tmp_path / "out", data={"mathvista": str(path)})
+    assert not (tmp_path / "out" / "cache" / "responses.jsonl").exists()
+
+
+def test_a_new_benchmarks_dataset_missing_a_field_fails_before_generating(tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "key"} for r in bench_rows.wemath()]
+    features = bench_rows.FEATURES["wemath"].copy()
+    del features["key"]
+    path = tmp_path / "wemath.parquet"
+    Dataset.from_list(rows, features=features).to_parquet(str(path))
+    with pytest.raises(MissingField, match="WeMath: the dataset has no field key"):
+        evaluate("wemath", "unused-model", out=tmp_path / "out", data={"wemath": str(path)})
     assert not (tmp_path / "out" / "cache" / "responses.jsonl").exists()
 
 
@@ -84,7 +116,7 @@ def test_unscorable_items_are_counted_and_every_item_scored(tmp_path):
     samples = [{**utils.process_results_cot(doc, [resp]), "resps": [[resp]]}
                for doc, resp in zip(rows, responses, strict=True)]
     raw = {"samples": {task: samples}, "configs": {task: {"dataset_path": "local", "generation_kwargs": {}}}}
-    result = _write(raw, ["mathvista"], [task], "m", "hf", "cot", None, tmp_path, {}, None).tasks["mathvista"]
+    result = _write(raw, [get("mathvista")], "cot", "m", "hf", None, tmp_path, {}, None).tasks["mathvista"]
     assert (result.total, result.correct, result.unscorable) == (6, 3, 1)
     assert list(result.unscorable_items) == ["5"] and "names none of the choices" in result.unscorable_items["5"]
     saved = json.loads((tmp_path / "results.json").read_text())["tasks"]["mathvista"]
@@ -120,3 +152,34 @@ def test_a_run_over_duplicated_option_items_scores_every_item(tmp_path):
     assert (result.total, result.correct, result.unscorable, result.unparsable) == (6, 5, 1, 0)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["mathvista"]
     assert saved["unscorable"] == 1 and list(saved["unscorable_items"]) == ["5"]
+
+
+@pytest.mark.slow
+def test_reasoning_suite_end_to_end_on_local_files(mathvista_parquet, tmp_path, capsys):
+    data = [f"mathvista={mathvista_parquet}"] + [
+        f"{name}={bench_rows.write_parquet(name, tmp_path / f'{name}.parquet')}"
+        for name in ("mmmu", "mathvision", "mathverse", "dynamath", "wemath", "logicvista")]
+    args = ["--tasks", "reasoning", "--model", "tiny:qwen2_vl", "--engine", "hf", "--limit", "3",
+            "--max-new-tokens", "16", "--prompt", "reasoning", "--out", str(tmp_path / "run")]
+    for d in data:  # WeMath's first three rows are one whole two-step problem; DynaMath's cover two seeds
+        args += ["--data", d]
+    assert main(args) == 0
+    assert "wemath:" in capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["prompt"] == "reasoning" and "<answer>" in results["prompt_template"] and results["limit"] == 3
+    tasks = results["tasks"]
+    assert list(tasks) == ["mmmu", "mathvista", "mathvision", "mathverse", "dynamath", "wemath", "logicvista"]
+    expected_breakdowns = {"mmmu": "subject", "mathvista": "skills", "mathvision": "subject",
+                           "mathverse": "subject", "dynamath": "knowledge_level", "wemath": "knowledge_concept",
+                           "logicvista": "skill"}
+    for name, key in expected_breakdowns.items():
+        task = tasks[name]
+        assert task["total"] == 3, name
+        assert sum(c["total"] for c in task["categories"][key].values()) >= task["total"], name
+        assert results["generation"][task["task"]]["max_tokens"] == 16
+        samples = (tmp_path / "run" / f"samples_{task['task']}.jsonl").read_text().splitlines()
+        assert len(samples) == task["total"]
+    assert tasks["dynamath"]["headline"] == "worst_case" and tasks["dynamath"]["metrics"]["seeds"] == 2
+    assert tasks["dynamath"]["score"] == tasks["dynamath"]["metrics"]["worst_case"]
+    assert tasks["wemath"]["metrics"]["problems"] == 1 and tasks["wemath"]["score"] is not None
+    assert {"loose", "strict"} <= set(tasks["wemath"]["metrics"])

@@ -11,16 +11,13 @@ def doc_to_visual(doc):
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):
     # the question names its figure "<image1>"; the image itself goes first in the user turn
     question = doc["question"].replace("<image1>", "").strip()
-    return common.prompt(question, mathvision_target(doc), common.style_of(lmms_eval_specific_kwargs))
+    return common.prompt(question, common.style_of(lmms_eval_specific_kwargs), mathvision_target(doc).choices)
 
 
 def categories(doc) -> dict[str, list[str]]:
     return {key: [str(doc[key])] for key in ("subject", "level") if doc.get(key) is not None}
 
 
-def process_results_cot(doc, results):
-    return common.process(doc, results, mathvision_target(doc), "cot", categories(doc), doc.get("id"))
-
-
+globals().update(common.processors(mathvision_target, categories, lambda doc: doc.get("id")))
 accuracy = common.accuracy
 unparsable = common.unparsable

@@ -13,7 +13,7 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
     question = doc["question"]
     if doc.get("unit"):
         question += f" (Unit: {doc['unit']})"
-    return common.prompt(question, target, common.style_of(lmms_eval_specific_kwargs))
+    return common.prompt(question, common.style_of(lmms_eval_specific_kwargs), target.choices)
 
 
 def categories(doc) -> dict[str, list[str]]:
@@ -32,15 +32,6 @@ def reference(doc) -> dict:
                                     "answer")}
 
 
-def process_results_cot(doc, results):
-    return common.process(doc, results, mathvista_target(doc), "cot", categories(doc), doc.get("pid"),
-                          reference(doc))
-
-
-def process_results_direct(doc, results):
-    return common.process(doc, results, mathvista_target(doc), "direct", categories(doc), doc.get("pid"),
-                          reference(doc))
-
-
+globals().update(common.processors(mathvista_target, categories, lambda doc: doc.get("pid"), reference))
 accuracy = common.accuracy
 unparsable = common.unparsable

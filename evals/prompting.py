@@ -1,0 +1,86 @@
+"""The three prompt styles of ``evals.run --prompt`` and how the answer is read back under each.
+
+- ``cot``: the data engine's chain-of-thought template (``mmpr.prompts``, last line ``Final answer: ...``), the
+  prompt the paper trains and evaluates with;
+- ``direct``: the short-answer templates; the whole response is the answer;
+- ``reasoning``: the ``<think>...</think><answer>...</answer>`` format of lmms-eval's judge-free "reasoning" task
+  variants (its instruction, put in the user turn); the answer is the last ``<answer>`` block.
+
+Scores under different styles are not comparable, so the style is recorded in results.json and ``evals.compare``
+refuses to mix them. Judging is the shared judge's (:func:`evals.scoring.judge`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from evals.scoring import SampleScore, Target, check_target, judge, score
+from mmpr.answers import UnscorableItem, extract_final_answer
+from mmpr.prompts import get_template
+
+PROMPT_STYLES = ("cot", "direct", "reasoning")
+
+REASONING_INSTRUCTION = (
+    "Your response must have two parts: first the reasoning process enclosed in <think>...</think> tags, then the "
+    "final answer enclosed in <answer>...</answer> tags. Keep the answer inside <answer> </answer> short and direct.")
+
+_ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
+_BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.S)
+
+
+def template_text(style: str) -> str:
+    """The template recorded in results.json for ``style``."""
+    if style == "reasoning":
+        return "{question}\n\n" + REASONING_INSTRUCTION
+    return get_template("mpo_cot" if style == "cot" else "direct").template
+
+
+def render(question: str, style: str, choices: list[str] | None = None) -> str:
+    """The user turn for ``question`` (options listed when ``choices`` are given) under ``style``."""
+    if style == "cot":
+        return get_template("mpo_cot").render(question, choices)
+    if style == "direct":
+        return get_template("direct_choice" if choices else "direct").render(question, choices)
+    if style == "reasoning":
+        # the same question text as the CoT template shows, with lmms-eval's reasoning instruction
+        body = get_template("mpo_cot").render(question, choices).split("Question:\n", 1)[-1]
+        return f"{body}\n\n{REASONING_INSTRUCTION}"
+    raise ValueError(f"unknown prompt style {style!r}; available: cot, direct, reasoning")
+
+
+def answer_tag(response: str) -> str | None:
+    """The content of the last ``<answer>...</answer>`` block (a ``\\boxed{}`` around it removed), or None."""
+    found = _ANSWER_TAG.findall(response)
+    if not found or not found[-1].strip():
+        return None
+    text = found[-1].strip()
+    boxed = _BOXED.match(text)
+    return boxed[1].strip() if boxed else text
+
+
+def extract(response: str, style: str) -> str | None:
+    """The answer ``response`` states under ``style``; None when it states none (wrong and unparsable)."""
+    if style == "reasoning":
+        return answer_tag(response)
+    if style == "cot":
+        return extract_final_answer(response)
+    return response.strip().rstrip(".") or None
+
+
+def score_response(response: str, target: Target, style: str,
+                   judge_fn: Callable[[str], bool] | None = None) -> SampleScore:
+    """Extract the answer as ``style`` asks for it and judge it: with the shared judge against ``target``, or with
+    ``judge_fn`` where a benchmark has its own rule on top of it (several acceptable answers, sets of letters)."""
+    if judge_fn is None and style != "reasoning":
+        return score(response, target, style=style)
+    extracted = extract(response, style)
+    try:
+        check_target(target)
+    except UnscorableItem as e:
+        return SampleScore(extracted=extracted, parsable=extracted is not None, correct=False, scorable=False,
+                           problem=str(e))
+    if extracted is None:
+        return SampleScore(extracted=None, parsable=False, correct=False)
+    correct = judge_fn(extracted) if judge_fn else judge(extracted, target)
+    return SampleScore(extracted=extracted, parsable=True, correct=correct)

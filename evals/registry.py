@@ -1,0 +1,128 @@
+"""Every benchmark ``evals.run`` knows, one record each: where its task lives, what its dataset must hold, how it is
+scored, and the paper's numbers for it.
+
+Adding a benchmark is one :class:`Benchmark` in :data:`BENCHMARKS` plus its folder under ``evals/tasks/`` holding a
+``utils.py`` with ``doc_to_visual(doc)``, ``doc_to_text(doc, lmms_eval_specific_kwargs)``, the ``process_results_*``
+functions of :func:`evals.task_utils.processors` and, when the benchmark has scores beyond per-sample accuracy, a
+``summarize(records) -> dict[str, float]``. ``evals.run`` writes the lmms-eval task YAML from the record.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evals.prompting import PROMPT_STYLES as PROMPTS
+
+# the paper's two models; numbers are the paper's (shared/reference/mpo-mmpr-facts.md, section 4)
+BASE, MPO = "InternVL2-8B", "InternVL2-8B-MPO"
+
+
+class Benchmark(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Short name used by --tasks and --data, and as the key in results.json.")
+    folder: str = Field(description="Task folder under evals/tasks/ holding utils.py.")
+    task: str = Field(description="lmms-eval task name stem; the task for a prompt is '<task>_<prompt>'.")
+    dataset: str = Field(description="Hub dataset id the task reads unless --data points at a local copy.")
+    dataset_name: str | None = Field(default=None, description="Hub dataset config, if any.")
+    split: str = Field(description="The split evaluated.")
+    fields: tuple[str, ...] = Field(description="Columns a row must have (as published); checked before generating.")
+    scorer: str = Field(description="The answer rules, in words; the code is the task folder's utils.py.")
+    prompts: tuple[str, ...] = Field(default=PROMPTS, description="Prompt styles the benchmark supports.")
+    headline: str = Field(default="accuracy", description="The score compared with the paper: 'accuracy' or a key "
+                          "of the benchmark's summarize() metrics.")
+    max_new_tokens: dict[str, int] = Field(default={"cot": 2048, "direct": 64, "reasoning": 4096})
+    paper: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="model -> {prompt style or 'reported' (style not stated): score}.")
+
+    def task_name(self, prompt: str) -> str:
+        return f"{self.task}_{prompt}"
+
+    def utils(self) -> ModuleType:
+        return importlib.import_module(f"evals.tasks.{self.folder}.utils")
+
+    def paper_number(self, model: str, prompt: str) -> tuple[float, str] | None:
+        """The paper's score for ``model`` under ``prompt``, or the one it reports without naming the prompt."""
+        numbers = self.paper.get(model, {})
+        if prompt in numbers:
+            return numbers[prompt], prompt
+        if "reported" in numbers:
+            return numbers["reported"], "reported"
+        return None
+
+
+_MC = "multiple choice by letter or option text (mmpr.answers)"
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
+    Benchmark(name="mathvista", folder="mathvista", task="mmpr_mathvista_testmini", dataset="AI4Math/MathVista",
+              split="testmini", fields=("pid", "question", "decoded_image", "question_type", "answer_type", "choices",
+                                        "precision", "unit", "answer", "metadata"),
+              scorer=f"{_MC}; free-form integer / float at the item's precision / text / list",
+              paper={BASE: {"cot": 56.8, "direct": 58.3}, MPO: {"cot": 67.0, "direct": 64.5}}),
+    Benchmark(name="mathvision", folder="mathvision", task="mmpr_mathvision_testmini", dataset="MathLLMs/MathVision",
+              split="testmini", fields=("id", "question", "options", "decoded_image", "answer", "subject", "level"),
+              scorer=f"{_MC} when the item has options, else math-verify on the expression",
+              paper={BASE: {"reported": 20.4}, MPO: {"reported": 25.7}}),
+    Benchmark(name="pope", folder="pope", task="mmpr_pope", dataset="lmms-lab/POPE", split="test",
+              fields=("question_id", "question", "answer", "image", "category"), scorer="yes / no",
+              paper={BASE: {"reported": 86.9}, MPO: {"reported": 88.1}}),
+    Benchmark(name="m3cot", folder="m3cot", task="mmpr_m3cot", dataset="LightChen2333/M3CoT", split="test",
+              fields=("id", "category", "question", "choices", "context", "answer", "image", "domain", "topic"),
+              scorer=_MC, paper={BASE: {"reported": 59.3}, MPO: {"reported": 79.2}}),
+    Benchmark(name="mmmu", folder="mmmu", task="mmpr_mmmu_val", dataset="lmms-lab/MMMU", split="validation",
+              fields=("id", "question", "options", "answer", "question_type", "image_1", "subfield",
+                      "topic_difficulty"),
+              scorer=f"{_MC}, any of several listed answers counts; open answers: numbers equal at 2 decimals, "
+                     "else normalised text",
+              paper={BASE: {"reported": 51.2}, MPO: {"reported": 54.0}}),
+    Benchmark(name="mathverse", folder="mathverse", task="mmpr_mathverse_testmini_vision_only",
+              dataset="CaraJ/MathVerse-lmmseval", dataset_name="testmini_version_split", split="vision_only",
+              fields=("sample_index", "problem_index", "problem_version", "question", "image", "answer",
+                      "question_type", "metadata"),
+              scorer="option letter (the options are drawn in the image); free-form by math-verify"),
+    Benchmark(name="dynamath", folder="dynamath", task="mmpr_dynamath", dataset="lscpku/DynaMath_Sample",
+              split="sample_all", headline="worst_case",
+              fields=("id", "question", "decoded_image", "ground_truth", "answer_type", "subject", "knowledge_level"),
+              scorer=f"{_MC} / float (relative 1e-3) / text; worst case: a seed question counts only if every "
+                     "variant of it is right"),
+    Benchmark(name="wemath", folder="wemath", task="mmpr_wemath_testmini", dataset="We-Math/We-Math",
+              split="testmini", headline="strict",
+              fields=("ID", "split", "knowledge concept", "question", "option", "answer", "image_path", "key",
+                      "question number"),
+              scorer=f"{_MC}; multi-step problems grouped by ID into the loose and strict scores"),
+    Benchmark(name="logicvista", folder="logicvista", task="mmpr_logicvista", dataset="lscpku/LogicVista",
+              split="test", fields=("question", "image", "answer"),
+              scorer="the set of option letters (some items have two), or the number for numbered options"),
+]}
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    # the paper's judge-free benchmarks (MM-Vet, LLaVA-Bench, MMHal-Bench and CRPE need a judge or other scoring)
+    "paper": ("mathvista", "mathvision", "m3cot", "mmmu", "pope"),
+    # the reasoning suite of current reports
+    "reasoning": ("mmmu", "mathvista", "mathvision", "mathverse", "dynamath", "wemath", "logicvista"),
+}
+
+
+def get(name: str) -> Benchmark:
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name}; available: {', '.join(BENCHMARKS)}; presets: "
+                         f"{', '.join(PRESETS)}")
+    return BENCHMARKS[name]
+
+
+def resolve(spec: str | list[str]) -> list[Benchmark]:
+    """Benchmarks named by a comma-separated list of names and presets, in order, each once."""
+    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
+    unknown = [n for n in names if n and n not in BENCHMARKS and n not in PRESETS]
+    if unknown:
+        raise ValueError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHMARKS)}; presets: "
+                         f"{', '.join(PRESETS)}")
+    out: list[str] = []
+    for n in names:
+        for b in PRESETS.get(n, (n,) if n else ()):
+            if b not in out:
+                out.append(b)
+    return [BENCHMARKS[b] for b in out]

@@ -1,0 +1,94 @@
+"""WeMath (testmini): multiple choice; multi-step problems are also asked one step at a time, and the loose and
+strict scores credit a model by how its step answers and its whole-problem answer agree.
+
+Schema (We-Math/We-Math): ID (shared by a problem's steps), split, knowledge concept, question, option
+("A. ...; B. ...; ..."), answer (a letter), image_path (the image), key ("2steps_1", "2steps_2", "2steps_multi",
+"3steps_1" .. "3steps_multi"; other keys for one-step problems), question number, knowledge concept description.
+
+Scores (WeMath's four-way diagnosis, as lmms-eval computes it), over the n multi-step problems: IK (a step wrong and
+the whole wrong), IG (every step right, the whole wrong), RM (the whole right but steps wrong: strict: any step
+wrong; loose: every step wrong); score = (n - 0.5 IG - RM - IK) / n.
+"""
+
+import re
+from collections import defaultdict
+
+from evals import task_utils as common
+from evals.registry import BENCHMARKS
+from evals.scoring import Target, require
+
+FIELDS = BENCHMARKS["wemath"].fields
+_OPTION = re.compile(r"(?:^|;)\s*([A-H])\s*[.:：]\s*")
+_KEY = re.compile(r"^([23])steps_(\d|multi)$")
+
+
+def choices(doc) -> list[str]:
+    """The option texts of "A. 3 cm; B. 4 cm; ..."."""
+    text = str(doc["option"])
+    marks = list(_OPTION.finditer(text))
+    return [text[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(text)].strip().rstrip(";").strip()
+            for i, m in enumerate(marks)]
+
+
+def target(doc) -> Target:
+    require(doc, FIELDS, "WeMath")
+    options = choices(doc)
+    answer = str(doc["answer"]).strip()
+    return Target(answer, "multiple_choice", options if len(options) >= 2 else common.letters(5))
+
+
+def doc_to_visual(doc):
+    return [doc["image_path"].convert("RGB")]
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    options = choices(doc)
+    # the options keep WeMath's own "A. ...; B. ..." text when they cannot be split
+    question = doc["question"] if len(options) >= 2 else f"{doc['question']}\n{doc['option']}"
+    return common.prompt(question, common.style_of(lmms_eval_specific_kwargs), options if len(options) >= 2 else None)
+
+
+def categories(doc) -> dict[str, list[str]]:
+    out = {"knowledge_concept": [str(doc["knowledge concept"])]}
+    m = _KEY.match(str(doc["key"]))
+    out["steps"] = [f"{m[1]}steps" if m else "1step"]
+    return out
+
+
+def reference(doc) -> dict:
+    return {"ID": str(doc["ID"]), "key": str(doc["key"])}
+
+
+def summarize(records: list[dict]) -> dict[str, float]:
+    """Loose and strict scores over the multi-step problems whose step and whole answers were all evaluated."""
+    problems: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
+    for r in records:
+        m = _KEY.match(r["reference"]["key"])
+        if m:
+            problems[(r["reference"]["ID"], m[1])][m[2]] = bool(r["correct"])
+    counts = {"IK": 0, "IG": 0, "RM_loose": 0, "RM_strict": 0, "CM_loose": 0, "CM_strict": 0}
+    n = 0
+    for (_, steps), parts in problems.items():
+        step_keys = [str(i) for i in range(1, int(steps) + 1)]
+        if "multi" not in parts or any(k not in parts for k in step_keys):
+            continue  # a problem cut short by --limit is left out of the scores
+        n += 1
+        sub, whole = [parts[k] for k in step_keys], parts["multi"]
+        if not whole:
+            counts["IG" if all(sub) else "IK"] += 1
+        else:
+            counts["CM_strict" if all(sub) else "RM_strict"] += 1
+            counts["CM_loose" if any(sub) else "RM_loose"] += 1
+    if not n:
+        return {"problems": 0}
+
+    def score(rm: int) -> float:
+        return round(100 * (n - 0.5 * counts["IG"] - rm - counts["IK"]) / n, 2)
+
+    return {"loose": score(counts["RM_loose"]), "strict": score(counts["RM_strict"]), "problems": n,
+            **{k: v for k, v in counts.items()}}
+
+
+globals().update(common.processors(target, categories, lambda doc: doc.get("ID"), reference))
+accuracy = common.accuracy
+unparsable = common.unparsable
