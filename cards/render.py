@@ -47,7 +47,7 @@ def _size_category(n: int) -> str:
 
 def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None) -> str:
     """The dataset card (README.md with YAML configs) for ``manifest``."""
-    from mmpr.builder import ALL_CONFIG
+    from mmpr.dataset_writer import ALL_CONFIG
 
     kind_totals: Counter[str] = Counter()
     category_totals: Counter[str] = Counter()

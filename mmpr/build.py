@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tqdm import tqdm
 
 from mmpr import hub
-from mmpr.builder import SubsetInput, write_dataset
+from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.engines import ENGINES, Engine, EngineError, Request, make_engine, request_seed
 from mmpr.io import atomic_path
 from mmpr.pipeline.correctness import correctness_pairs

@@ -10,7 +10,7 @@ from datasets import load_dataset
 
 from mmpr import build
 from mmpr.build import BuildConfig, config_from_args, process_chunk, run
-from mmpr.builder import read_manifest
+from mmpr.dataset_writer import read_manifest
 from mmpr.engines import Completion, EngineError
 from mmpr.schemas import SourceItem
 from mmpr.testing import tiny_images
