@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SCHEMA_VERSION = "1.0"
 
+ALL_CONFIG = "all"
+"""The dataset config that holds every subset (a dataset card's YAML ``configs:`` lists it beside one config per
+subset)."""
+
 AnswerType = Literal["multiple_choice", "integer", "float", "text", "yes_no", "list", "latex", "chart", "document"]
 """How an answer is judged: see :func:`mmpr.answers.is_correct`. ``chart`` is ChartQA's relaxed accuracy,
 ``document`` is ANLS."""
