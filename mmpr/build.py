@@ -39,6 +39,7 @@ from mmpr import hub
 from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.engines import ENGINES, Engine, EngineError, Request, make_engine, request_seed
 from mmpr.io import atomic_path
+from mmpr.model_ref import check_model
 from mmpr.pipeline.correctness import correctness_pairs
 from mmpr.pipeline.dropout_ntp import DEFAULT_RATIO, continuation_prefix, dropout_ntp_pair, without_images
 from mmpr.problems import Problem, ProblemLog
@@ -55,7 +56,6 @@ from mmpr.schemas import (
 )
 from mmpr.sources import SourceSpec, available_sources, make_source
 from mmpr.store import ItemRecord, WorkStore
-from mmpr.testing import resolve_model
 
 
 class BuildConfig(BaseModel):
@@ -266,28 +266,9 @@ def _chunks(items: Iterable[SourceItem], size: int) -> Iterator[tuple[int, list[
         yield index, chunk
 
 
-def _check_model(cfg: BuildConfig) -> str:
-    model = resolve_model(cfg.model)
-    if cfg.engine == "openai":
-        return model  # a name the server knows
-    path = Path(model).expanduser()
-    if path.exists() or model.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"--model {cfg.model}: {path} is not a model folder (no config.json)")
-        return str(path)
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(model)
-    except OSError as e:
-        raise FileNotFoundError(f"--model {cfg.model}: not a local folder, and the Hub/cache has no such model "
-                                f"({e})") from e
-    return model
-
-
 def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False) -> BuildSummary:
     """Run (or resume) a build; assemble the dataset unless this is one shard of several."""
-    model = _check_model(cfg)
+    model = check_model(cfg.model, served=cfg.engine == "openai")
     sources = [make_source(spec).open() for spec in cfg.sources]
     store = WorkStore(cfg.out)
     store.check_config(cfg.fingerprint(), overwrite=overwrite)

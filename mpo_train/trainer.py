@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from mmpr.io import atomic_write_text
-from mmpr.testing import resolve_model
+from mmpr.model_ref import resolve_model
 from mpo_train.config import TrainConfig
 from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pairs, prepare
 from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_keepalive
