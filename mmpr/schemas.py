@@ -107,7 +107,8 @@ class PreferencePair(Record):
 
 
 class SamplingConfig(Record):
-    """Sampling parameters of the data engine; the paper's defaults (section 3 of the facts)."""
+    """Sampling parameters of the data engine; the defaults of the paper's data engine
+    (Wang et al., 2024, arXiv 2411.10442)."""
 
     n: int = Field(default=32, ge=1, description="Responses sampled per question.")
     temperature: float = Field(default=1.0, ge=0.0)
