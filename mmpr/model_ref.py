@@ -12,12 +12,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mmpr.errors import UserError
+from mmpr.locations import looks_local
+
 TINY_PREFIX = "tiny:"
-
-
-def looks_local(model: str) -> bool:
-    """A reference written as a path (relative, absolute or home-relative), or one that exists on disk."""
-    return model.startswith((".", "/", "~")) or Path(model).expanduser().exists()
 
 
 def resolve_model(model: str, *, cache_dir: str | Path | None = None) -> str:
@@ -29,7 +27,7 @@ def resolve_model(model: str, *, cache_dir: str | Path | None = None) -> str:
 
     family = model[len(TINY_PREFIX):]
     if family not in FAMILIES:
-        raise ValueError(f"unknown tiny model {model!r}; choose one of "
+        raise UserError(f"unknown tiny model {model!r}; choose one of "
                          f"{', '.join(TINY_PREFIX + f for f in FAMILIES)}")
     root = Path(cache_dir or os.environ.get("MMPR_CACHE", Path.home() / ".cache" / "mmpr")) / "models"
     path = root / f"tiny-{family}"
@@ -55,13 +53,13 @@ def check_model(model: str, *, flag: str = "--model", served: bool = False) -> s
         path = Path(resolved).expanduser()
         if not (path / "config.json").is_file():
             what = "does not exist" if not path.exists() else "is not a model folder (no config.json)"
-            raise FileNotFoundError(f"{flag} {model}: {path} {what}")
+            raise UserError(f"{flag} {model}: {path} {what}; check the path")
         return str(path)
     from transformers import AutoConfig
 
     try:
         AutoConfig.from_pretrained(resolved)
     except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"{flag} {model}: not a local folder, and the Hub (or its cache) has no such "
-                                f"model") from e
+        raise UserError(f"{flag} {model}: not a local folder, and the Hub (or its cache) has no such model; "
+                        f"check the name") from e
     return resolved

@@ -7,7 +7,7 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,18 @@ from tqdm import tqdm
 from mmpr.build.config import BuildConfig
 from mmpr.build.step import in_shard, process_chunk
 from mmpr.build.summary import BuildSummary
+from mmpr.cli import new_folder
 from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.engines import Engine, make_engine
+from mmpr.errors import UserError
 from mmpr.io import atomic_path
+from mmpr.locations import check_out
 from mmpr.model_ref import check_model
 from mmpr.problems import ProblemLog
 from mmpr.prompts import get_template
 from mmpr.schemas import GeneratorInfo, PreferencePair, PromptInfo, SourceInfo, SourceItem
 from mmpr.sources import make_source
-from mmpr.store import WorkStore
+from mmpr.store import WORK_DIR, WorkStore
 
 
 def _chunks(items: Iterable[SourceItem], size: int) -> Iterator[tuple[int, list[SourceItem]]]:
@@ -36,12 +39,28 @@ def _chunks(items: Iterable[SourceItem], size: int) -> Iterator[tuple[int, list[
         yield index, chunk
 
 
-def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False) -> BuildSummary:
-    """Run (or resume) a build; assemble the dataset unless this is one shard of several."""
+def _holds_a_build(out: Path) -> bool:
+    return (out / WORK_DIR / "config.json").is_file()
+
+
+def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False,
+        check: Callable[[BuildSummary], None] | None = None) -> BuildSummary:
+    """Run (or resume) a build; assemble the dataset unless this is one shard of several.
+
+    ``--out`` must be new, empty, or hold this same build (a resume); anything else needs ``overwrite``.
+    ``check`` sees the summary before the dataset is written (the CLI refuses to write 0 pairs). A run that
+    fails on its input removes the folder it created; an interrupted one keeps its work for the rerun."""
     model = check_model(cfg.model, served=cfg.engine == "openai")
-    sources = [make_source(spec).open() for spec in cfg.sources]
+    check_out(cfg.out, marker="a build", same_job=_holds_a_build, overwrite=overwrite)
+    with new_folder(cfg.out, only=UserError):
+        return _run(cfg, model, progress=progress, overwrite=overwrite, check=check)
+
+
+def _run(cfg: BuildConfig, model: str, *, progress: bool, overwrite: bool,
+         check: Callable[[BuildSummary], None] | None) -> BuildSummary:
     store = WorkStore(cfg.out)
     store.check_config(cfg.fingerprint(), overwrite=overwrite)
+    sources = [make_source(spec).open() for spec in cfg.sources]
     shard_name = cfg.shard.replace("/", "of")
     shards = int(cfg.shard.split("/")[1])
     problems = ProblemLog()
@@ -80,6 +99,8 @@ def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False) -> 
     for record in store.records():
         summary.add(record)
     summary.add_source_problems(problems)
+    if check is not None:
+        check(summary)
     if shards == 1:
         source_infos = [s.info(counts[s.name]) for s in sources]
         assemble(cfg, [store], source_infos, summary)
@@ -138,22 +159,24 @@ def assemble(cfg: BuildConfig, stores: list[WorkStore], sources: list[SourceInfo
     return manifest
 
 
-def merge(shard_dirs: list[Path], cfg_out: Path, *, name: str | None = None, version: str | None = None):
+def merge(shard_dirs: list[Path], cfg_out: Path, *, name: str | None = None, version: str | None = None,
+          overwrite: bool = False):
     """Join the work of several ``--shard i/N`` runs into one dataset at ``cfg_out``."""
     stores = [WorkStore(d) for d in shard_dirs]
     configs = []
     for store in stores:
         path = store.root / "config.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: not a build folder (no {path.name})")
+            raise UserError(f"{store.root.parent}: not a build folder (no {WORK_DIR}/{path.name}); give the --out "
+                            f"folders of the shard runs")
         configs.append(json.loads(path.read_text()))
     shards = sorted(c.pop("shard") for c in configs)
     if any(c != configs[0] for c in configs):
-        raise ValueError("the shards were built with different settings; only --shard may differ")
+        raise UserError("the shards were built with different settings; only --shard may differ")
     n = int(shards[0].split("/")[1])
     expected = [f"{i}/{n}" for i in range(n)]
     if shards != expected:
-        raise ValueError(f"shards {', '.join(shards)} given; a full set is {', '.join(expected)}")
+        raise UserError(f"shards {', '.join(shards)} given; a full set is {', '.join(expected)}")
     cfg = BuildConfig.model_validate({**configs[0], "shard": "0/1", "out": cfg_out, "name": name,
                                       "version": version})
     summary = BuildSummary()
@@ -162,6 +185,8 @@ def merge(shard_dirs: list[Path], cfg_out: Path, *, name: str | None = None, ver
             summary.add(record)
     sources = [SourceInfo(name=name, location="(merged shards)", num_items=s.questions)
                for name, s in sorted(summary.sources.items())]
+    check_out(cfg_out, marker="a merge", overwrite=overwrite,
+              same_job=lambda out: (out / WORK_DIR / "merged_from.json").is_file())
     merged = WorkStore(cfg_out)
     merged.root.mkdir(parents=True, exist_ok=True)
     with atomic_path(merged.root / "merged_from.json") as tmp:

@@ -9,8 +9,10 @@ import pytest
 from datasets import load_dataset
 
 from mmpr.build import BuildConfig, cli, config_from_args, process_chunk, run, runner
+from mmpr.cli import parse_args
 from mmpr.dataset_writer import read_manifest
 from mmpr.engines import Completion, EngineError
+from mmpr.errors import UserError
 from mmpr.schemas import SourceItem
 from mmpr.testing import tiny_images
 
@@ -171,30 +173,35 @@ def test_rerun_with_other_settings_is_refused(tmp_path, source_file, fake_model,
 def test_fails_fast_on_unknown_source_and_wrong_model(tmp_path, source_file, fake_model, scripted):
     with pytest.raises(ValueError, match="unknown source 'nope'; available: ai2d"):
         run(_cfg(tmp_path, source_file, sources=[{"name": "nope"}]), progress=False)
-    with pytest.raises(FileNotFoundError, match="is not a model folder"):
+    with pytest.raises(UserError, match="is not a model folder"):
         run(_cfg(tmp_path, source_file, model=str(tmp_path)), progress=False)
     assert scripted.engines == []
 
 
 def test_cli_flags_override_the_yaml_config(tmp_path):
     config = tmp_path / "b.yaml"
-    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 4, temperature: 0.7}\n")
-    args = cli.build_parser().parse_args(["--config", str(config), "--n", "2", "--engine-arg",
-                                            "tensor_parallel_size=2", "--engine-arg", "endpoints=http://a,http://b",
-                                            "--sources", "sample", "chartqa=/data/chartqa", "--limit", "5"])
+    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nn: 4\ntemperature: 0.7\n"
+                      "engine_args: {max_model_len: 4096}\nmax_pairs: 3\n")
+    args = parse_args(cli.build_parser(), ["--config", str(config), "--n", "2", "--engine-arg",
+                                           "tensor_parallel_size=2", "--engine-args", "endpoints=http://a,http://b",
+                                           "--sources", "sample", "chartqa=/data/chartqa", "--limit", "5"])
     cfg = config_from_args(args)
     assert cfg.sampling.n == 2 and cfg.sampling.temperature == 0.7
-    assert cfg.engine_args == {"tensor_parallel_size": 2, "endpoints": "http://a,http://b"}
+    assert cfg.engine_args == {"tensor_parallel_size": 2, "endpoints": "http://a,http://b"}  # flags win
+    assert cfg.max_pairs_per_question == 3
     assert [(s.name, s.path, s.limit) for s in cfg.sources] == [("sample", None, 5), ("chartqa", "/data/chartqa", 5)]
 
 
 def test_cli_reports_bad_settings_by_field(tmp_path, capsys):
     config = tmp_path / "b.yaml"
-    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 0}\nbogus: 1\n")
+    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nn: 0\n")
     assert cli.main(["--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert "sampling.n: Input should be greater than or equal to 1" in err
-    assert "bogus: Extra inputs are not permitted" in err
+    assert err.count("\n") == 1 and "sampling.n: Input should be greater than or equal to 1" in err
+    config.write_text("model: m\nbogus: 1\n")
+    assert cli.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown key bogus (valid keys: " in err and "max_tokens" in err
 
 
 @pytest.mark.slow

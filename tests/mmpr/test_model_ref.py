@@ -3,19 +3,21 @@ import sys
 
 import pytest
 
-from mmpr.model_ref import check_model, looks_local, resolve_model
+from mmpr.errors import UserError
+from mmpr.locations import looks_local
+from mmpr.model_ref import check_model, resolve_model
 
 
 def test_missing_local_folder_is_named_without_reaching_for_the_hub(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"--model ./nope: .*nope does not exist"):
+    with pytest.raises(UserError, match=r"--model ./nope: .*nope does not exist"):
         check_model("./nope")
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(UserError, match="no config.json"):
         check_model(str(tmp_path))
 
 
 def test_unknown_hub_id_offline_is_one_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="the Hub .* has no such model"):
+    with pytest.raises(UserError, match="the Hub .* has no such model"):
         check_model("no-such-org/no-such-model")
 
 
@@ -26,7 +28,7 @@ def test_served_names_and_hub_ids_pass_through():
 
 
 def test_unknown_tiny_family_lists_the_known_ones():
-    with pytest.raises(ValueError, match="tiny:qwen2_vl"):
+    with pytest.raises(UserError, match="tiny:qwen2_vl"):
         resolve_model("tiny:gpt")
 
 
