@@ -43,7 +43,8 @@ def _unreachable(e: BaseException) -> bool:
                                                             "NewConnectionError", "MaxRetryError"})
 
 
-def _corrupt(e: BaseException) -> bool:
+def corrupt(e: BaseException) -> bool:
+    """A file's content could not be parsed (JSON, YAML, text encoding, parquet/arrow, image)."""
     names = {c.__name__ for c in type(e).__mro__}
     return isinstance(e, json.JSONDecodeError | yaml.YAMLError | UnicodeDecodeError) or bool(
         names & {"ArrowInvalid", "ArrowException", "DatasetGenerationError", "UnidentifiedImageError"})
@@ -64,7 +65,7 @@ def error_line(e: BaseException) -> tuple[str, int]:
     if _unreachable(e):
         return f"error: a server did not answer ({one_line(e) or type(e).__name__}); start it or check the " \
                f"address", EXIT_UNREACHABLE
-    if _corrupt(e):
+    if corrupt(e):
         return f"error: corrupt input: {one_line(e)}; fix or remove that file", EXIT_BAD_INPUT
     if isinstance(e, ValueError):  # the library's older bad-value errors, each already naming its thing
         return f"error: {one_line(e)}", EXIT_BAD_INPUT

@@ -4,6 +4,9 @@ Example::
 
     python -m mmpr.convert ~/data/MMPR-v1.1 --out ~/data/mmpr-v1.1-hf --version 1.1.0
     python -m mmpr.convert ~/data/MMPR-v1.1 --out ~/data/mmpr-v1.1-hf --push --repo-id my-org/MMPR --dry-run
+
+``--out`` must be new, empty, or hold an earlier conversion of the same release; anything else needs
+``--overwrite``. A release with no usable row is an error that lists why each was skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mmpr import hub
-from mmpr.dataset_writer import SubsetInput, write_dataset
+from mmpr.cli import EXIT_CODES, add_output_arguments, flag_keys, front_door, new_folder, parse_args, quiet_logs
+from mmpr.dataset_writer import SubsetInput, read_manifest, write_dataset
+from mmpr.errors import NothingMade, UserError
+from mmpr.locations import check_out
 from mmpr.problems import ProblemLog
 from mmpr.release import iter_subset, read_meta
 from mmpr.schemas import SourceInfo
@@ -30,6 +36,13 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
     ``<out>/skipped.json`` with file, line and reason."""
     release_dir, out_dir = Path(release_dir), Path(out_dir)
     specs = read_meta(release_dir, subsets=subsets)
+    with new_folder(out_dir):
+        return _convert(release_dir, out_dir, specs, name=name, version=version, seed=seed,
+                        apply_repeat=apply_repeat, max_shard_bytes=max_shard_bytes, progress=progress)
+
+
+def _convert(release_dir: Path, out_dir: Path, specs, *, name, version, seed, apply_repeat, max_shard_bytes,
+             progress):
     problems = ProblemLog()
     total = sum(s.length or 0 for s in specs) or None
     bar = tqdm(total=total, unit="pair", desc="converting", disable=not progress, dynamic_ncols=True)
@@ -51,7 +64,23 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
     finally:
         bar.close()
     problems.write(out_dir / SKIPPED_REPORT)
+    if manifest.num_pairs == 0:
+        raise NothingMade(f"0 pairs from {release_dir} (skipped: {problems.summary()}); the reasons, file and line "
+                          f"of each are in {out_dir / SKIPPED_REPORT}")
     return manifest, problems
+
+
+def _same_conversion(release_dir: Path):
+    """An --out folder that holds a conversion of this release (or only a killed run's staging) is this job's."""
+    def same(out: Path) -> bool:
+        if all(p.name.startswith(".staging-") for p in out.iterdir()):
+            return True
+        try:
+            converted_from = read_manifest(out).extra.get("converted_from")
+        except (OSError, ValueError):
+            return False
+        return converted_from is not None and Path(converted_from).resolve() == release_dir.resolve()
+    return same
 
 
 def parse_size(text: str) -> int:
@@ -66,6 +95,7 @@ def parse_size(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmpr.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("release_dir", help="folder with meta.json, the annotation .jsonl files and the images")
     parser.add_argument("--out", required=True, help="output dataset folder (same layout as the Hub repo)")
     parser.add_argument("--name", help="dataset name for the card (default: the release folder's name)")
@@ -75,20 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the repeat_time < 1 subsampling")
     parser.add_argument("--no-repeat", action="store_true", help="ignore repeat_time: keep every row exactly once")
     parser.add_argument("--max-shard-size", default="500MB", help="bound on a parquet shard's size, e.g. 200MB")
+    add_output_arguments(parser)
     hub.add_push_arguments(parser)
+    parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"
     return parser
 
 
+@front_door
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     hub.check_push_arguments(args)
-    try:
-        manifest, problems = convert(args.release_dir, args.out, name=args.name, version=args.version or "1.0.0",
-                                     subsets=args.subsets.split(",") if args.subsets else None, seed=args.seed,
-                                     apply_repeat=not args.no_repeat, max_shard_bytes=parse_size(args.max_shard_size))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    quiet_logs(args.verbose)
+    release_dir = Path(args.release_dir).expanduser()
+    if not release_dir.is_dir():
+        raise UserError(f"{args.release_dir}: no such folder; give an MMPR release folder (with meta.json)")
+    check_out(args.out, marker="a conversion of this release", same_job=_same_conversion(release_dir),
+              overwrite=args.overwrite)
+    manifest, problems = convert(release_dir, args.out, name=args.name, version=args.version or "1.0.0",
+                                 subsets=args.subsets.split(",") if args.subsets else None, seed=args.seed,
+                                 apply_repeat=not args.no_repeat, max_shard_bytes=parse_size(args.max_shard_size))
     print(f"wrote {manifest.num_pairs} pairs in {len(manifest.subsets)} subset(s) to {args.out} "
           f"(version {manifest.dataset_version}, hash {manifest.content_hash[:12]})")
     print(f"skipped: {problems.summary()}")
