@@ -181,6 +181,17 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, overwrite: bool = T
                             help="replace what --out holds when it is not this job's own (a resume needs no flag)")
 
 
+class _LogFile(logging.FileHandler):
+    """A log file made (with its folder) on the first record, so a run refused at the door leaves nothing."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def quiet_logs(verbose: bool, log_file: str | Path | None = None) -> None:
     """Quiet by default: results on stdout, status lines once; engine (vLLM, transformers) logs and warnings go to
     ``log_file`` (when given) instead of the terminal, or to stderr with ``verbose``."""
@@ -192,8 +203,7 @@ def quiet_logs(verbose: bool, log_file: str | Path | None = None) -> None:
     if verbose:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
     elif log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = _LogFile(log_file)
     else:
         handler = logging.NullHandler()
     handler.setFormatter(fmt)
