@@ -12,7 +12,9 @@ Examples::
         --out runs/eval-internvl2-8b-mpo
     python -m evals.compare runs/eval-internvl2-8b runs/eval-internvl2-8b-mpo --out runs/compare
 
-A rerun with the same --out skips the samples already answered.
+A rerun with the same --out skips the samples already answered and asks the engine again for those it failed on
+(counted per cause in results.json under ``engine_failures``). An --out holding another model's run, or anything
+else, needs --overwrite. Engine and lmms-eval logs go to <out>/eval.log (or stderr with --verbose).
 """
 
 from __future__ import annotations
@@ -31,7 +33,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.scoring import MissingField
+from mmpr.cli import (
+    EXIT_CODES,
+    add_output_arguments,
+    corrupt,
+    flag_keys,
+    front_door,
+    new_folder,
+    one_line,
+    parse_args,
+    parse_pairs,
+    quiet_logs,
+    unknown_keys,
+)
+from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError
 from mmpr.io import atomic_path, atomic_write_text
+from mmpr.locations import check_out
 from mmpr.model_ref import check_model, resolve_model
 from mmpr.prompts import get_template
 
@@ -81,6 +98,8 @@ class RunResult(BaseModel):
     created_at: datetime
     limit: int | None
     tasks: dict[str, TaskResult]
+    engine_failures: dict[str, int] = Field(default_factory=dict, description="Requests the engine failed on, by "
+                                            "cause; scored as empty answers here, asked again on a rerun.")
 
 
 def _local_data_yaml(folder: str, source: Path, data: str, out_dir: Path) -> None:
@@ -134,6 +153,16 @@ def _breakdown(records: list[dict]) -> dict[str, dict[str, CategoryScore]]:
                   for value, (c, t) in sorted(values.items())} for key, values in sorted(out.items())}
 
 
+def check_selection(benchmarks: list[str], prompt: str) -> None:
+    """Every benchmark known and having ``prompt``; else a :class:`UserError` listing what there is."""
+    unknown = [b for b in benchmarks if b not in BENCHMARKS]
+    if unknown:
+        raise UserError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHMARKS)}")
+    for b in benchmarks:
+        if prompt not in BENCHMARKS[b][1]:
+            raise UserError(f"{b} has no {prompt!r} prompt; it has {', '.join(BENCHMARKS[b][1])}")
+
+
 def evaluate(benchmarks: list[str], model: str, *, engine: str = "hf", prompt: str = "cot", limit: int | None = None,
              out: Path, data: dict[str, str] | None = None, judge: str | None = None,
              engine_args: dict | None = None, batch_size: int = 16, engine_instance=None) -> RunResult:
@@ -143,17 +172,11 @@ def evaluate(benchmarks: list[str], model: str, *, engine: str = "hf", prompt: s
 
     from evals.models import MmprModel
 
-    unknown = [b for b in benchmarks if b not in BENCHMARKS]
-    if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHMARKS)}")
-    for b in benchmarks:
-        if prompt not in BENCHMARKS[b][1]:
-            raise ValueError(f"{b} has no {prompt!r} prompt; it has {', '.join(BENCHMARKS[b][1])}")
+    check_selection(benchmarks, prompt)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task_names = [BENCHMARKS[b][1][prompt] for b in benchmarks]
-    # an engine handed in (tests) already holds its model; otherwise a missing model is one line, not a Hub retry
-    resolved = resolve_model(model) if engine_instance is not None else check_model(model)
+    resolved = resolve_model(model)
     with tempfile.TemporaryDirectory() as tmp:
         include = Path(tmp)
         for b in benchmarks:
@@ -168,11 +191,12 @@ def evaluate(benchmarks: list[str], model: str, *, engine: str = "hf", prompt: s
                        engine_args=engine_args, engine_instance=engine_instance)
         raw = simple_evaluate(model=lm, tasks=task_names, limit=limit, log_samples=True, task_manager=manager,
                               verbosity="WARNING", random_seed=0, numpy_random_seed=0, torch_random_seed=0)
-    return _write(raw, benchmarks, task_names, model, engine, prompt, limit, out, data or {}, judge)
+    return _write(raw, benchmarks, task_names, model, engine, prompt, limit, out, data or {}, judge,
+                  dict(lm.failures))
 
 
 def _write(raw: dict, benchmarks, task_names, model, engine, prompt, limit, out: Path, data: dict,
-           judge: str | None) -> RunResult:
+           judge: str | None, failures: dict[str, int] | None = None) -> RunResult:
     from evals.judge import judge_unparsable
 
     tasks = {}
@@ -201,7 +225,7 @@ def _write(raw: dict, benchmarks, task_names, model, engine, prompt, limit, out:
                   for name in task_names}
     result = RunResult(model=model, engine=engine, prompt=prompt, prompt_template=template.template,
                        generation=generation, lmms_eval_version=version("lmms_eval"), created_at=datetime.now(UTC),
-                       limit=limit, tasks=tasks)
+                       limit=limit, tasks=tasks, engine_failures=failures or {})
     atomic_write_text(out / "results.json", result.model_dump_json(indent=2) + "\n")
     return result
 
@@ -212,46 +236,79 @@ def _response(sample: dict) -> str:
     return first[0] if isinstance(first, list) else first
 
 
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep:
-            raise SystemExit(f"error: {flag} {value!r}: expected NAME=VALUE")
-        out[key] = rest
-    return out
+def _same_run(model: str):
+    """An --out that holds this model's results (or only a killed run's cache) is this job's: a resume."""
+    def same(out: Path) -> bool:
+        results = out / "results.json"
+        if not results.is_file():
+            return (out / "cache").is_dir() and all(p.name in ("cache", "eval.log") for p in out.iterdir())
+        try:
+            return json.loads(results.read_text()).get("model") == model
+        except (OSError, ValueError):
+            return False
+    return same
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("--tasks", required=True, help=f"comma-separated: {', '.join(BENCHMARKS)}")
     parser.add_argument("--model", required=True, help="model path, Hub id, or tiny:<family>")
     parser.add_argument("--engine", choices=["vllm", "hf"], default="hf", help="vllm (GPU) or hf (transformers)")
     parser.add_argument("--prompt", choices=["cot", "direct"], default="cot")
     parser.add_argument("--limit", type=int, help="first N samples of each benchmark")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
-    parser.add_argument("--data", action="append", default=[], metavar="BENCHMARK=PATH",
+    parser.add_argument("--data", action="extend", nargs="+", default=[], metavar="BENCHMARK=PATH",
                         help="a local copy of a benchmark (parquet file/folder or save_to_disk folder)")
     parser.add_argument("--judge", help="OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1): only the unparsable "
                         "answers are sent to it; the judge-free score is reported as well")
-    parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="engine argument, e.g. tensor_parallel_size=2 or max_model_len=8192")
+    parser.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192")
     parser.add_argument("--batch-size", type=int, default=16)
-    args = parser.parse_args(argv)
-    engine_args = {k: yaml.safe_load(v) for k, v in _pairs(args.engine_arg, "--engine-arg").items()}
-    try:
-        result = evaluate([t.strip() for t in args.tasks.split(",") if t.strip()], args.model, engine=args.engine,
-                          prompt=args.prompt, limit=args.limit, out=args.out, data=_pairs(args.data, "--data"),
-                          judge=args.judge, engine_args=engine_args, batch_size=args.batch_size)
-    except (MissingField, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    add_output_arguments(parser)
+    parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"
+    return parser
+
+
+@front_door
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    check_selection(tasks, args.prompt)
+    data = parse_pairs(args.data, "--data", typed=False)
+    unknown_keys(data, tasks, "--data")
+    for name, path in data.items():
+        if not Path(path).expanduser().exists():
+            raise UserError(f"--data {name}={path}: no such file or folder; check the path")
+    engine_args = parse_pairs(args.engine_args, "--engine-args")
+    import lmms_eval.models  # noqa: F401 - it points loguru at stdout when imported; quiet_logs undoes that
+
+    check_model(args.model)  # a missing model is one line here, not a Hub retry later
+    check_out(args.out, marker="this model's evaluation", same_job=_same_run(args.model), overwrite=args.overwrite)
+    quiet_logs(args.verbose, Path(args.out) / "eval.log")
+    with new_folder(args.out, only=UserError):
+        try:
+            result = evaluate(tasks, args.model, engine=args.engine, prompt=args.prompt, limit=args.limit,
+                              out=args.out, data=data, judge=args.judge, engine_args=engine_args,
+                              batch_size=args.batch_size)
+        except Exception as e:
+            if corrupt(e):
+                raise UserError(f"a benchmark's data cannot be read ({one_line(e)[:300]}); check --data or "
+                                f"re-download it") from e
+            raise
+        if not any(task.total for task in result.tasks.values()):
+            raise NothingMade(f"0 samples scored for {', '.join(tasks)}; check --data and --limit")
     for name, task in result.tasks.items():
         judge_note = f", {task.accuracy_with_judge:.2f} with the judge on {task.judged}" if task.judged else ""
         print(f"{name}: {task.accuracy:.2f} ({task.correct}/{task.total}), unparsable {task.unparsable_rate:.1f}%"
               f"{judge_note}")
     print(f"results in {args.out / 'results.json'}")
+    if result.engine_failures:
+        causes = ", ".join(f"{k} {v}" for k, v in sorted(result.engine_failures.items()))
+        print(f"error: the engine failed on {sum(result.engine_failures.values())} samples ({causes}), scored as "
+              f"empty answers; rerun the same command to ask again", file=sys.stderr)
+        return EXIT_NOTHING_MADE
     return 0
 
 

@@ -27,7 +27,8 @@ from pydantic import BaseModel, ValidationError
 
 from mmpr.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 
-EXIT_CODES = ("exit codes: 0 done; 1 ran but made nothing (the reasons are printed); 2 bad input (a missing or "
+EXIT_CODES = ("exit codes: 0 done; 1 ran but made nothing, or left some of its work undone (the reasons are "
+              "printed); 2 bad input (a missing or "
               "corrupt file, an invalid setting, an occupied output folder); 3 a server did not answer; "
               "130 interrupted (rerun the same command to resume)")
 INTERRUPTED = "interrupted; rerun the same command to resume"
@@ -165,8 +166,7 @@ def config_keys_help(model: type[BaseModel], *, title: str = "config keys (YAML 
     """A ``--help`` section listing the keys of ``model`` with their defaults and descriptions."""
     lines = [f"{title}:"]
     for name, field in model.model_fields.items():
-        default = "required" if field.is_required() else (
-            f"default {field.default!r}" if field.default_factory is None else "default: see description")
+        default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
         lines.append(f"  {name:<28} {default}" + (f"; {field.description}" if field.description else ""))
     return "\n".join(lines)
 
@@ -210,10 +210,32 @@ def quiet_logs(verbose: bool, log_file: str | Path | None = None) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    _quiet_loguru(verbose, log_file)
     if not verbose:
         warnings.simplefilter("default")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _quiet_loguru(verbose: bool, log_file: str | Path | None) -> None:
+    """lmms-eval logs through loguru, to stdout at import: the same rule (stderr with ``verbose``, else the log
+    file). Call after importing ``lmms_eval.models``, which adds its own stdout sink."""
+    try:
+        from loguru import logger
+    except ImportError:
+        return
+    logger.remove()
+    if verbose:
+        logger.add(sys.stderr, level="INFO")
+    elif log_file is not None:
+        path = Path(log_file)
+        logger.add(lambda message: _append(path, message), level="INFO")
+
+
+def _append(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
 
 
 @contextmanager
