@@ -48,7 +48,7 @@ from mmpr.cli import (
 )
 from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.locations import check_out
+from mmpr.locations import check_out, check_server
 from mmpr.model_ref import check_model, resolve_model
 from mmpr.prompts import get_template
 
@@ -285,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     import lmms_eval.models  # noqa: F401 - it points loguru at stdout when imported; quiet_logs undoes that
 
     check_model(args.model)  # a missing model is one line here, not a Hub retry later
+    if args.judge:
+        check_server(args.judge.rstrip("/") + "/models", "--judge")
     check_out(args.out, marker="this model's evaluation", same_job=_same_run(args.model), overwrite=args.overwrite)
     quiet_logs(args.verbose, Path(args.out) / "eval.log")
     with new_folder(args.out, only=UserError):

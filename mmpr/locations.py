@@ -65,3 +65,20 @@ def check_out(out: str | Path, *, marker: str, same_job, overwrite: bool, what: 
         else:
             child.unlink()
     return out
+
+
+def check_server(url: str, what: str, *, timeout: float = 5.0) -> None:
+    """An :class:`~mmpr.errors.Unreachable` naming ``what`` unless something answers HTTP at ``url`` (any status:
+    a server that says 404 is there)."""
+    import urllib.error
+    import urllib.request
+
+    from mmpr.errors import Unreachable
+
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise Unreachable(f"{what} {url}: did not answer ({reason}); start the server or check the address") from e
