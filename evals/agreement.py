@@ -63,19 +63,6 @@ def _evaluator(judge_url: str | None, judge_model: str | None):
     module = importlib.import_module("lmms_eval.tasks.mathvista.mathvista_evals")
     module = importlib.reload(module)
     evaluator = module.MathVistaEvaluator()
-    ask = evaluator.get_chat_response
-    url = os.environ.get("LLM_JUDGE_URL", "http://localhost:8000/v1/chat/completions")
-    checked = []
-
-    def get_chat_response(*args, **kwargs):
-        # lmms-eval logs a refused connection and scores the answer as unextracted; an agreement rate made that
-        # way is meaningless, so the first call checks that the judge is there
-        if not checked:
-            check_server(url.removesuffix("/chat/completions") + "/models", "judge server (--judge-url)")
-            checked.append(url)
-        return ask(*args, **kwargs)
-
-    evaluator.get_chat_response = get_chat_response
     return evaluator
 
 
@@ -140,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     records = read_samples(samples)
     if not records:
         raise NothingMade(f"{samples}: holds no samples; nothing to score")
+    # lmms-eval logs a refused connection and scores that answer as unextracted: an agreement rate made that way
+    # is meaningless, so the judge must be there before anything is scored
+    url = args.judge_url or os.environ.get("LLM_JUDGE_URL", "http://localhost:8000/v1")
+    check_server(url.rstrip("/").removesuffix("/chat/completions") + "/models", "judge server (--judge-url)")
     evaluator = _evaluator(args.judge_url, args.judge_model)
     quiet_logs(args.verbose, args.run / "agreement.log")  # after lmms-eval's import, which points loguru at stdout
     report = agreement(records, evaluator=evaluator)

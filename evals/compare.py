@@ -28,7 +28,7 @@ PAPER = {
 
 def load(folder: str | Path) -> RunResult:
     path = Path(folder) / "results.json"
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: no results; is {folder} an evals.run output folder?")
     try:
         return RunResult.model_validate_json(path.read_text(encoding="utf-8"))

@@ -271,6 +271,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_parquet(path: Path, what: str) -> None:
+    """A missing path, a parquet file there that is not one, or no rows at all fail before anything loads."""
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise UserError(f"{what}: no such file or folder; check the path")
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    rows = 0
+    for file in files:
+        try:
+            rows += pq.read_metadata(file).num_rows
+        except Exception as e:  # pyarrow's errors for a torn or foreign file
+            raise UserError(f"{what}: {file} cannot be read as parquet ({one_line(e)[:200]}); re-download it") \
+                from e
+    if files and rows == 0:
+        raise NothingMade(f"{what}: 0 samples in {path}; nothing to evaluate")
+
+
 @front_door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
@@ -279,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     data = parse_pairs(args.data, "--data", typed=False)
     unknown_keys(data, tasks, "--data")
     for name, path in data.items():
-        if not Path(path).expanduser().exists():
-            raise UserError(f"--data {name}={path}: no such file or folder; check the path")
+        check_parquet(Path(path).expanduser(), f"--data {name}={path}")
     engine_args = parse_pairs(args.engine_args, "--engine-args")
     import lmms_eval.models  # noqa: F401 - it points loguru at stdout when imported; quiet_logs undoes that
 

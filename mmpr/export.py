@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     quiet_logs(args.verbose)
     location = check_location(args.dataset, "dataset")
-    if Path(location).exists():
-        read_manifest(location)  # a folder that is not an mmpr dataset fails here, before --out is made
+    if Path(location).exists():  # a folder that is not an mmpr dataset fails here, before --out is made
+        if read_manifest(location).num_pairs == 0:
+            raise NothingMade(f"{args.dataset}: the dataset holds 0 pairs; nothing to export")
     out = Path(args.out).expanduser()
     if Path(location).exists() and out.resolve().is_relative_to(Path(location).resolve()):
         raise UserError(f"--out {args.out}: inside the dataset {args.dataset}; choose a folder outside it")

@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from mmpr.cli import EXIT_CODES, add_output_arguments, config_keys_help, front_door, quiet_logs
+from mmpr.cli import EXIT_CODES, add_output_arguments, config_keys_help, front_door, new_folder, quiet_logs
 from mmpr.errors import UserError
 from mmpr.locations import check_location, check_out
 from mmpr.model_ref import check_model
@@ -74,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     from mmpr.io import atomic_write_text
     from mpo_train.trainer import Trainer
 
-    if os.environ.get("RANK", "0") == "0":
-        atomic_write_text(Path(cfg.output_dir) / RUN_CONFIG,
-                          json.dumps(cfg.model_dump(mode="json", exclude={"output_dir"}), indent=2) + "\n")
-    result = Trainer(cfg).train()
+    # a run refused on its input (0 usable pairs, a bad column) leaves no folder; a killed one keeps its checkpoints
+    with new_folder(cfg.output_dir, only=UserError):
+        if os.environ.get("RANK", "0") == "0":
+            atomic_write_text(Path(cfg.output_dir) / RUN_CONFIG,
+                              json.dumps(cfg.model_dump(mode="json", exclude={"output_dir"}), indent=2) + "\n")
+        result = Trainer(cfg).train()
     print(f"trained {result.steps} steps; model in {result.final_dir}; metrics in {cfg.output_dir}/metrics.jsonl, "
           f"curves in {cfg.output_dir}/training_curves.png")
     if result.eval_metrics:

@@ -69,6 +69,7 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
     from datasets import Dataset, Features, Image, List, Value, concatenate_datasets
 
     from mmpr.dataset_writer import open_dataset
+    from mmpr.errors import NothingMade
 
     features = Features({"id": Value("string"), "question": Value("string"), "images": List(Image()),
                          "chosen": Value("string"), "rejected": Value("string")})
@@ -77,8 +78,14 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
         path = Path(location).expanduser()
         if (path / "meta.json").is_file():
             stamp = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*"))]
-            parts.append(Dataset.from_generator(_release_rows, features=features,
-                                                gen_kwargs={"folder": path, "subsets": subsets, "stamp": stamp}))
+            try:
+                parts.append(Dataset.from_generator(_release_rows, features=features,
+                                                    gen_kwargs={"folder": path, "subsets": subsets, "stamp": stamp}))
+            except ValueError as e:  # datasets refuses a generator that yields nothing
+                if "corresponds to no data" not in str(e):
+                    raise
+                raise NothingMade(f"data {location}: 0 usable pairs in the release; `python -m mmpr.convert "
+                                  f"{location} --out DIR` lists why each row was skipped, with file and line") from e
             continue
         for subset in subsets or [None]:
             ds = open_dataset(location, subset=subset, streaming=False)

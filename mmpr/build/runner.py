@@ -58,9 +58,9 @@ def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False,
 
 def _run(cfg: BuildConfig, model: str, *, progress: bool, overwrite: bool,
          check: Callable[[BuildSummary], None] | None) -> BuildSummary:
+    sources = [make_source(spec).open() for spec in cfg.sources]
     store = WorkStore(cfg.out)
     store.check_config(cfg.fingerprint(), overwrite=overwrite)
-    sources = [make_source(spec).open() for spec in cfg.sources]
     shard_name = cfg.shard.replace("/", "of")
     shards = int(cfg.shard.split("/")[1])
     problems = ProblemLog()
