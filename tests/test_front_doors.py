@@ -445,8 +445,8 @@ def test_ctrl_c_agreement_while_waiting_for_the_judge(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_convert_mid_conversion(tmp_path):
-    rows = [{"question": f"question {i} " * 20, "chosen": f"good {i} " * 50, "rejected": f"bad {i} " * 50}
-            for i in range(200_000)]
+    rows = [{"question": f"question {i}", "chosen": f"good {i} " * 10, "rejected": f"bad {i} " * 10}
+            for i in range(20_000)]
     release = _release(tmp_path, rows=rows)
     out = tmp_path / "o"
     _interrupt(["-m", "mmpr.convert", str(release), "--out", str(out)], tmp_path,
@@ -456,7 +456,7 @@ def test_ctrl_c_convert_mid_conversion(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_export_mid_export(tmp_path):
-    data = _pairs(tmp_path / "data", n=20_000)
+    data = _pairs(tmp_path / "data", n=5_000)
     out = tmp_path / "o"
     _interrupt(["-m", "mmpr.export", str(data), "--format", "swift", "--out", str(out)], tmp_path,
                ready=_when_stderr_shows("export swift"), out=out)
@@ -465,7 +465,7 @@ def test_ctrl_c_export_mid_export(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_training(tmp_path, tiny_model_dir):
-    data = _pairs(tmp_path / "data", n=64)
+    data = _pairs(tmp_path / "data", n=8)
     out = tmp_path / "o"
     argv = ["-m", "mpo_train", f"model={tiny_model_dir('qwen2_vl')}", f"data=[{data}]", f"output_dir={out}",
             "precision=fp32", "gradient_checkpointing=false", "num_workers=0", "per_device_batch_size=2",
