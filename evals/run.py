@@ -36,7 +36,6 @@ from evals.scoring import MissingField
 from mmpr.cli import (
     EXIT_CODES,
     add_output_arguments,
-    corrupt,
     flag_keys,
     front_door,
     new_folder,
@@ -44,6 +43,7 @@ from mmpr.cli import (
     parse_args,
     parse_pairs,
     quiet_logs,
+    reading,
     unknown_keys,
 )
 from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError
@@ -307,15 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     check_out(args.out, marker="this model's evaluation", same_job=_same_run(args.model), overwrite=args.overwrite)
     quiet_logs(args.verbose, Path(args.out) / "eval.log")
     with new_folder(args.out, only=UserError):
-        try:
+        with reading("a benchmark's data", "check --data or re-download it"):
             result = evaluate(tasks, args.model, engine=args.engine, prompt=args.prompt, limit=args.limit,
                               out=args.out, data=data, judge=args.judge, engine_args=engine_args,
                               batch_size=args.batch_size)
-        except Exception as e:
-            if corrupt(e):
-                raise UserError(f"a benchmark's data cannot be read ({one_line(e)[:300]}); check --data or "
-                                f"re-download it") from e
-            raise
         if not any(task.total for task in result.tasks.values()):
             raise NothingMade(f"0 samples scored for {', '.join(tasks)}; check --data and --limit")
     for name, task in result.tasks.items():

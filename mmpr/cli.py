@@ -239,6 +239,18 @@ def _append(path: Path, text: str) -> None:
 
 
 @contextmanager
+def reading(what: str, fix: str) -> Iterator[None]:
+    """Within the block, a file that cannot be parsed (see :func:`corrupt`) becomes one :class:`UserError` naming
+    ``what`` and saying ``fix``."""
+    try:
+        yield
+    except Exception as e:
+        if not corrupt(e):
+            raise
+        raise UserError(f"{what}: cannot be read ({one_line(e)[:300]}); {fix}") from e
+
+
+@contextmanager
 def new_folder(path: str | Path, *, only: type[BaseException] | tuple = BaseException) -> Iterator[Path]:
     """Remove ``path`` again if this block created it and then failed with ``only`` (any error by default), so a
     failed run leaves no half-made folder; a resumable job passes ``only=UserError`` so that the work of an

@@ -35,13 +35,12 @@ from mmpr.chat import user_parts, with_placeholders
 from mmpr.cli import (
     EXIT_CODES,
     add_output_arguments,
-    corrupt,
     flag_keys,
     front_door,
     new_folder,
-    one_line,
     parse_args,
     quiet_logs,
+    reading,
 )
 from mmpr.dataset_writer import ShardWriter, open_dataset, read_manifest, subsets_of
 from mmpr.errors import NothingMade, UserError
@@ -232,13 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     if Path(location).exists() and out.resolve().is_relative_to(Path(location).resolve()):
         raise UserError(f"--out {args.out}: inside the dataset {args.dataset}; choose a folder outside it")
     check_out(out, marker=f"a {args.format} export", same_job=lambda _: False, overwrite=args.overwrite)
-    try:
+    with reading(f"dataset {args.dataset}", "rebuild or re-download it"):
         n = export(location, args.format, out, revision=args.revision)
-    except Exception as e:
-        if corrupt(e):
-            raise UserError(f"dataset {args.dataset}: cannot be read ({one_line(e)[:300]}); rebuild or "
-                            f"re-download it") from e
-        raise
     print(f"exported {n} pairs to {args.out} ({args.format})")
     return 0
 
