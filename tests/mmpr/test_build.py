@@ -4,6 +4,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from datasets import load_dataset
@@ -236,3 +237,32 @@ def test_release_layout_is_written_on_request(tmp_path, source_file, fake_model,
     pairs = [p for spec in read_meta(tmp_path / "release") for p in iter_subset(spec, log)]
     assert len(pairs) == read_manifest(tmp_path / "out").num_pairs and log.total == 0
     assert {p.kind for p in pairs} <= {"correctness", "format", "dropout_ntp"}
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "build").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_build_configs_are_valid(path):
+    extra = ["--shard", "0/4", "--out", "runs/shard0"] if path.name == "shard.yaml" else []
+    cfg = config_from_args(parse_args(cli.build_parser(), ["--config", str(path), *extra]))
+    assert cfg.sources and cfg.out
+
+
+def test_the_demo_config_is_the_readme_main_command():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "python -m mmpr.build --model tiny:qwen2_vl" in line)
+    flags = command.split("python -m mmpr.build", 1)[1].split()
+    from_flags = config_from_args(parse_args(cli.build_parser(), flags))
+    from_yaml = config_from_args(parse_args(cli.build_parser(), ["--config", str(CONFIGS[0].with_name("demo.yaml"))]))
+    assert from_yaml == from_flags
+
+
+def test_every_flag_is_a_yaml_key_and_help_lists_them(capsys):
+    parser = cli.build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = capsys.readouterr().out
+    keys = text.split("YAML keys:")[1]
+    for key in ("engine_args", "max_tokens", "max_pairs", "ntp_ratio", "release_out", "overwrite", "repo_id"):
+        assert key in keys
