@@ -89,7 +89,7 @@ def test_config_file_keys_are_flag_names_and_flags_win(tmp_path):
     args = parse_args(parser, ["--config", str(config), "--max-tokens", "8"])
     assert (args.out, args.max_tokens, args.engine_args, args.verbose) == ("o", 8, ["a=1", "b=x"], True)
     config.write_text("max_tokns: 64\n")
-    with pytest.raises(UserError, match=r"unknown key max_tokns \(valid keys: engine_args, max_tokens, out, verbose"):
+    with pytest.raises(UserError, match=r"unknown key max_tokns \(valid keys: out, max_tokens, engine_args, verbose"):
         parse_args(parser, ["--config", str(config)])
     config.write_text("max_tokens: 64\n")
     with pytest.raises(UserError, match="missing --out"):
