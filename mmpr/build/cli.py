@@ -43,11 +43,12 @@ from mmpr.cli import (
     parse_pairs,
     quiet_logs,
     settings_error,
+    unknown_keys,
 )
 from mmpr.engines import ENGINES
 from mmpr.errors import NothingMade, UserError
 from mmpr.prompts import DEFAULT_TEMPLATE
-from mmpr.sources import available_sources
+from mmpr.sources import SourceSpec, available_sources
 from mmpr.store import WORK_DIR
 
 # flag (= YAML key) -> BuildConfig key, where they differ; the sampling flags go under ``sampling``
@@ -110,6 +111,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
     data["engine_args"] = parse_pairs(args.engine_args or [], "--engine-args")
     if args.sources:
         data["sources"] = [_source_spec(s) for s in args.sources]
+        for spec in data["sources"]:
+            unknown_keys(spec, SourceSpec.model_fields, f"source {spec.get('name', '?')}")
         if args.limit is not None:
             data["sources"] = [{**s, "limit": args.limit} for s in data["sources"]]
     try:

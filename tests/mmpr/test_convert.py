@@ -33,8 +33,8 @@ def test_convert_cli_writes_the_dataset_and_the_skip_report(release, tmp_path, c
 def test_convert_cli_errors_are_one_line(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no meta.json" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--push needs --repo-id"):
-        main([str(tmp_path), "--out", str(tmp_path / "o"), "--push"])
+    assert main([str(tmp_path), "--out", str(tmp_path / "o"), "--push"]) == 2
+    assert capsys.readouterr().err == "error: --push needs --repo-id ORG/NAME\n"
 
 
 def test_convert_and_push(release, tmp_path, monkeypatch, capsys):
