@@ -14,7 +14,8 @@ from mmpr.sources import SourceSpec
 
 
 class BuildConfig(BaseModel):
-    """Every setting of a build, with its default; a YAML ``--config`` file holds the same keys."""
+    """Every setting of a build, with its default. The command line (:mod:`mmpr.build.cli`) fills it from its flags,
+    whose names are also the keys of a YAML ``--config`` file."""
 
     model_config = ConfigDict(extra="forbid")
 

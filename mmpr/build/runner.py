@@ -21,7 +21,7 @@ from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.engines import Engine, make_engine
 from mmpr.errors import UserError
 from mmpr.io import atomic_path
-from mmpr.locations import check_out
+from mmpr.locations import check_out, looks_local
 from mmpr.model_ref import check_model
 from mmpr.problems import ProblemLog
 from mmpr.prompts import get_template
@@ -51,6 +51,9 @@ def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False,
     ``check`` sees the summary before the dataset is written (the CLI refuses to write 0 pairs). A run that
     fails on its input removes the folder it created; an interrupted one keeps its work for the rerun."""
     model = check_model(cfg.model, served=cfg.engine == "openai")
+    for spec in cfg.sources:
+        if spec.path and looks_local(spec.path) and not Path(spec.path).expanduser().exists():
+            raise UserError(f"source {spec.name}: {spec.path}: no such file or folder; check the path")
     check_out(cfg.out, marker="a build", same_job=_holds_a_build, overwrite=overwrite)
     with new_folder(cfg.out, only=UserError):
         return _run(cfg, model, progress=progress, overwrite=overwrite, check=check)
