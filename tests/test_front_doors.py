@@ -82,7 +82,8 @@ def _build(tmp_path, *extra):
 
 def test_build_missing_source_file(tmp_path, capsys):
     main, argv = _build(tmp_path, "--sources", f"generic={tmp_path / 'nope.jsonl'}", "--out", str(tmp_path / "o"))
-    _refused(main, argv, capsys, 2, "source generic", "nope.jsonl: no such file or folder", tmp_path=tmp_path, out=tmp_path / "o")
+    _refused(main, argv, capsys, 2, "source generic", "nope.jsonl: no such file or folder", tmp_path=tmp_path,
+             out=tmp_path / "o")
 
 
 def test_build_missing_model_folder_is_one_line(tmp_path, capsys):
