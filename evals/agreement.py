@@ -20,7 +20,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from mmpr.cli import EXIT_CODES, add_output_arguments, front_door, quiet_logs
+from mmpr.errors import NothingMade, UserError
 from mmpr.io import atomic_write_text
+from mmpr.locations import check_server
 
 TASK = "mmpr_mathvista_testmini_cot"
 
@@ -59,7 +62,8 @@ def _evaluator(judge_url: str | None, judge_model: str | None):
         os.environ["MODEL_VERSION"] = judge_model
     module = importlib.import_module("lmms_eval.tasks.mathvista.mathvista_evals")
     module = importlib.reload(module)
-    return module.MathVistaEvaluator()
+    evaluator = module.MathVistaEvaluator()
+    return evaluator
 
 
 def lmms_eval_score(evaluator, record: dict) -> tuple[str | None, bool]:
@@ -92,19 +96,44 @@ def agreement(records: list[dict], *, judge_url: str | None = None, judge_model:
                            ours_unparsable=sum(not r["parsable"] for r in records), disagreements=disagreements)
 
 
+def read_samples(path: Path) -> list[dict]:
+    """The samples of an evals.run folder; a line that is not a JSON object is an error naming file and line."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{number}: not valid JSON ({e.msg}); rerun evals.run to rewrite it") from e
+        if not isinstance(record, dict) or not {"reference", "response", "correct"} <= set(record):
+            raise UserError(f"{path}:{number}: not an evals.run sample (needs reference, response, correct)")
+        records.append(record)
+    return records
+
+
+@front_door
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.agreement", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m evals.agreement", description=__doc__, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="an evals.run output folder with MathVista CoT samples")
     parser.add_argument("--judge-url", help="OpenAI-compatible server for lmms-eval's answer extraction")
     parser.add_argument("--judge-model", help="the model name that server serves")
+    add_output_arguments(parser, overwrite=False)
     args = parser.parse_args(argv)
     samples = args.run / f"samples_{TASK}.jsonl"
     if not samples.is_file():
-        print(f"error: {samples}: no MathVista CoT samples in {args.run}", file=sys.stderr)
-        return 2
-    records = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
-    report = agreement(records, judge_url=args.judge_url, judge_model=args.judge_model)
+        raise UserError(f"{samples}: no MathVista CoT samples in {args.run}; run evals.run --tasks mathvista first")
+    records = read_samples(samples)
+    if not records:
+        raise NothingMade(f"{samples}: holds no samples; nothing to score")
+    # lmms-eval logs a refused connection and scores that answer as unextracted: an agreement rate made that way
+    # is meaningless, so the judge must be there before anything is scored
+    url = args.judge_url or os.environ.get("LLM_JUDGE_URL", "http://localhost:8000/v1")
+    check_server(url.rstrip("/").removesuffix("/chat/completions") + "/models", "judge server (--judge-url)")
+    evaluator = _evaluator(args.judge_url, args.judge_model)
+    quiet_logs(args.verbose, args.run / "agreement.log")  # after lmms-eval's import, which points loguru at stdout
+    report = agreement(records, evaluator=evaluator)
     atomic_write_text(args.run / "agreement.json", report.model_dump_json(indent=2) + "\n")
     print(f"{report.agree}/{report.total} samples scored alike ({report.agreement_rate:.1f}%); judge-free "
           f"{report.ours_accuracy:.2f} vs lmms-eval {report.lmms_eval_accuracy:.2f}; "

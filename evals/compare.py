@@ -16,18 +16,25 @@ from pathlib import Path
 
 from evals.registry import BENCHMARKS
 from evals.run import RunResult, TaskResult
+from mmpr.cli import EXIT_CODES, add_output_arguments, front_door, new_folder, one_line, quiet_logs
+from mmpr.errors import NothingMade, UserError
 from mmpr.io import atomic_write_text
+from mmpr.locations import check_out
 
 
-class NotComparable(ValueError):
-    pass
+class NotComparable(UserError):
+    """Runs made under different prompts or limits: their scores are not comparable."""
 
 
 def load(folder: str | Path) -> RunResult:
     path = Path(folder) / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no results; is {folder} an evals.run output folder?")
-    return RunResult.model_validate_json(path.read_text())
+    if not path.exists():
+        raise UserError(f"{path}: no results; is {folder} an evals.run output folder?")
+    try:
+        return RunResult.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a valid results file ({one_line(e)[:200]}); rerun evals.run into {folder}") \
+            from e
 
 
 def paper_number(run: RunResult, benchmark: str) -> float | None:
@@ -125,28 +132,36 @@ def chart(runs: list[tuple[str, RunResult]], png: Path) -> Path:
     return png
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.compare", description=__doc__,
+OUTPUTS = ("comparison.md", "comparison.png")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evals.compare", description=__doc__, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="evals.run output folders; the first is the baseline")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--no-categories", action="store_true", help="benchmarks only")
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="compare runs made with different --prompt or --limit anyway, under a warning")
-    args = parser.parse_args(argv)
-    try:
-        runs = [(folder, load(folder)) for folder in args.runs]
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        text = table(runs, categories=not args.no_categories, allow_mismatch=args.allow_mismatch)
-    except NotComparable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "comparison.md", text)
-    chart(runs, args.out / "comparison.png")
+    add_output_arguments(parser)
+    return parser
+
+
+@front_door
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_logs(args.verbose)
+    runs = [(folder, load(folder)) for folder in args.runs]
+    empty = [folder for folder, run in runs if not any(t.total for t in run.tasks.values())]
+    if empty:
+        raise NothingMade(f"{', '.join(empty)}: no scored samples; nothing to compare")
+    text = table(runs, categories=not args.no_categories, allow_mismatch=args.allow_mismatch)
+    check_out(args.out, marker="a comparison", same_job=lambda out: all(p.name in OUTPUTS for p in out.iterdir()),
+              overwrite=args.overwrite)
+    with new_folder(args.out):
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "comparison.md", text)
+        chart(runs, args.out / "comparison.png")
     print(text)
     print(f"written: {args.out / 'comparison.md'}, {args.out / 'comparison.png'}")
     return 0

@@ -2,7 +2,8 @@
 
 Every answered sample is appended to a cache file as soon as its batch is done, keyed by the task, document,
 prompt, model and generation settings; a rerun (after a crash or a kill) answers from the cache and only
-generates what is missing.
+generates what is missing. A request the engine fails on is counted by cause (:attr:`MmprModel.failures`), scored
+as an empty answer for this run, and not cached: a rerun asks again.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-from mmpr.engines import Engine, Request, make_engine
+from mmpr.engines import Engine, EngineError, Request, make_engine
 from mmpr.images import ImageStore
 from mmpr.schemas import SamplingConfig
 
@@ -64,6 +66,7 @@ class MmprModel(lmms):
         self.cache = ResponseCache(Path(cache_dir) / "responses.jsonl")
         self.images = ImageStore(Path(cache_dir) / "images")
         self.generated = 0
+        self.failures: Counter[str] = Counter()
 
     @property
     def engine(self) -> Engine:
@@ -103,12 +106,17 @@ class MmprModel(lmms):
                     visuals = doc_to_visual(self.task_dict[task][split][doc_id]) or []
                     engine_requests.append(Request(key, context, tuple(self.images.put(v) for v in visuals), n=1))
                 results = self.engine.generate(engine_requests, group[0][2])
-                self.cache.add([(item[3], r[0].text if isinstance(r, list) else "") for item, r in
-                                zip(group, results, strict=True)])
-                self.generated += len(group)
+                answered = []
+                for item, result in zip(group, results, strict=True):
+                    if isinstance(result, EngineError):
+                        self.failures[result.code] += 1
+                    else:
+                        answered.append((item[3], result[0].text))
+                self.cache.add(answered)
+                self.generated += len(answered)
             bar.update(len(batch))
         bar.close()
-        return [self.cache.responses[k[3]] for k in keyed]
+        return [self.cache.responses.get(k[3], "") for k in keyed]
 
     def loglikelihood(self, requests):
         raise NotImplementedError("mmpr's evaluation tasks are generative; no loglikelihood requests")

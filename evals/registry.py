@@ -15,6 +15,7 @@ from types import ModuleType
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.prompting import PROMPT_STYLES as PROMPTS
+from mmpr.errors import UserError
 
 # the paper's two models; numbers are the paper's (shared/reference/mpo-mmpr-facts.md, section 4)
 BASE, MPO = "InternVL2-8B", "InternVL2-8B-MPO"
@@ -108,7 +109,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
 
 def get(name: str) -> Benchmark:
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name}; available: {', '.join(BENCHMARKS)}; presets: "
+        raise UserError(f"unknown benchmark {name}; available: {', '.join(BENCHMARKS)}; presets: "
                          f"{', '.join(PRESETS)}")
     return BENCHMARKS[name]
 
@@ -118,7 +119,7 @@ def resolve(spec: str | list[str]) -> list[Benchmark]:
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
     unknown = [n for n in names if n and n not in BENCHMARKS and n not in PRESETS]
     if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHMARKS)}; presets: "
+        raise UserError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHMARKS)}; presets: "
                          f"{', '.join(PRESETS)}")
     out: list[str] = []
     for n in names:

@@ -13,7 +13,9 @@ Examples::
     python -m evals.compare runs/paper-InternVL2-8B runs/paper-InternVL2-8B-MPO --out runs/compare
 
 --prompt picks cot (the paper's), direct, or reasoning (<think>/<answer>); results.json records it.
-A rerun with the same --out skips the samples already answered.
+A rerun with the same --out skips the samples already answered and asks the engine again for those it failed on
+(counted per cause in results.json under ``engine_failures``). An --out holding another model's run, or anything
+else, needs --overwrite. Engine and lmms-eval logs go to <out>/eval.log (or stderr with --verbose).
 """
 
 from __future__ import annotations
@@ -35,8 +37,23 @@ from evals import registry
 from evals.prompting import PROMPT_STYLES, template_text
 from evals.registry import Benchmark
 from evals.scoring import MissingField
+from mmpr.cli import (
+    EXIT_CODES,
+    add_output_arguments,
+    flag_keys,
+    front_door,
+    new_folder,
+    one_line,
+    parse_args,
+    parse_pairs,
+    quiet_logs,
+    reading,
+    unknown_keys,
+)
+from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.testing import resolve_model
+from mmpr.locations import check_out, check_server
+from mmpr.model_ref import check_model, resolve_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 
@@ -87,6 +104,8 @@ class RunResult(BaseModel):
     created_at: datetime
     limit: int | None
     tasks: dict[str, TaskResult]
+    engine_failures: dict[str, int] = Field(default_factory=dict, description="Requests the engine failed on, by "
+                                            "cause; scored as empty answers here, asked again on a rerun.")
 
 
 def task_yaml(bench: Benchmark, prompt: str, data: str | None = None, max_new_tokens: int | None = None) -> str:
@@ -143,24 +162,29 @@ def _breakdown(records: list[dict]) -> dict[str, dict[str, CategoryScore]]:
                   for value, (c, t) in sorted(values.items())} for key, values in sorted(out.items())}
 
 
+def check_selection(benchmarks: list[str] | str, prompt: str) -> list[Benchmark]:
+    """The benchmarks named (names and presets), each having ``prompt``; else a :class:`UserError` listing what
+    there is."""
+    benches = registry.resolve(benchmarks)
+    if prompt not in PROMPT_STYLES:
+        raise UserError(f"unknown prompt {prompt!r}; available: {', '.join(PROMPT_STYLES)}")
+    for bench in benches:
+        if prompt not in bench.prompts:
+            raise UserError(f"{bench.name} has no {prompt!r} prompt; it has {', '.join(bench.prompts)}")
+    return benches
+
+
 def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", prompt: str = "cot",
              limit: int | None = None, out: Path, data: dict[str, str] | None = None, judge: str | None = None,
              engine_args: dict | None = None, batch_size: int = 16, engine_instance=None,
              max_new_tokens: int | None = None) -> RunResult:
     """Run ``benchmarks`` (names and presets) through lmms-eval; write ``results.json`` and
     ``samples_<task>.jsonl`` to ``out``. ``max_new_tokens`` overrides each benchmark's budget for the prompt."""
-    benches = registry.resolve(benchmarks)
-    if prompt not in PROMPT_STYLES:
-        raise ValueError(f"unknown prompt {prompt!r}; available: {', '.join(PROMPT_STYLES)}")
-    for bench in benches:
-        if prompt not in bench.prompts:
-            raise ValueError(f"{bench.name} has no {prompt!r} prompt; it has {', '.join(bench.prompts)}")
-    unused = sorted(set(data or {}) - {b.name for b in benches})
-    if unused:
-        raise ValueError(f"--data for {', '.join(unused)}, which is not among the benchmarks run")
+    benches = check_selection(benchmarks, prompt)
+    unknown_keys(data or {}, [b.name for b in benches], "--data")
     for name, path in (data or {}).items():
         if not Path(path).expanduser().exists():
-            raise FileNotFoundError(f"--data {name}={path}: no such file or folder")
+            raise UserError(f"--data {name}={path}: no such file or folder")
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager, get_task_dict
 
@@ -186,11 +210,11 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
         raw = simple_evaluate(model=lm, tasks=[task_dict[name] for name in task_names], limit=limit,
                               log_samples=True, task_manager=manager,
                               verbosity="WARNING", random_seed=0, numpy_random_seed=0, torch_random_seed=0)
-    return _write(raw, benches, prompt, model, engine, limit, out, data or {}, judge)
+    return _write(raw, benches, prompt, model, engine, limit, out, data or {}, judge, dict(lm.failures))
 
 
 def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine: str, limit: int | None, out: Path,
-           data: dict, judge: str | None) -> RunResult:
+           data: dict, judge: str | None, failures: dict[str, int] | None = None) -> RunResult:
     from evals.judge import judge_unparsable
     from evals.models import MmprModel
 
@@ -225,7 +249,7 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
         "generation_kwargs", {})).model_dump() for b in benches}
     result = RunResult(model=model, engine=engine, prompt=prompt, prompt_template=template_text(prompt),
                        generation=generation, lmms_eval_version=version("lmms_eval"), created_at=datetime.now(UTC),
-                       limit=limit, tasks=tasks)
+                       limit=limit, tasks=tasks, engine_failures=failures or {})
     atomic_write_text(out / "results.json", result.model_dump_json(indent=2) + "\n")
     return result
 
@@ -236,19 +260,23 @@ def _response(sample: dict) -> str:
     return first[0] if isinstance(first, list) else first
 
 
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep:
-            raise SystemExit(f"error: {flag} {value!r}: expected NAME=VALUE")
-        out[key] = rest
-    return out
+def _same_run(model: str):
+    """An --out that holds this model's results (or only a killed run's cache) is this job's: a resume."""
+    def same(out: Path) -> bool:
+        results = out / "results.json"
+        if not results.is_file():
+            return (out / "cache").is_dir() and all(p.name in ("cache", "eval.log") for p in out.iterdir())
+        try:
+            return json.loads(results.read_text()).get("model") == model
+        except (OSError, ValueError):
+            return False
+    return same
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("--tasks", required=True, help=f"comma-separated benchmarks ({', '.join(registry.BENCHMARKS)}) "
                         f"and presets ({'; '.join(f'{k}: {chr(44).join(v)}' for k, v in registry.PRESETS.items())})")
     parser.add_argument("--model", required=True, help="model path, Hub id, or tiny:<family>")
@@ -257,25 +285,62 @@ def main(argv: list[str] | None = None) -> int:
                         help="cot: the paper's CoT prompt; direct: short answers; reasoning: <think>/<answer> format")
     parser.add_argument("--limit", type=int, help="first N samples of each benchmark")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
-    parser.add_argument("--data", action="append", default=[], metavar="BENCHMARK=PATH",
+    parser.add_argument("--data", action="extend", nargs="+", default=[], metavar="BENCHMARK=PATH",
                         help="a local copy of a benchmark (parquet file/folder or save_to_disk folder)")
     parser.add_argument("--judge", help="OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1): only the unparsable "
                         "answers are sent to it; the judge-free score is reported as well")
-    parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="engine argument, e.g. tensor_parallel_size=2 or max_model_len=8192")
+    parser.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, help="override every benchmark's generation budget (recorded "
                         "in results.json; quick CPU checks only: CoT answers need the default)")
-    args = parser.parse_args(argv)
-    engine_args = {k: yaml.safe_load(v) for k, v in _pairs(args.engine_arg, "--engine-arg").items()}
-    try:
-        result = evaluate(args.tasks, args.model, engine=args.engine,
-                          prompt=args.prompt, limit=args.limit, out=args.out, data=_pairs(args.data, "--data"),
-                          judge=args.judge, engine_args=engine_args, batch_size=args.batch_size,
-                          max_new_tokens=args.max_new_tokens)
-    except (MissingField, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    add_output_arguments(parser)
+    parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"
+    return parser
+
+
+def check_parquet(path: Path, what: str) -> None:
+    """A missing path, a parquet file there that is not one, or no rows at all fail before anything loads."""
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise UserError(f"{what}: no such file or folder; check the path")
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    rows = 0
+    for file in files:
+        try:
+            rows += pq.read_metadata(file).num_rows
+        except Exception as e:  # pyarrow's errors for a torn or foreign file
+            raise UserError(f"{what}: {file} cannot be read as parquet ({one_line(e)[:200]}); re-download it") \
+                from e
+    if files and rows == 0:
+        raise NothingMade(f"{what}: 0 samples in {path}; nothing to evaluate")
+
+
+@front_door
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    benches = check_selection(args.tasks, args.prompt)
+    tasks = [b.name for b in benches]
+    data = parse_pairs(args.data, "--data", typed=False)
+    unknown_keys(data, tasks, "--data")
+    for name, path in data.items():
+        check_parquet(Path(path).expanduser(), f"--data {name}={path}")
+    engine_args = parse_pairs(args.engine_args, "--engine-args")
+    import lmms_eval.models  # noqa: F401 - it points loguru at stdout when imported; quiet_logs undoes that
+
+    check_model(args.model)  # a missing model is one line here, not a Hub retry later
+    if args.judge:
+        check_server(args.judge.rstrip("/") + "/models", "--judge")
+    check_out(args.out, marker="this model's evaluation", same_job=_same_run(args.model), overwrite=args.overwrite)
+    quiet_logs(args.verbose, Path(args.out) / "eval.log")
+    with new_folder(args.out, only=UserError):
+        with reading("a benchmark's data", "check --data or re-download it"):
+            result = evaluate(tasks, args.model, engine=args.engine, prompt=args.prompt, limit=args.limit,
+                              out=args.out, data=data, judge=args.judge, engine_args=engine_args,
+                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        if not any(task.total for task in result.tasks.values()):
+            raise NothingMade(f"0 samples scored for {', '.join(tasks)}; check --data and --limit")
     for name, task in result.tasks.items():
         judge_note = f", {task.accuracy_with_judge:.2f} with the judge on {task.judged}" if task.judged else ""
         if task.unscorable:
@@ -285,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {task.accuracy:.2f} ({task.correct}/{task.total}){extra}, unparsable "
               f"{task.unparsable_rate:.1f}%{judge_note}")
     print(f"results in {args.out / 'results.json'}")
+    if result.engine_failures:
+        causes = ", ".join(f"{k} {v}" for k, v in sorted(result.engine_failures.items()))
+        print(f"error: the engine failed on {sum(result.engine_failures.values())} samples ({causes}), scored as "
+              f"empty answers; rerun the same command to ask again", file=sys.stderr)
+        return EXIT_NOTHING_MADE
     return 0
 
 

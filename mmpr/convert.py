@@ -4,6 +4,9 @@ Example::
 
     python -m mmpr.convert ~/data/MMPR-v1.1 --out ~/data/mmpr-v1.1-hf --version 1.1.0
     python -m mmpr.convert ~/data/MMPR-v1.1 --out ~/data/mmpr-v1.1-hf --push --repo-id my-org/MMPR --dry-run
+
+``--out`` must be new, empty, or hold an earlier conversion of the same release; anything else needs
+``--overwrite``. A release with no usable row is an error that lists why each was skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,19 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mmpr import hub
-from mmpr.builder import EmptyDatasetError, SubsetInput, write_dataset
+from mmpr.cli import (
+    EXIT_CODES,
+    add_output_arguments,
+    flag_keys,
+    front_door,
+    new_folder,
+    one_line,
+    parse_args,
+    quiet_logs,
+)
+from mmpr.dataset_writer import EmptyDatasetError, SubsetInput, read_manifest, write_dataset
+from mmpr.errors import NothingMade, UserError
+from mmpr.locations import check_out
 from mmpr.problems import ProblemLog
 from mmpr.release import SubsetStats, empty_reason, iter_subset, read_meta
 from mmpr.schemas import SourceInfo
@@ -28,10 +43,17 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
             max_shard_bytes: int = 500 << 20, progress: bool = True):
     """Convert a release; returns ``(manifest, problems)``. Bad rows are skipped and listed in
     ``<out>/skipped.json`` with file, line and reason; subsets left with no pairs are not published and are
-    listed with the reason in the manifest (``extra["empty_subsets"]``). Raises
-    :class:`mmpr.builder.EmptyDatasetError` when no subset has a pair (the skip report is written all the same)."""
+    listed with the reason in the manifest (``extra["empty_subsets"]``). Raises :class:`mmpr.errors.NothingMade`
+    naming every reason when no subset has a pair, and leaves no folder behind."""
     release_dir, out_dir = Path(release_dir), Path(out_dir)
     specs = read_meta(release_dir, subsets=subsets)
+    with new_folder(out_dir):
+        return _convert(release_dir, out_dir, specs, name=name, version=version, seed=seed,
+                        apply_repeat=apply_repeat, max_shard_bytes=max_shard_bytes, progress=progress)
+
+
+def _convert(release_dir: Path, out_dir: Path, specs, *, name, version, seed, apply_repeat, max_shard_bytes,
+             progress):
     problems = ProblemLog()
     total = sum(s.length or 0 for s in specs) or None
     bar = tqdm(total=total, unit="pair", desc="converting", disable=not progress, dynamic_ncols=True)
@@ -54,11 +76,25 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
                                  manifest_fields=lambda: {"sources": sources, "extra": {
                                      "converted_from": str(release_dir), "seed": seed,
                                      "skipped": dict(problems.counts), "summary": problems.summary()}})
+    except EmptyDatasetError as e:
+        raise NothingMade(f"0 pairs from {release_dir}: {one_line(e)}; bad rows skipped: {problems.summary()}") from e
     finally:
         bar.close()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        problems.write(out_dir / SKIPPED_REPORT)
+    problems.write(out_dir / SKIPPED_REPORT)
     return manifest, problems
+
+
+def _same_conversion(release_dir: Path):
+    """An --out folder that holds a conversion of this release (or only a killed run's staging) is this job's."""
+    def same(out: Path) -> bool:
+        if all(p.name.startswith(".staging-") for p in out.iterdir()):
+            return True
+        try:
+            converted_from = read_manifest(out).extra.get("converted_from")
+        except (OSError, ValueError):
+            return False
+        return converted_from is not None and Path(converted_from).resolve() == release_dir.resolve()
+    return same
 
 
 def parse_size(text: str) -> int:
@@ -73,6 +109,7 @@ def parse_size(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmpr.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("release_dir", help="folder with meta.json, the annotation .jsonl files and the images")
     parser.add_argument("--out", required=True, help="output dataset folder (same layout as the Hub repo)")
     parser.add_argument("--name", help="dataset name for the card (default: the release folder's name)")
@@ -82,23 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the repeat_time < 1 subsampling")
     parser.add_argument("--no-repeat", action="store_true", help="ignore repeat_time: keep every row exactly once")
     parser.add_argument("--max-shard-size", default="500MB", help="bound on a parquet shard's size, e.g. 200MB")
+    add_output_arguments(parser)
     hub.add_push_arguments(parser)
+    parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"
     return parser
 
 
+@front_door
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     hub.check_push_arguments(args)
-    try:
-        manifest, problems = convert(args.release_dir, args.out, name=args.name, version=args.version or "1.0.0",
-                                     subsets=args.subsets.split(",") if args.subsets else None, seed=args.seed,
-                                     apply_repeat=not args.no_repeat, max_shard_bytes=parse_size(args.max_shard_size))
-    except EmptyDatasetError as e:
-        print(f"error: {e}; bad rows are listed in {Path(args.out) / SKIPPED_REPORT}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    quiet_logs(args.verbose)
+    release_dir = Path(args.release_dir).expanduser()
+    if not release_dir.is_dir():
+        raise UserError(f"{args.release_dir}: no such folder; give an MMPR release folder (with meta.json)")
+    check_out(args.out, marker="a conversion of this release", same_job=_same_conversion(release_dir),
+              overwrite=args.overwrite)
+    manifest, problems = convert(release_dir, args.out, name=args.name, version=args.version or "1.0.0",
+                                 subsets=args.subsets.split(",") if args.subsets else None, seed=args.seed,
+                                 apply_repeat=not args.no_repeat, max_shard_bytes=parse_size(args.max_shard_size))
     print(f"wrote {manifest.num_pairs} pairs in {len(manifest.subsets)} subset(s) to {args.out} "
           f"(version {manifest.dataset_version}, hash {manifest.content_hash[:12]})")
     for config, info in manifest.subsets.items():

@@ -12,8 +12,10 @@ Formats:
 
 Example::
 
-    python -m mmpr.export runs/demo/dataset --format trl --out runs/demo/trl
+    python -m mmpr.export runs/demo --format trl --out runs/demo-trl
     python -m mmpr.export my-org/MMPR --revision v1.1.0 --format mmpr --out ~/data/MMPR-v1.1
+
+``--out`` must be a new or empty folder (``--overwrite`` replaces what it holds); a failed export leaves none.
 """
 
 from __future__ import annotations
@@ -29,10 +31,22 @@ from pathlib import Path
 from datasets import Features, Image, List, Value
 from tqdm import tqdm
 
-from mmpr.builder import ShardWriter, open_dataset, read_manifest, subsets_of
 from mmpr.chat import user_parts, with_placeholders
+from mmpr.cli import (
+    EXIT_CODES,
+    add_output_arguments,
+    flag_keys,
+    front_door,
+    new_folder,
+    parse_args,
+    quiet_logs,
+    reading,
+)
+from mmpr.dataset_writer import ShardWriter, open_dataset, read_manifest, subsets_of
+from mmpr.errors import NothingMade, UserError
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_path, atomic_write_text
+from mmpr.locations import check_location, check_out
 
 FORMATS = ("trl", "swift", "llamafactory", "mmpr")
 
@@ -179,25 +193,48 @@ def export(location: str | Path, fmt: str, out: str | Path, *, revision: str | N
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     location = str(location)
-    with tqdm(total=_total(location), unit="pair", desc=f"export {fmt}", disable=not progress) as bar:
+    with new_folder(out), tqdm(total=_total(location), unit="pair", desc=f"export {fmt}",
+                               disable=not progress) as bar:
+        out.mkdir(parents=True, exist_ok=True)
         if fmt == "trl":
-            return export_trl(location, out, revision=revision, bar=bar)
-        if fmt == "mmpr":
-            return export_mmpr(location, out, revision=revision, bar=bar)
-        return export_jsonl(location, out, fmt, revision=revision, bar=bar)
+            n = export_trl(location, out, revision=revision, bar=bar)
+        elif fmt == "mmpr":
+            n = export_mmpr(location, out, revision=revision, bar=bar)
+        else:
+            n = export_jsonl(location, out, fmt, revision=revision, bar=bar)
+        if n == 0:
+            raise NothingMade(f"{location}: the dataset holds 0 pairs; nothing to export")
+    return n
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmpr.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("dataset", help="dataset folder written by mmpr, or a Hub repo id")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, help="output folder (new or empty)")
     parser.add_argument("--revision", help="Hub revision or version tag, e.g. v1.0.0")
-    args = parser.parse_args(argv)
-    n = export(args.dataset, args.format, args.out, revision=args.revision)
+    add_output_arguments(parser)
+    parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"
+    return parser
+
+
+@front_door
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    quiet_logs(args.verbose)
+    location = check_location(args.dataset, "dataset")
+    if Path(location).exists():  # a folder that is not an mmpr dataset fails here, before --out is made
+        if read_manifest(location).num_pairs == 0:
+            raise NothingMade(f"{args.dataset}: the dataset holds 0 pairs; nothing to export")
+    out = Path(args.out).expanduser()
+    if Path(location).exists() and out.resolve().is_relative_to(Path(location).resolve()):
+        raise UserError(f"--out {args.out}: inside the dataset {args.dataset}; choose a folder outside it")
+    check_out(out, marker=f"a {args.format} export", same_job=lambda _: False, overwrite=args.overwrite)
+    with reading(f"dataset {args.dataset}", "rebuild or re-download it"):
+        n = export(location, args.format, out, revision=args.revision)
     print(f"exported {n} pairs to {args.out} ({args.format})")
     return 0
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
-from mmpr.builder import CARD, MANIFEST, read_manifest
+from mmpr.dataset_writer import CARD, MANIFEST, read_manifest
+from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
 from mmpr.schemas import Manifest, VersionEntry
 from mmpr.versioning import next_version, parse_version
@@ -162,14 +163,14 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_push_arguments(args: argparse.Namespace) -> None:
     if args.push and not args.repo_id:
-        raise SystemExit("error: --push needs --repo-id ORG/NAME")
+        raise UserError("--push needs --repo-id ORG/NAME")
     if args.dry_run and not args.push:
-        raise SystemExit("error: --dry-run goes with --push")
+        raise UserError("--dry-run goes with --push")
     if getattr(args, "version", None):
         try:
             parse_version(args.version)
         except ValueError as e:
-            raise SystemExit(f"error: --version: {e}") from e
+            raise UserError(f"--version: {e}") from e
 
 
 def push_from_args(args: argparse.Namespace, folder: str | Path) -> int:

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SCHEMA_VERSION = "1.0"
 
+ALL_CONFIG = "all"
+"""The dataset config that holds every subset (a dataset card's YAML ``configs:`` lists it beside one config per
+subset)."""
+
 AnswerType = Literal["multiple_choice", "integer", "float", "text", "yes_no", "list", "latex", "chart", "document"]
 """How an answer is judged: see :func:`mmpr.answers.is_correct`. ``chart`` is ChartQA's relaxed accuracy,
 ``document`` is ANLS."""
@@ -84,8 +88,8 @@ class PreferencePair(Record):
 
     id: str = Field(min_length=1, description="Stable identifier, unique within the dataset.")
     subset: str = Field(min_length=1, pattern=r"^[^\s\x00-\x1f]+$", description="Subset name as its source gives it "
-                        "(e.g. 'openbmb/RLAIF-V-Dataset'); the config it is published in is mmpr.builder.config_name "
-                        "of it.")
+                        "(e.g. 'openbmb/RLAIF-V-Dataset'); the config it is published in is "
+                        "mmpr.dataset_writer.config_name of it.")
     question: str = Field(description="The user turn given to the model; '<image>' marks image positions if any.")
     images: list[str] = Field(default_factory=list, description="Image files; empty for text-only pairs.")
     chosen: str = Field(min_length=1)
@@ -105,7 +109,8 @@ class PreferencePair(Record):
 
 
 class SamplingConfig(Record):
-    """Sampling parameters of the data engine; the paper's defaults (section 3 of the facts)."""
+    """Sampling parameters of the data engine; the defaults of the paper's data engine
+    (Wang et al., 2024, arXiv 2411.10442)."""
 
     n: int = Field(default=32, ge=1, description="Responses sampled per question.")
     temperature: float = Field(default=1.0, ge=0.0)

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmpr.errors import UserError
 from mmpr.images import ImageStore
 from mmpr.io import atomic_path, atomic_write_text
 from mmpr.problems import Problem
@@ -59,8 +60,8 @@ class WorkStore:
             recorded = json.loads(path.read_text())
             if recorded != config:
                 diff = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
-                raise ValueError(f"{path}: this folder holds a build made with other settings ({', '.join(diff)}); "
-                                 f"rerun with the same settings to resume, or use another --out")
+                raise UserError(f"{path}: this folder holds a build made with other settings ({', '.join(diff)}); "
+                                 f"rerun with the same settings to resume, use another --out, or add --overwrite")
             return
         if overwrite and self.chunks.exists():
             for f in self.chunks.glob("*.jsonl"):

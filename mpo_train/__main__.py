@@ -8,38 +8,78 @@ Examples::
     accelerate launch --config_file mpo_train/accelerate/zero1.yaml -m mpo_train \\
         --config mpo_train/recipes/internvl2_8b_mpo.yaml data=[OpenGVLab/MMPR-v1.1]
 
-A killed run resumes from its latest checkpoint when started again with the same output_dir.
+A killed run resumes from its latest checkpoint when started again with the same output_dir; an output_dir that
+holds another run (other settings) or anything else needs --overwrite. Library and engine logs go to
+<output_dir>/train.log (or stderr with --verbose).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
+import os
 import sys
+from pathlib import Path
 
-from mpo_train.config import ConfigError, load_config
+from mmpr.cli import EXIT_CODES, add_output_arguments, config_keys_help, front_door, new_folder, quiet_logs
+from mmpr.errors import UserError
+from mmpr.locations import check_location, check_out
+from mmpr.model_ref import check_model
+from mpo_train.config import TrainConfig, load_config
+
+RUN_CONFIG = "train_config.json"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mpo_train", description=__doc__,
+                                     epilog=f"{config_keys_help(TrainConfig, title='keys (recipe YAML or key=value)')}"
+                                            f"\n\n{EXIT_CODES}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML recipe (see mpo_train/recipes/)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings over the recipe, e.g. learning_rate=1e-6 lora.r=8 data=[a,b]")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    add_output_arguments(parser)
+    return parser
+
+
+def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
+    """Model, data and output_dir are checked before anything is loaded: local paths as paths, then the Hub;
+    an output_dir holding another run is refused unless ``overwrite``."""
+    check_model(cfg.model, flag="model")
+    for location in cfg.data:
+        check_location(location, "data")
+    if os.environ.get("RANK", "0") != "0":  # under accelerate launch the first process alone looks after output_dir
+        return
+    settings = cfg.model_dump(mode="json", exclude={"output_dir"})
+    out = Path(cfg.output_dir)
+    if overwrite:  # start over: whatever the folder holds goes
+        check_out(out, marker="a training run", same_job=lambda _: False, overwrite=True)
+        return
+    check_out(out, marker="a training run", same_job=lambda o: (o / RUN_CONFIG).is_file(), overwrite=False)
+    recorded = out / RUN_CONFIG
+    if recorded.is_file():
+        before = json.loads(recorded.read_text())
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            raise UserError(f"output_dir {out}: holds a run with other settings ({', '.join(changed)}); rerun with "
+                            f"the same settings to resume, choose another output_dir, or add --overwrite")
+
+
+@front_door
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    quiet_logs(args.verbose, Path(cfg.output_dir) / "train.log")
+    check_inputs(cfg, overwrite=args.overwrite)
+    from mmpr.io import atomic_write_text
     from mpo_train.trainer import Trainer
 
-    try:
+    # a run refused on its input (0 usable pairs, a bad column) leaves no folder; a killed one keeps its checkpoints
+    with new_folder(cfg.output_dir, only=UserError):
+        if os.environ.get("RANK", "0") == "0":
+            atomic_write_text(Path(cfg.output_dir) / RUN_CONFIG,
+                              json.dumps(cfg.model_dump(mode="json", exclude={"output_dir"}), indent=2) + "\n")
         result = Trainer(cfg).train()
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     print(f"trained {result.steps} steps; model in {result.final_dir}; metrics in {cfg.output_dir}/metrics.jsonl, "
           f"curves in {cfg.output_dir}/training_curves.png")
     if result.eval_metrics:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mmpr.cli import parse_pairs, read_yaml_mapping, settings_error
+from mmpr.errors import UserError
 
 
 class LoraSettings(BaseModel):
@@ -26,7 +28,8 @@ class LoraSettings(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """MPO training; defaults are the paper's InternVL2-8B recipe where it has one (facts, section 1)."""
+    """MPO training; defaults are the paper's InternVL2-8B recipe where it has one
+    (Wang et al., 2024, arXiv 2411.10442, experiments: implementation details)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -94,7 +97,7 @@ class TrainConfig(BaseModel):
         return self
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     pass
 
 
@@ -110,40 +113,16 @@ def _set(data: dict, dotted: str, value: Any) -> None:
     data[last] = value
 
 
-def _valid_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[str]:
-    keys = []
-    for name, field in model.model_fields.items():
-        keys.append(prefix + name)
-        annotation = field.annotation
-        for sub in (getattr(annotation, "__args__", ()) or (annotation,)):
-            if isinstance(sub, type) and issubclass(sub, BaseModel):
-                keys += _valid_keys(sub, prefix + name + ".")
-    return keys
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
     """A recipe file (YAML) with ``key=value`` overrides (dotted for nested keys, values parsed as YAML)."""
     data: dict[str, Any] = {}
     where = "overrides"
     if path is not None:
         where = str(path)
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping of settings")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r}: expected key=value")
-        _set(data, key.strip(), yaml.safe_load(value))
+        data = read_yaml_mapping(path, "--config")
+    for key, value in parse_pairs(overrides, "override").items():
+        _set(data, key, value)
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
-        lines = [f"{where}: invalid training config"]
-        unknown = False
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            lines.append(f"  {loc}: {err['msg']}")
-            unknown |= err["type"] == "extra_forbidden"
-        if unknown:
-            lines.append("valid keys: " + ", ".join(_valid_keys()))
-        raise ConfigError("\n".join(lines)) from e
+        raise ConfigError(settings_error(e, where, TrainConfig)) from e

@@ -88,7 +88,8 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
     added to ``problems`` (a :class:`mmpr.problems.ProblemLog`), also when the rows come from datasets' cache."""
     from datasets import Dataset, Features, Image, List, Value, concatenate_datasets
 
-    from mmpr.builder import open_dataset
+    from mmpr.dataset_writer import open_dataset
+    from mmpr.errors import NothingMade
     from mmpr.problems import ProblemLog
 
     features = Features({"id": Value("string"), "question": Value("string"), "images": List(Image()),
@@ -102,7 +103,13 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
             report.parent.mkdir(parents=True, exist_ok=True)
             kwargs = {"folder": path, "subsets": tuple(subsets) if subsets else None, "stamp": stamp,
                       "report": str(report)}
-            parts.append(Dataset.from_generator(_release_rows, features=features, gen_kwargs=kwargs))
+            try:
+                parts.append(Dataset.from_generator(_release_rows, features=features, gen_kwargs=kwargs))
+            except ValueError as e:  # datasets refuses a generator that yields nothing
+                if "corresponds to no data" not in str(e):
+                    raise
+                raise NothingMade(f"data {location}: 0 usable pairs in the release; `python -m mmpr.convert "
+                                  f"{location} --out DIR` lists why each row was skipped, with file and line") from e
             if not report.is_file():  # rows from a cache whose report is gone: read the release again for it
                 for _ in _release_rows(**kwargs):
                     pass

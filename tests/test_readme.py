@@ -35,6 +35,9 @@ def test_the_readme_main_job_runs(tmp_path):
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dataset written to" in result.stdout
+    engine_lines = [line for line in result.stdout.splitlines() if re.match(r"(DEBUG|INFO|WARNING|ERROR) \d", line)]
+    assert not engine_lines, "results on stdout; engine logs go to the build's log file"
+    assert (tmp_path / "demo" / ".mmpr-work" / "build.log").is_file()
     from datasets import load_dataset
 
     assert len(load_dataset(str(tmp_path / "demo"), split="train")) > 0

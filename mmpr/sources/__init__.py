@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmpr.errors import UserError
 from mmpr.schemas import AnswerType, Category
 from mmpr.sources.base import Columns, DatasetSource
 
@@ -56,7 +57,7 @@ def make_source(spec: SourceSpec | str) -> DatasetSource:
     if isinstance(spec, str):
         spec = SourceSpec(name=spec)
     if spec.name not in _REGISTRY:
-        raise ValueError(f"unknown source {spec.name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise UserError(f"unknown source {spec.name!r}; available: {', '.join(sorted(_REGISTRY))}")
     source = _REGISTRY[spec.name][0](spec)
     for attr in ("path", "split", "config", "revision", "limit", "answer_type", "category", "require_image"):
         value = getattr(spec, attr)

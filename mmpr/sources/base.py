@@ -58,6 +58,7 @@ class DatasetSource:
     require_image: bool = False
     fix: RowFix | None = None
     _dataset: Any = field(default=None, init=False, repr=False)
+    _bad_lines: list[tuple[int, str]] = field(default_factory=list, init=False, repr=False)
 
     def _load(self):
         from datasets import load_dataset, load_from_disk
@@ -68,6 +69,8 @@ class DatasetSource:
             if fmt is None:
                 raise ValueError(f"source {self.name!r}: {p} has an unsupported format; use one of "
                                  f"{', '.join(_LOCAL_FORMATS)}")
+            if p.suffix.lower() == ".jsonl":
+                return self._jsonl(p)
             return load_dataset(fmt, data_files=str(p), split="train")
         if p.is_dir() and (p / "dataset_info.json").exists() and (p / "state.json").exists():
             return load_from_disk(str(p))
@@ -77,6 +80,31 @@ class DatasetSource:
             raise FileNotFoundError(f"source {self.name!r}: {self.path} does not exist")
         return load_dataset(str(p) if p.is_dir() else self.path, self.config, split=self.split,
                             revision=self.revision, streaming=not p.is_dir())
+
+    def _jsonl(self, path: Path):
+        """A .jsonl file read line by line: a line that is not a JSON object is skipped and reported with its
+        file and line (in :meth:`items`), not a reason to lose the file."""
+        import json
+
+        from datasets import Dataset
+
+        rows: list[dict] = []
+        self._bad_lines = []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    self._bad_lines.append((number, f"not valid JSON ({e.msg})"))
+                    continue
+                if not isinstance(row, dict):
+                    self._bad_lines.append((number, "not a JSON object"))
+                    continue
+                rows.append(row)
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        return Dataset.from_dict({k: [row.get(k) for row in rows] for k in keys})
 
     def open(self):
         """Open the underlying dataset now, so a wrong path fails before any work."""
@@ -99,6 +127,8 @@ class DatasetSource:
         dataset = self.open()._dataset if self._dataset is None else self._dataset
         base = Path(self.path).expanduser()
         base = base.parent if base.is_file() else base
+        for number, reason in self._bad_lines:
+            problems.add("malformed_json", self.path, reason, line=number)
         for index, row in enumerate(dataset):
             if self.limit is not None and index >= self.limit:
                 break

@@ -1,6 +1,9 @@
 import json
 
+from lmms_eval.api.instance import Instance
+
 from evals.models import MmprModel, ResponseCache
+from mmpr.engines import Completion, EngineError
 
 
 def test_cache_survives_a_torn_write_and_reloads(tmp_path):
@@ -26,3 +29,36 @@ def test_the_engine_starts_only_when_something_is_missing(tmp_path):
     model = MmprModel("no/such-model", cache_dir=tmp_path)
     assert model._engine is None and model.generate_until([]) == []
     assert model._engine is None
+
+
+class _FlakyEngine:
+    """Fails the first request of its first call with a timeout; answers everything else."""
+
+    name = "flaky"
+
+    def __init__(self):
+        self.calls, self.asked = 0, []
+
+    def generate(self, requests, sampling):
+        self.calls += 1
+        self.asked += [r.key for r in requests]
+        return [EngineError("timeout", "no answer in 60 s") if self.calls == 1 and i == 0 else
+                [Completion("Final answer: 1", 3, 3, "stop")] for i, _ in enumerate(requests)]
+
+
+def test_engine_failures_are_counted_by_cause_not_cached_and_asked_again(tmp_path):
+    engine = _FlakyEngine()
+
+    def instances():
+        return [Instance("generate_until", (f"question {i}", {"max_new_tokens": 8}, lambda doc: [], i, "t", "test"),
+                         idx=0, metadata={"task": "t", "doc_id": i, "repeats": 1}) for i in range(3)]
+
+    model = MmprModel("m", cache_dir=tmp_path, engine_instance=engine)
+    model.task_dict = {"t": {"test": {i: {} for i in range(3)}}}
+    assert model.generate_until(instances()) == ["", "Final answer: 1", "Final answer: 1"]
+    assert dict(model.failures) == {"timeout": 1} and len(model.cache.responses) == 2
+    rerun = MmprModel("m", cache_dir=tmp_path, engine_instance=engine)
+    rerun.task_dict = model.task_dict
+    assert rerun.generate_until(instances()) == ["Final answer: 1"] * 3
+    assert len(engine.asked) == 4 and engine.asked[3] == engine.asked[0], "only the failed one is asked again"
+    assert not rerun.failures

@@ -20,7 +20,7 @@ def test_unknown_benchmark_and_missing_data_fail_at_once(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["--tasks", "mathvista", "--model", "m", "--data", f"pope={tmp_path}", "--out", str(tmp_path)]) == 2
-    assert "--data for pope, which is not among the benchmarks run" in capsys.readouterr().err
+    assert "--data: unknown key pope (valid keys: mathvista)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--tasks", "mathvista", "--model", "m", "--prompt", "sketchy", "--out", str(tmp_path)])
 

@@ -4,14 +4,16 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from datasets import load_dataset
 
-from mmpr import build
-from mmpr.build import BuildConfig, config_from_args, process_chunk, run
-from mmpr.builder import read_manifest
+from mmpr.build import BuildConfig, cli, config_from_args, process_chunk, run, runner
+from mmpr.cli import parse_args
+from mmpr.dataset_writer import read_manifest
 from mmpr.engines import Completion, EngineError
+from mmpr.errors import UserError
 from mmpr.schemas import SourceItem
 from mmpr.testing import tiny_images
 
@@ -90,7 +92,7 @@ def scripted(monkeypatch):
 
     scripted.options = {}
     scripted.engines = engines
-    monkeypatch.setattr(build, "make_engine", make)
+    monkeypatch.setattr(runner, "make_engine", make)
     return scripted
 
 
@@ -167,10 +169,10 @@ def test_shards_merge_into_the_whole(tmp_path, source_file, fake_model, scripted
     for i in range(2):
         run(_cfg(tmp_path, source_file, out=tmp_path / f"s{i}", shard=f"{i}/2", batch_size=100), progress=False)
     assert not (tmp_path / "s0" / "manifest.json").exists()
-    build.merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
+    runner.merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
     assert read_manifest(tmp_path / "merged").content_hash == read_manifest(tmp_path / "whole").content_hash
     with pytest.raises(ValueError, match="a full set is 0/2, 1/2"):
-        build.merge([tmp_path / "s0"], tmp_path / "m2")
+        runner.merge([tmp_path / "s0"], tmp_path / "m2")
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path, source_file, fake_model, scripted):
@@ -182,30 +184,35 @@ def test_rerun_with_other_settings_is_refused(tmp_path, source_file, fake_model,
 def test_fails_fast_on_unknown_source_and_wrong_model(tmp_path, source_file, fake_model, scripted):
     with pytest.raises(ValueError, match="unknown source 'nope'; available: ai2d"):
         run(_cfg(tmp_path, source_file, sources=[{"name": "nope"}]), progress=False)
-    with pytest.raises(FileNotFoundError, match="is not a model folder"):
+    with pytest.raises(UserError, match="is not a model folder"):
         run(_cfg(tmp_path, source_file, model=str(tmp_path)), progress=False)
     assert scripted.engines == []
 
 
 def test_cli_flags_override_the_yaml_config(tmp_path):
     config = tmp_path / "b.yaml"
-    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 4, temperature: 0.7}\n")
-    args = build.build_parser().parse_args(["--config", str(config), "--n", "2", "--engine-arg",
-                                            "tensor_parallel_size=2", "--engine-arg", "endpoints=http://a,http://b",
-                                            "--sources", "sample", "chartqa=/data/chartqa", "--limit", "5"])
+    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nn: 4\ntemperature: 0.7\n"
+                      "engine_args: {max_model_len: 4096}\nmax_pairs: 3\n")
+    args = parse_args(cli.build_parser(), ["--config", str(config), "--n", "2", "--engine-arg",
+                                           "tensor_parallel_size=2", "--engine-args", "endpoints=http://a,http://b",
+                                           "--sources", "sample", "chartqa=/data/chartqa", "--limit", "5"])
     cfg = config_from_args(args)
     assert cfg.sampling.n == 2 and cfg.sampling.temperature == 0.7
-    assert cfg.engine_args == {"tensor_parallel_size": 2, "endpoints": "http://a,http://b"}
+    assert cfg.engine_args == {"tensor_parallel_size": 2, "endpoints": "http://a,http://b"}  # flags win
+    assert cfg.max_pairs_per_question == 3
     assert [(s.name, s.path, s.limit) for s in cfg.sources] == [("sample", None, 5), ("chartqa", "/data/chartqa", 5)]
 
 
 def test_cli_reports_bad_settings_by_field(tmp_path, capsys):
     config = tmp_path / "b.yaml"
-    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 0}\nbogus: 1\n")
-    assert build.main(["--config", str(config)]) == 2
+    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nn: 0\n")
+    assert cli.main(["--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert "sampling.n: Input should be greater than or equal to 1" in err
-    assert "bogus: Extra inputs are not permitted" in err
+    assert err.count("\n") == 1 and "sampling.n: Input should be greater than or equal to 1" in err
+    config.write_text("model: m\nbogus: 1\n")
+    assert cli.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown key bogus (valid keys: " in err and "max_tokens" in err
 
 
 @pytest.mark.slow
@@ -240,3 +247,32 @@ def test_release_layout_is_written_on_request(tmp_path, source_file, fake_model,
     pairs = [p for spec in read_meta(tmp_path / "release") for p in iter_subset(spec, log)]
     assert len(pairs) == read_manifest(tmp_path / "out").num_pairs and log.total == 0
     assert {p.kind for p in pairs} <= {"correctness", "format", "dropout_ntp"}
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "build").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_build_configs_are_valid(path):
+    extra = ["--shard", "0/4", "--out", "runs/shard0"] if path.name == "shard.yaml" else []
+    cfg = config_from_args(parse_args(cli.build_parser(), ["--config", str(path), *extra]))
+    assert cfg.sources and cfg.out
+
+
+def test_the_demo_config_is_the_readme_main_command():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "python -m mmpr.build --model tiny:qwen2_vl" in line)
+    flags = command.split("python -m mmpr.build", 1)[1].split()
+    from_flags = config_from_args(parse_args(cli.build_parser(), flags))
+    from_yaml = config_from_args(parse_args(cli.build_parser(), ["--config", str(CONFIGS[0].with_name("demo.yaml"))]))
+    assert from_yaml == from_flags
+
+
+def test_every_flag_is_a_yaml_key_and_help_lists_them(capsys):
+    parser = cli.build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = capsys.readouterr().out
+    keys = text.split("YAML keys:")[1]
+    for key in ("engine_args", "max_tokens", "max_pairs", "ntp_ratio", "release_out", "overwrite", "repo_id"):
+        assert key in keys

@@ -3,7 +3,7 @@ import json
 import pytest
 from datasets import load_dataset
 
-from mmpr.builder import (
+from mmpr.dataset_writer import (
     EmptyDatasetError,
     SubsetInput,
     config_name,

@@ -1,0 +1,181 @@
+"""``python -m mmpr.build``: questions -> sampled CoT answers -> judged -> preference pairs -> a versioned dataset.
+
+Questions with a ground truth (outside the categories whose rule-based checks are unreliable) get
+correctness and format pairs; the others get Dropout next-token-prediction pairs. The run is resumable: kill
+it at any point and rerun the same command; it finishes with exactly the pairs an uninterrupted run gives.
+
+Examples::
+
+    # CPU, no hub: the shipped sample and a tiny model built on first use
+    python -m mmpr.build --model tiny:qwen2_vl --sources sample --out runs/demo --n 8 --max-tokens 64
+
+    # GPU: Qwen2-VL-2B on ScienceQA and ChartQA, the paper's sampling, published to the Hub
+    python -m mmpr.build --model Qwen/Qwen2-VL-2B-Instruct --sources scienceqa chartqa --out runs/qwen2vl-mmpr \\
+        --engine-args tensor_parallel_size=1 --push --repo-id my-org/mmpr-qwen2vl
+
+    # the same from a YAML file: its keys are the flag names (configs/build/*.yaml), flags override it
+    python -m mmpr.build --config configs/build/qwen2vl_scienceqa_chartqa.yaml
+
+    # several machines: one shard each, then merge
+    python -m mmpr.build --config build.yaml --shard 0/4 --out runs/shard0
+    python -m mmpr.build merge runs/shard0 runs/shard1 runs/shard2 runs/shard3 --out runs/merged
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mmpr import hub
+from mmpr.build.config import BuildConfig
+from mmpr.build.runner import merge, run
+from mmpr.build.summary import BuildSummary
+from mmpr.cli import (
+    EXIT_CODES,
+    add_output_arguments,
+    flag_keys,
+    front_door,
+    parse_args,
+    parse_pairs,
+    quiet_logs,
+    settings_error,
+    unknown_keys,
+)
+from mmpr.engines import ENGINES
+from mmpr.errors import NothingMade, UserError
+from mmpr.prompts import DEFAULT_TEMPLATE
+from mmpr.sources import SourceSpec, available_sources
+from mmpr.store import WORK_DIR
+
+# flag (= YAML key) -> BuildConfig key, where they differ; the sampling flags go under ``sampling``
+_RENAMED = {"max_pairs": "max_pairs_per_question", "ntp_ratio": "dropout_ntp_ratio"}
+_SAMPLING = ("n", "temperature", "top_p", "top_k", "max_tokens", "seed")
+_DIRECT = ("model", "out", "engine", "prompt", "name", "version", "shard", "release_out", "batch_size",
+           "correctness_skip_categories")
+
+
+def _source_spec(spec: str | dict) -> dict:
+    if isinstance(spec, dict):
+        return spec
+    name, _, path = spec.partition("=")
+    return {"name": name, **({"path": path} if path else {})}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mmpr.build", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help="YAML file whose keys are the flag names below (engine_args, "
+                   "max_tokens, ...); flags given on the command line override it")
+    p.add_argument("--model", help="model path, Hub id, or tiny:qwen2_vl / tiny:llava / tiny:internvl")
+    p.add_argument("--sources", nargs="+", metavar="NAME[=PATH]", help="registered sources, optionally with a "
+                   "Hub id / folder / file each (see --list-sources); in YAML also mappings with columns, split...")
+    p.add_argument("--limit", type=int, help="at most this many questions per source")
+    p.add_argument("--out", type=Path, help="output folder: the dataset, plus its resumable work in .mmpr-work/")
+    p.add_argument("--engine", choices=ENGINES, help="default vllm")
+    p.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192 "
+                        "endpoints=http://h1:8000/v1,http://h2:8000/v1 (a mapping in YAML)")
+    p.add_argument("--prompt", help=f"prompt template (default {DEFAULT_TEMPLATE})")
+    for flag, kind, helptext in [("--n", int, "responses per question (default 32)"),
+                                 ("--temperature", float, "default 1.0"), ("--top-p", float, "default 1.0"),
+                                 ("--top-k", int, "default 50; -1 disables"),
+                                 ("--max-tokens", int, "new tokens per response (default 1024)"),
+                                 ("--seed", int, "default 0")]:
+        p.add_argument(flag, type=kind, help=helptext)
+    p.add_argument("--max-pairs", type=int, help="pairs per question and kind (default 15)")
+    p.add_argument("--ntp-ratio", type=float, help="DropoutNTP: share of the chosen words kept (default 0.5)")
+    p.add_argument("--correctness-skip-categories", nargs="*", metavar="CATEGORY",
+                   help="categories that get DropoutNTP pairs instead of correctness pairs "
+                        "(default general_vqa document)")
+    p.add_argument("--batch-size", type=int, help="questions per engine call and saved chunk (default 64)")
+    p.add_argument("--shard", help="i/N: build the i-th of N disjoint parts (merge them with `merge`)")
+    p.add_argument("--name", help="dataset name")
+    p.add_argument("--version", help="dataset version X.Y.Z")
+    p.add_argument("--release-out", type=Path, help="also write the MMPR release layout to this folder")
+    p.add_argument("--list-sources", action="store_true", help="list the registered sources and exit")
+    add_output_arguments(p)
+    hub.add_push_arguments(p)
+    p.epilog = f"YAML keys: {', '.join(flag_keys(p))}\n\n{EXIT_CODES}"
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> BuildConfig:
+    """The :class:`BuildConfig` the flags (and the ``--config`` keys merged into them) describe."""
+    data: dict[str, Any] = {k: getattr(args, k) for k in _DIRECT if getattr(args, k, None) is not None}
+    data.update({_RENAMED[k]: getattr(args, k) for k in _RENAMED if getattr(args, k, None) is not None})
+    data["sampling"] = {k: getattr(args, k) for k in _SAMPLING if getattr(args, k, None) is not None}
+    data["engine_args"] = parse_pairs(args.engine_args or [], "--engine-args")
+    if args.sources:
+        data["sources"] = [_source_spec(s) for s in args.sources]
+        for spec in data["sources"]:
+            unknown_keys(spec, SourceSpec.model_fields, f"source {spec.get('name', '?')}")
+        if args.limit is not None:
+            data["sources"] = [{**s, "limit": args.limit} for s in data["sources"]]
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as e:
+        where = str(args.config) if getattr(args, "config", None) else "command line"
+        raise UserError(settings_error(e, where)) from e
+
+
+def _check_result(summary: BuildSummary) -> None:
+    if sum(summary.pairs.values()):
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())) or "no question gave a pair"
+    outcomes: dict[str, int] = {}
+    for stats in summary.sources.values():
+        for k, v in stats.outcomes.items():
+            outcomes[k] = outcomes.get(k, 0) + v
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+    raise NothingMade(f"0 pairs from {summary.questions} questions ({detail or 'none read'}; skipped: {reasons}); "
+                      f"no dataset written; check the sources and --max-tokens")
+
+
+@front_door
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "merge":
+        return merge_main(argv[1:])
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    if args.list_sources:
+        for name, description in available_sources().items():
+            print(f"{name:<12} {description}")
+        return 0
+    hub.check_push_arguments(args)
+    cfg = config_from_args(args)
+    quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / "build.log")
+    summary = run(cfg, overwrite=args.overwrite, check=_check_result)
+    print(summary.render())
+    if cfg.shard != "0/1":
+        print(f"shard {cfg.shard} done; join the shards with: python -m mmpr.build merge <shard folders> --out DIR")
+        return 0
+    print(f"dataset written to {cfg.out}")
+    if args.push:
+        return hub.push_from_args(args, cfg.out)
+    return 0
+
+
+def merge_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m mmpr.build merge", description="Join shard builds into one "
+                                "versioned dataset.", epilog=EXIT_CODES)
+    p.add_argument("shards", nargs="+", type=Path, help="the --out folders of the shard runs")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--name")
+    p.add_argument("--version")
+    add_output_arguments(p)
+    hub.add_push_arguments(p)
+    args = p.parse_args(argv)
+    hub.check_push_arguments(args)
+    quiet_logs(args.verbose)
+    summary = merge(args.shards, args.out, name=args.name, version=args.version, overwrite=args.overwrite)
+    _check_result(summary)
+    print(summary.render())
+    print(f"dataset written to {args.out}")
+    if args.push:
+        return hub.push_from_args(args, args.out)
+    return 0

@@ -1,0 +1,32 @@
+"""The one error type library code raises for a problem with what the user gave.
+
+Its message is one line that names the thing (a path, a setting, a file and line) and says what to do; the
+command-line front door (:mod:`mmpr.cli`) prints it without a traceback and exits with its ``exit_code``.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_NOTHING_MADE = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+
+
+class UserError(ValueError):
+    """Bad input: a missing or corrupt file, an invalid setting, an occupied output folder. (A ``ValueError``, so
+    code that already handled bad values handles it too.)"""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class NothingMade(UserError):
+    """The run worked through its input and produced no results (0 pairs, 0 samples); the message says why."""
+
+    exit_code = EXIT_NOTHING_MADE
+
+
+class Unreachable(UserError):
+    """A server the run needs (an engine endpoint, a judge) did not answer."""
+
+    exit_code = EXIT_UNREACHABLE

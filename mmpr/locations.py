@@ -1,0 +1,84 @@
+"""Where data and models come from: a local path is checked as a local path, before anything asks the Hub."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from mmpr.errors import UserError
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def looks_local(location: str | Path) -> bool:
+    """Written as a path (relative, absolute, home-relative, or with a file extension), or present on disk."""
+    text = str(location)
+    return (text.startswith((".", "/", "~")) or Path(text).expanduser().exists() or not _HUB_ID.match(text)
+            or Path(text).suffix in (".json", ".jsonl", ".parquet", ".csv", ".yaml", ".yml"))
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def check_location(location: str | Path, what: str, *, repo_type: str = "dataset") -> str:
+    """``location`` as a local path if there is one, else a Hub id the Hub knows; a :class:`UserError` naming
+    ``what`` (e.g. ``data``, ``--model``) otherwise."""
+    text = str(location)
+    path = Path(text).expanduser()
+    if path.exists():
+        return str(path)
+    if looks_local(text):
+        raise UserError(f"{what} {text}: no such file or folder; check the path")
+    if offline():
+        raise UserError(f"{what} {text}: no such local folder, and HF_HUB_OFFLINE=1 keeps the Hub out of reach; "
+                        f"check the path")
+    from huggingface_hub import HfApi
+
+    try:
+        exists = HfApi().repo_exists(text, repo_type=repo_type)
+    except Exception as e:  # no network, proxy, auth: say what was tried
+        raise UserError(f"{what} {text}: no such local folder, and the Hub could not be asked ({type(e).__name__})"
+                        f"; check the path or the network") from e
+    if not exists:
+        raise UserError(f"{what} {text}: no such local folder, and no such {repo_type} on the Hub; check the path")
+    return text
+
+
+def check_out(out: str | Path, *, marker: str, same_job, overwrite: bool, what: str = "--out") -> Path:
+    """Make ``out`` ready for a job: a new or empty folder is used; one that holds this same job (``same_job(out)``
+    true: a resume) is used as it is; anything else is refused unless ``overwrite``, which empties it first.
+    ``marker`` names what the job writes there, for the message."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{what} {out}: is a file, not a folder; choose another {what}")
+    if not out.exists() or not any(out.iterdir()) or same_job(out):
+        return out
+    if not overwrite:
+        raise UserError(f"{what} {out}: holds something else (not {marker} of this job); choose another {what} "
+                        f"or add --overwrite to replace it")
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return out
+
+
+def check_server(url: str, what: str, *, timeout: float = 5.0) -> None:
+    """An :class:`~mmpr.errors.Unreachable` naming ``what`` unless something answers HTTP at ``url`` (any status:
+    a server that says 404 is there)."""
+    import urllib.error
+    import urllib.request
+
+    from mmpr.errors import Unreachable
+
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise Unreachable(f"{what} {url}: did not answer ({reason}); start the server or check the address") from e

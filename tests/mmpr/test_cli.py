@@ -1,0 +1,123 @@
+import argparse
+import json
+import logging
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmpr.cli import (
+    INTERRUPTED,
+    error_line,
+    front_door,
+    new_folder,
+    parse_args,
+    parse_pairs,
+    quiet_logs,
+    settings_error,
+    valid_keys,
+)
+from mmpr.errors import NothingMade, Unreachable, UserError
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(default=1, ge=1)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    inner: Inner = Field(default_factory=Inner)
+
+
+def test_one_key_value_parser_types_values_and_names_the_flag():
+    assert parse_pairs(["a=1", "b=[x,y]", "c=http://h:1/v1,http://h:2/v1", "d="], "--x") == {
+        "a": 1, "b": ["x", "y"], "c": "http://h:1/v1,http://h:2/v1", "d": None}
+    assert parse_pairs(["p=~/data/x.parquet"], "--data", typed=False) == {"p": "~/data/x.parquet"}
+    with pytest.raises(UserError, match="--engine-args 'oops': expected KEY=VALUE"):
+        parse_pairs(["oops"], "--engine-args")
+
+
+def test_settings_error_is_one_line_and_lists_valid_keys_for_unknown_ones():
+    with pytest.raises(ValidationError) as e:
+        Settings.model_validate({"name": "x", "inner": {"n": 0}, "nmae": 1})
+    line = settings_error(e.value, "run.yaml", Settings)
+    assert "\n" not in line and line.startswith("run.yaml: invalid settings: ")
+    assert "inner.n: Input should be greater than or equal to 1" in line
+    assert "nmae: unknown key" in line and "(valid keys: name, inner, inner.n)" in line
+    assert valid_keys(Settings) == ["name", "inner", "inner.n"]
+
+
+@pytest.mark.parametrize("error, code, text", [
+    (UserError("--out x: holds something else"), 2, "error: --out x: holds something else"),
+    (NothingMade("0 pairs"), 1, "error: 0 pairs"),
+    (Unreachable("judge http://h: did not answer"), 3, "error: judge http://h: did not answer"),
+    (KeyboardInterrupt(), 130, INTERRUPTED),
+    (FileNotFoundError(2, "No such file or directory", "/data/x.jsonl"), 2, "/data/x.jsonl: No such file"),
+    (ConnectionRefusedError(111, "Connection refused"), 3, "a server did not answer"),
+    (json.JSONDecodeError("Expecting value", "{", 0), 2, "corrupt input"),
+])
+def test_error_lines_and_exit_codes(error, code, text):
+    line, got = error_line(error)
+    assert got == code and text in line and "\n" not in line
+
+
+def test_front_door_prints_one_line_and_keeps_tracebacks_for_bugs(capsys):
+    @front_door
+    def refuses(argv):
+        raise UserError("first line\nsecond line")
+
+    @front_door
+    def buggy(argv):
+        raise KeyError("a bug")
+
+    assert refuses([]) == 2
+    assert capsys.readouterr().err == "error: first line; second line\n"
+    with pytest.raises(KeyError):
+        buggy([])
+
+
+def test_config_file_keys_are_flag_names_and_flags_win(tmp_path):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--max-tokens", type=int, default=5)
+    parser.add_argument("--engine-args", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--verbose", action="store_true")
+    config = tmp_path / "c.yaml"
+    config.write_text("out: o\nmax_tokens: 64\nengine_args: {a: 1, b: x}\nverbose: true\n")
+    args = parse_args(parser, ["--config", str(config), "--max-tokens", "8"])
+    assert (args.out, args.max_tokens, args.engine_args, args.verbose) == ("o", 8, ["a=1", "b=x"], True)
+    config.write_text("max_tokns: 64\n")
+    with pytest.raises(UserError, match=r"unknown key max_tokns \(valid keys: out, max_tokens, engine_args, verbose"):
+        parse_args(parser, ["--config", str(config)])
+    config.write_text("max_tokens: 64\n")
+    with pytest.raises(UserError, match="missing --out"):
+        parse_args(parser, ["--config", str(config)])
+
+
+def test_new_folder_is_removed_on_failure_unless_it_existed_or_the_error_is_not_its_kind(tmp_path):
+    with pytest.raises(UserError), new_folder(tmp_path / "a"):
+        (tmp_path / "a").mkdir()
+        raise UserError("bad")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(KeyboardInterrupt), new_folder(tmp_path / "b", only=UserError):
+        (tmp_path / "b").mkdir()
+        raise KeyboardInterrupt
+    assert (tmp_path / "b").exists(), "the work of an interrupted resumable job stays"
+    (tmp_path / "c").mkdir()
+    with pytest.raises(UserError), new_folder(tmp_path / "c"):
+        raise UserError("bad")
+    assert (tmp_path / "c").exists()
+
+
+def test_quiet_logs_send_library_logs_to_the_file_only(tmp_path, capsys):
+    quiet_logs(False, tmp_path / "logs" / "run.log")
+    assert not (tmp_path / "logs").exists(), "no log file until something is logged"
+    logging.getLogger("vllm.engine").warning("a noisy engine line")
+    assert capsys.readouterr() == ("", "")
+    assert "a noisy engine line" in (tmp_path / "logs" / "run.log").read_text()
+    quiet_logs(True)
+    logging.getLogger("mpo_train").info("status")
+    assert capsys.readouterr().err.count("status") == 1
+    quiet_logs(False)
