@@ -13,6 +13,9 @@ Examples::
     python -m mmpr.build --model Qwen/Qwen2-VL-2B-Instruct --sources scienceqa chartqa --out runs/qwen2vl-mmpr \\
         --engine-arg tensor_parallel_size=1 --push --repo-id my-org/mmpr-qwen2vl
 
+    # a Ray cluster: 8 engine replicas of one GPU each (--out on storage every node sees)
+    python -m mmpr.build --config build.yaml --runner ray --ray-address auto --replicas 8 --replica-gpus 1
+
     # several machines: one shard each, then merge
     python -m mmpr.build --config build.yaml --shard 0/4 --out runs/shard0
     python -m mmpr.build merge runs/shard0 runs/shard1 runs/shard2 runs/shard3 --out runs/merged
@@ -28,6 +31,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -285,54 +289,85 @@ def _check_model(cfg: BuildConfig) -> str:
     return model
 
 
-def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False) -> BuildSummary:
-    """Run (or resume) a build; assemble the dataset unless this is one shard of several."""
+@dataclass
+class BuildInputs:
+    """An opened build: its sources, its work store, and the questions of its shard in their fixed order."""
+
+    cfg: BuildConfig
+    model: str
+    sources: list
+    store: WorkStore
+    problems: ProblemLog = field(default_factory=ProblemLog)
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def shard_name(self) -> str:
+        return self.cfg.shard.replace("/", "of")
+
+    @property
+    def total(self) -> int | None:
+        """Questions expected in this shard (an estimate for N > 1), for progress bars."""
+        return sum(len(s) for s in self.sources) // int(self.cfg.shard.split("/")[1]) or None
+
+    def items(self) -> Iterator[SourceItem]:
+        for source in self.sources:
+            for item in source.items(self.store.images, self.problems):
+                if in_shard(item.id, self.cfg.shard):
+                    self.counts[source.name] += 1
+                    yield item
+
+    def chunks(self) -> Iterator[tuple[int, list[SourceItem]]]:
+        """``(index, questions)`` for every chunk of the shard, done or not (chunk boundaries never move)."""
+        return _chunks(self.items(), self.cfg.batch_size)
+
+
+def open_build(cfg: BuildConfig, *, overwrite: bool = False) -> BuildInputs:
+    """Check the model, open the sources and the work store (refusing to resume a build with other settings)."""
     model = _check_model(cfg)
     sources = [make_source(spec).open() for spec in cfg.sources]
     store = WorkStore(cfg.out)
     store.check_config(cfg.fingerprint(), overwrite=overwrite)
-    shard_name = cfg.shard.replace("/", "of")
-    shards = int(cfg.shard.split("/")[1])
-    problems = ProblemLog()
-    counts: Counter[str] = Counter()
+    return BuildInputs(cfg, model, sources, store)
 
-    def items() -> Iterator[SourceItem]:
-        for source in sources:
-            for item in source.items(store.images, problems):
-                if in_shard(item.id, cfg.shard):
-                    counts[source.name] += 1
-                    yield item
 
-    total = sum(len(s) for s in sources) // shards or None
+def finish(build: BuildInputs, *, assemble_dataset: bool = True) -> BuildSummary:
+    """Summarise the chunks on disk; assemble the dataset unless this is one shard of several (or told not to)."""
+    summary = BuildSummary()
+    for record in build.store.records():
+        summary.add(record)
+    summary.add_source_problems(build.problems)
+    if assemble_dataset and int(build.cfg.shard.split("/")[1]) == 1:
+        source_infos = [s.info(build.counts[s.name]) for s in build.sources]
+        assemble(build.cfg, [build.store], source_infos, summary)
+    return summary
+
+
+def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False) -> BuildSummary:
+    """Run (or resume) a build in this process; assemble the dataset unless this is one shard of several."""
+    build = open_build(cfg, overwrite=overwrite)
+    store = build.store
     engine: Engine | None = None
-    bar = tqdm(total=total, unit="q", desc="building", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=build.total, unit="q", desc="building", disable=not progress, dynamic_ncols=True)
     pairs = samples = 0
     started = time.monotonic()
     try:
-        for index, chunk in _chunks(items(), cfg.batch_size):
-            if not store.has_chunk(shard_name, index):
+        for index, chunk in build.chunks():
+            if not store.has_chunk(build.shard_name, index):
                 if engine is None:
-                    engine = make_engine(cfg.engine, model, **cfg.engine_args)
+                    engine = make_engine(cfg.engine, build.model, **cfg.engine_args)
                     started = time.monotonic()
                 records = process_chunk(chunk, engine, cfg)
-                store.write_chunk(shard_name, index, records)
+                store.write_chunk(build.shard_name, index, records)
                 samples += sum(len(r.responses) for r in records)
                 pairs += sum(len(r.pairs) for r in records)
                 bar.set_postfix(samples_per_s=f"{samples / max(time.monotonic() - started, 1e-9):.1f}", pairs=pairs,
-                                skipped=problems.total, refresh=False)
+                                skipped=build.problems.total, refresh=False)
             bar.update(len(chunk))
     finally:
         bar.close()
         if engine is not None:
             engine.close()
-    summary = BuildSummary()
-    for record in store.records():
-        summary.add(record)
-    summary.add_source_problems(problems)
-    if shards == 1:
-        source_infos = [s.info(counts[s.name]) for s in sources]
-        assemble(cfg, [store], source_infos, summary)
-    return summary
+    return finish(build)
 
 
 def _pairs_by_subset(stores: list[WorkStore], scratch: Path) -> dict[str, Path]:
@@ -457,6 +492,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ntp-ratio", type=float, help="DropoutNTP: share of the chosen words kept (default 0.5)")
     p.add_argument("--batch-size", type=int, help="questions per engine call and saved chunk (default 64)")
     p.add_argument("--shard", help="i/N: build the i-th of N disjoint parts (merge them with `merge`)")
+    p.add_argument("--runner", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster (pip install "
+                        "'mmpr[ray]'); both write the same dataset")
+    p.add_argument("--ray-address", help="ray runner: the cluster to join (auto, or ray://host:10001); default: "
+                   "a Ray instance started on this machine")
+    p.add_argument("--replicas", type=int, default=1, help="ray runner: engine replicas (default 1)")
+    p.add_argument("--replica-cpus", type=float, default=1.0, help="ray runner: CPUs per replica (default 1)")
+    p.add_argument("--replica-gpus", type=float, default=0.0,
+                   help="ray runner: GPUs per replica, e.g. the engine's tensor_parallel_size (default 0)")
     p.add_argument("--name", help="dataset name")
     p.add_argument("--version", help="dataset version X.Y.Z")
     p.add_argument("--release-out", type=Path, help="also write the MMPR release layout to this folder")
@@ -517,7 +561,14 @@ def main(argv: list[str] | None = None) -> int:
     hub.check_push_arguments(args)
     try:
         cfg = config_from_args(args)
-        summary = run(cfg, overwrite=args.overwrite)
+        if args.runner == "ray":
+            from mmpr import build_ray
+
+            summary = build_ray.run(cfg, address=args.ray_address, replicas=args.replicas,
+                                    cpus_per_replica=args.replica_cpus, gpus_per_replica=args.replica_gpus,
+                                    overwrite=args.overwrite)
+        else:
+            summary = run(cfg, overwrite=args.overwrite)
     except ValidationError as e:
         print(_format_validation(e, str(args.config or "command line")), file=sys.stderr)
         return 2
@@ -525,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary.render())
+    if getattr(summary, "failed_chunks", None):
+        return 1
     if cfg.shard != "0/1":
         print(f"shard {cfg.shard} done; join the shards with: python -m mmpr.build merge <shard folders> --out DIR")
         return 0
