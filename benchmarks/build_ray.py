@@ -14,10 +14,9 @@ import os
 import tempfile
 import time
 
-from mmpr import build_ray
-from mmpr.build import BuildConfig
+from mmpr.build import BuildConfig, ray_runner
 from mmpr.build import run as run_local
-from mmpr.builder import read_manifest
+from mmpr.dataset_writer import read_manifest
 
 
 def main() -> None:
@@ -47,7 +46,7 @@ def main() -> None:
                 if runner == "local":
                     summary = run_local(cfg, progress=False)
                 else:
-                    summary = build_ray.run(cfg, replicas=1, gpus_per_replica=args.replica_gpus, progress=False)
+                    summary = ray_runner.run(cfg, replicas=1, gpus_per_replica=args.replica_gpus, progress=False)
                 timings[runner].append(time.perf_counter() - start)
                 hashes.add(read_manifest(cfg.out).content_hash)
                 samples = summary.responses

@@ -18,10 +18,10 @@ from mmpr.build import BuildConfig, process_chunk
 from mmpr.engines import make_engine
 from mmpr.engines.vllm_engine import VLLMEngine
 from mmpr.images import ImageStore
+from mmpr.model_ref import resolve_model
 from mmpr.problems import ProblemLog
 from mmpr.schemas import SamplingConfig
 from mmpr.sources import make_source
-from mmpr.testing import resolve_model
 
 
 def engine_overhead(model: str, questions: int, n: int, max_tokens: int, batch: int, engine_args: dict) -> None:

@@ -30,7 +30,7 @@ WARMUP = 3
 def make_inputs(root: Path, n_pairs: int) -> tuple[Path, Path]:
     """A tiny Qwen2-VL that takes ~150 tokens per image, and an mmpr dataset of ``n_pairs`` pairs, exported for
     TRL as well (same pairs, same images)."""
-    from mmpr.builder import SubsetInput, write_dataset
+    from mmpr.dataset_writer import SubsetInput, write_dataset
     from mmpr.export import export
     from mmpr.schemas import PreferencePair
     from mmpr.testing import tiny_images, tiny_vlm

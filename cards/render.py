@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from mmpr.schemas import Manifest, VersionEntry
+from mmpr.schemas import ALL_CONFIG, Manifest, VersionEntry
 
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent), undefined=StrictUndefined,
                    keep_trailing_newline=True)
@@ -47,8 +47,6 @@ def _size_category(n: int) -> str:
 
 def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None) -> str:
     """The dataset card (README.md with YAML configs) for ``manifest``."""
-    from mmpr.builder import ALL_CONFIG
-
     kind_totals: Counter[str] = Counter()
     category_totals: Counter[str] = Counter()
     sources = set()

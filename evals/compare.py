@@ -15,7 +15,8 @@ from pathlib import Path
 from evals.run import RunResult
 from mmpr.io import atomic_write_text
 
-# The paper's CoT numbers (facts, section 4); direct-answer MathVista numbers under "mathvista/direct".
+# The paper's CoT numbers (Wang et al., 2024, arXiv 2411.10442, results tables); direct-answer MathVista
+# numbers under "mathvista/direct".
 PAPER = {
     "InternVL2-8B": {"mathvista": 56.8, "mathvista/direct": 58.3, "mathvision": 20.4, "pope": 86.9},
     "InternVL2-8B-MPO": {"mathvista": 67.0, "mathvista/direct": 64.5, "mathvision": 25.7, "pope": 88.1},

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evals.scoring import MissingField
 from mmpr.io import atomic_path, atomic_write_text
+from mmpr.model_ref import check_model, resolve_model
 from mmpr.prompts import get_template
-from mmpr.testing import resolve_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 # short name -> (task folder, task name per prompt style)
@@ -152,7 +152,8 @@ def evaluate(benchmarks: list[str], model: str, *, engine: str = "hf", prompt: s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task_names = [BENCHMARKS[b][1][prompt] for b in benchmarks]
-    resolved = resolve_model(model)
+    # an engine handed in (tests) already holds its model; otherwise a missing model is one line, not a Hub retry
+    resolved = resolve_model(model) if engine_instance is not None else check_model(model)
     with tempfile.TemporaryDirectory() as tmp:
         include = Path(tmp)
         for b in benchmarks:

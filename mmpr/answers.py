@@ -1,6 +1,6 @@
 """Final-answer extraction and rule-based judging, shared by the data engine and the evaluations.
 
-The paper's engine (facts, section 3, steps 3-4) keeps a response only if it states a final answer after some
+The paper's data engine (arXiv 2411.10442) keeps a response only if it states a final answer after some
 reasoning, then judges that answer against the ground truth with rules chosen by the answer type: option
 letter or text for multiple choice; numbers with a relative tolerance of 1e-3 after stripping units;
 VQA-normalised text; relaxed accuracy (5 %) for charts; ANLS for documents; math-verify for LaTeX. An answer

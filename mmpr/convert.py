@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mmpr import hub
-from mmpr.builder import SubsetInput, write_dataset
+from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.problems import ProblemLog
 from mmpr.release import iter_subset, read_meta
 from mmpr.schemas import SourceInfo

@@ -29,8 +29,8 @@ from pathlib import Path
 from datasets import Features, Image, List, Value
 from tqdm import tqdm
 
-from mmpr.builder import ShardWriter, open_dataset, read_manifest, subsets_of
 from mmpr.chat import user_parts, with_placeholders
+from mmpr.dataset_writer import ShardWriter, open_dataset, read_manifest, subsets_of
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_path, atomic_write_text
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
-from mmpr.builder import CARD, MANIFEST, read_manifest
+from mmpr.dataset_writer import CARD, MANIFEST, read_manifest
 from mmpr.io import atomic_write_text
 from mmpr.schemas import Manifest, VersionEntry
 from mmpr.versioning import next_version, parse_version

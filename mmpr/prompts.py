@@ -46,7 +46,8 @@ def get_template(name: str) -> PromptTemplate:
     return TEMPLATES[name]
 
 
-# Instructions that ask for a bare answer; they contradict a chain-of-thought prompt (facts, section 3, step 1).
+# Instructions that ask for a bare answer; they contradict a chain-of-thought prompt
+# (the paper's data engine, Wang et al., 2024, arXiv 2411.10442).
 _DIRECT_INSTRUCTIONS = [re.compile(p, re.I) for p in [
     r"answer the question (?:using|with) a single (?:word|number)(?: or phrase)?\.?",
     r"answer with the option'?s? letter from the given choices directly\.?",

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SCHEMA_VERSION = "1.0"
 
+ALL_CONFIG = "all"
+"""The dataset config that holds every subset (a dataset card's YAML ``configs:`` lists it beside one config per
+subset)."""
+
 AnswerType = Literal["multiple_choice", "integer", "float", "text", "yes_no", "list", "latex", "chart", "document"]
 """How an answer is judged: see :func:`mmpr.answers.is_correct`. ``chart`` is ChartQA's relaxed accuracy,
 ``document`` is ANLS."""
@@ -103,7 +107,8 @@ class PreferencePair(Record):
 
 
 class SamplingConfig(Record):
-    """Sampling parameters of the data engine; the paper's defaults (section 3 of the facts)."""
+    """Sampling parameters of the data engine; the defaults of the paper's data engine
+    (Wang et al., 2024, arXiv 2411.10442)."""
 
     n: int = Field(default=32, ge=1, description="Responses sampled per question.")
     temperature: float = Field(default=1.0, ge=0.0)

@@ -284,38 +284,14 @@ def write_release(root: str | Path, subsets: dict[str, list[dict]], *, images: d
     return root
 
 
-TINY_PREFIX = "tiny:"
-
-
-def resolve_model(model: str, *, cache_dir: str | Path | None = None) -> str:
-    """``tiny:<family>`` -> a tiny model built on first use under ``~/.cache/mmpr/models`` (or ``cache_dir``,
-    or ``$MMPR_CACHE``) and taught the answer format (:func:`teach_answer_format`); anything else is returned
-    unchanged (a path or Hub id)."""
-    import os
-
-    if not model.startswith(TINY_PREFIX):
-        return model
-    family = model[len(TINY_PREFIX):]
-    if family not in FAMILIES:
-        raise ValueError(f"unknown tiny model {model!r}; choose one of "
-                         f"{', '.join(TINY_PREFIX + f for f in FAMILIES)}")
-    root = Path(cache_dir or os.environ.get("MMPR_CACHE", Path.home() / ".cache" / "mmpr")) / "models"
-    path = root / f"tiny-{family}"
-    if not (path / "config.json").exists():
-        import shutil
-        import tempfile
-
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tiny-{family}-"))
-        tiny_vlm(tmp, family)
-        teach_answer_format(tmp)
-        if family == "llava":
-            _clip_keys_for_vllm(tmp)
-        try:
-            tmp.rename(path)
-        except OSError:  # built concurrently by another process
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(path)
+def demo_vlm(path: str | Path, family: Family = "qwen2_vl") -> Path:
+    """A tiny VLM at ``path`` taught the answer format (:func:`teach_answer_format`): the model behind
+    ``tiny:<family>`` references (:func:`mmpr.model_ref.resolve_model`)."""
+    out = tiny_vlm(path, family)
+    teach_answer_format(out)
+    if family == "llava":
+        _clip_keys_for_vllm(out)
+    return out
 
 
 _TEACH_QUESTIONS = [

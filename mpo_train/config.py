@@ -26,7 +26,8 @@ class LoraSettings(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """MPO training; defaults are the paper's InternVL2-8B recipe where it has one (facts, section 1)."""
+    """MPO training; defaults are the paper's InternVL2-8B recipe where it has one
+    (Wang et al., 2024, arXiv 2411.10442, experiments: implementation details)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -68,7 +68,7 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
     columns id, question, images (decoded on access), chosen, rejected."""
     from datasets import Dataset, Features, Image, List, Value, concatenate_datasets
 
-    from mmpr.builder import open_dataset
+    from mmpr.dataset_writer import open_dataset
 
     features = Features({"id": Value("string"), "question": Value("string"), "images": List(Image()),
                          "chosen": Value("string"), "rejected": Value("string")})

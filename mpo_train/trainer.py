@@ -1,7 +1,7 @@
 """The training loop on accelerate: one process per device, DDP / DeepSpeed / FSDP from the accelerate config.
 
 It reads top to bottom: data -> models -> reference -> optimizer -> (resume) -> loop -> final save. Where it
-departs from the paper's reference run (facts, section 1): the BCO delta is checkpointed (the reference code
+departs from the paper's reference run (arXiv 2411.10442): the BCO delta is checkpointed (the reference code
 resets it on resume); the image is encoded once per pair and the prompt computed once (packed forward); the
 reference log-probs can be precomputed for image data; the model is any processor-based VLM in transformers.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from mmpr.io import atomic_write_text
-from mmpr.testing import resolve_model
+from mmpr.model_ref import resolve_model
 from mpo_train.config import TrainConfig
 from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pairs, prepare
 from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_keepalive

@@ -1,4 +1,4 @@
-"""Correctness-based pairs (facts, section 3, steps 3-5).
+"""Correctness-based pairs (the paper's correctness-based pipeline; Wang et al., 2024, arXiv 2411.10442).
 
 Each sampled response is judged: its final answer is extracted (none -> unparsable) and compared with the
 ground truth by the rules of the item's answer type. Every correct response is paired with every wrong one

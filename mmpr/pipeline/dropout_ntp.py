@@ -1,4 +1,5 @@
-"""Dropout next-token prediction pairs for data without ground truth (facts, section 3).
+"""Dropout next-token prediction pairs for data without ground truth (the paper's
+DropoutNTP, Wang et al., 2024, arXiv 2411.10442, data engine).
 
 The chosen response is the model's full answer with the image. Its first ``ratio`` of whitespace words is kept
 as a prefix, the model continues that prefix WITHOUT the image, and the rejected response is prefix +

@@ -8,9 +8,8 @@ import time
 import pytest
 from datasets import load_dataset
 
-from mmpr import build
-from mmpr.build import BuildConfig, config_from_args, process_chunk, run
-from mmpr.builder import read_manifest
+from mmpr.build import BuildConfig, cli, config_from_args, process_chunk, run, runner
+from mmpr.dataset_writer import read_manifest
 from mmpr.engines import Completion, EngineError
 from mmpr.schemas import SourceItem
 from mmpr.testing import tiny_images
@@ -90,7 +89,7 @@ def scripted(monkeypatch):
 
     scripted.options = {}
     scripted.engines = engines
-    monkeypatch.setattr(build, "make_engine", make)
+    monkeypatch.setattr(runner, "make_engine", make)
     return scripted
 
 
@@ -157,10 +156,10 @@ def test_shards_merge_into_the_whole(tmp_path, source_file, fake_model, scripted
     for i in range(2):
         run(_cfg(tmp_path, source_file, out=tmp_path / f"s{i}", shard=f"{i}/2", batch_size=100), progress=False)
     assert not (tmp_path / "s0" / "manifest.json").exists()
-    build.merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
+    runner.merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
     assert read_manifest(tmp_path / "merged").content_hash == read_manifest(tmp_path / "whole").content_hash
     with pytest.raises(ValueError, match="a full set is 0/2, 1/2"):
-        build.merge([tmp_path / "s0"], tmp_path / "m2")
+        runner.merge([tmp_path / "s0"], tmp_path / "m2")
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path, source_file, fake_model, scripted):
@@ -180,7 +179,7 @@ def test_fails_fast_on_unknown_source_and_wrong_model(tmp_path, source_file, fak
 def test_cli_flags_override_the_yaml_config(tmp_path):
     config = tmp_path / "b.yaml"
     config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 4, temperature: 0.7}\n")
-    args = build.build_parser().parse_args(["--config", str(config), "--n", "2", "--engine-arg",
+    args = cli.build_parser().parse_args(["--config", str(config), "--n", "2", "--engine-arg",
                                             "tensor_parallel_size=2", "--engine-arg", "endpoints=http://a,http://b",
                                             "--sources", "sample", "chartqa=/data/chartqa", "--limit", "5"])
     cfg = config_from_args(args)
@@ -192,7 +191,7 @@ def test_cli_flags_override_the_yaml_config(tmp_path):
 def test_cli_reports_bad_settings_by_field(tmp_path, capsys):
     config = tmp_path / "b.yaml"
     config.write_text("model: m\nout: o\nsources: [{name: sample}]\nsampling: {n: 0}\nbogus: 1\n")
-    assert build.main(["--config", str(config)]) == 2
+    assert cli.main(["--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "sampling.n: Input should be greater than or equal to 1" in err
     assert "bogus: Extra inputs are not permitted" in err

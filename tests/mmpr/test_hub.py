@@ -3,7 +3,7 @@ import pytest
 from huggingface_hub import HfApi, constants
 from huggingface_hub.utils import _http
 
-from mmpr.builder import SubsetInput, read_manifest, write_dataset
+from mmpr.dataset_writer import SubsetInput, read_manifest, write_dataset
 from mmpr.hub import PublishError, publish
 from mmpr.schemas import PreferencePair
 from tests.mmpr.fake_hub import ENDPOINT, FakeHub

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from mmpr.builder import SubsetInput, write_dataset
+from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.schemas import PreferencePair
 from mmpr.testing import tiny_images
 from mmpr.versioning import ContentHash, next_version, pair_digest, parse_version

@@ -30,7 +30,7 @@ def write_pairs(folder, n, *, seed=0, systematic=True, text_only_every=5):
     and rejected differ in a learnable way."""
     import random
 
-    from mmpr.builder import SubsetInput, write_dataset
+    from mmpr.dataset_writer import SubsetInput, write_dataset
     from mmpr.schemas import PreferencePair
 
     rng = random.Random(seed)

@@ -6,7 +6,7 @@ not yet in the work store stream through Ray Data::
     chunks of questions -> [K engine replicas: prompts, sampling, judging, pairing] -> driver: chunk files
 
 Each replica is a Ray Data actor holding one of the project's engines (vLLM in-process, an OpenAI-compatible
-fleet, transformers) and runs :func:`mmpr.build.process_chunk` on whole chunks, so prompts, per-request seeds,
+fleet, transformers) and runs :func:`mmpr.build.step.process_chunk` on whole chunks, so prompts, per-request seeds,
 judging and pairing are the local runner's own code, and the dataset is the same byte for byte. The driver
 writes every chunk atomically as it comes back: a killed driver or worker loses at most the chunks in flight,
 and a rerun skips what is on disk. Ray restarts a replica that dies and retries its chunk; a chunk that still
@@ -26,7 +26,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
-from mmpr.build import BuildConfig, BuildInputs, BuildSummary, finish, open_build, process_chunk
+from mmpr.build.config import BuildConfig
+from mmpr.build.runner import BuildInputs, finish, open_build
+from mmpr.build.step import process_chunk
+from mmpr.build.summary import BuildSummary
 from mmpr.engines import make_engine
 from mmpr.schemas import SourceItem
 from mmpr.store import ItemRecord

@@ -3,7 +3,7 @@ import json
 import pytest
 from datasets import load_dataset
 
-from mmpr.builder import SubsetInput, open_dataset, read_manifest, subsets_of, write_dataset
+from mmpr.dataset_writer import SubsetInput, open_dataset, read_manifest, subsets_of, write_dataset
 from mmpr.schemas import PreferencePair
 from mmpr.testing import tiny_images
 

@@ -5,10 +5,11 @@ import time
 
 import pytest
 
-from mmpr.build import BuildConfig, open_build
+from mmpr.build import BuildConfig, ray_runner
 from mmpr.build import run as run_local
-from mmpr.build_ray import RayBuildSummary, ReplicaStats, _pending
-from mmpr.builder import read_manifest
+from mmpr.build.ray_runner import RayBuildSummary, ReplicaStats, _pending
+from mmpr.build.runner import open_build
+from mmpr.dataset_writer import read_manifest
 from mmpr.store import ItemRecord
 
 ray = pytest.importorskip("ray")
@@ -65,11 +66,10 @@ def cluster():
 
 @pytest.mark.slow
 def test_a_failing_request_is_reported_like_an_engine_error(tmp_path, cluster):
-    from mmpr import build_ray
 
     cfg = _cfg(tmp_path / "out", model="served-model", engine="openai", sources=[{"name": "sample", "limit": 4}],
                engine_args={"endpoints": "http://127.0.0.1:9/v1", "max_retries": 0, "timeout": 5})
-    summary = build_ray.run(cfg, progress=False)
+    summary = ray_runner.run(cfg, progress=False)
     assert summary.skipped == {"engine_unreachable": 4} and summary.failed_chunks == []
     assert sum(summary.pairs.values()) == 0 and read_manifest(tmp_path / "out").num_pairs == 0
 
@@ -78,13 +78,12 @@ def test_a_failing_request_is_reported_like_an_engine_error(tmp_path, cluster):
 def test_ray_runner_matches_the_local_runner_even_after_a_driver_kill(tmp_path, cluster):
     """The real vLLM engine on the tiny model: local build; ray build (in this process); ray build from the CLI
     whose driver is killed with SIGKILL after its first chunk is on disk, then rerun."""
-    from mmpr import build_ray
 
     run_local(_cfg(tmp_path / "local"), progress=False)
     local = read_manifest(tmp_path / "local")
     assert local.num_pairs > 0  # the tiny model's pairs come from the DropoutNTP route: the second engine call
 
-    summary = build_ray.run(_cfg(tmp_path / "ray"), replicas=1, progress=False)
+    summary = ray_runner.run(_cfg(tmp_path / "ray"), replicas=1, progress=False)
     assert read_manifest(tmp_path / "ray").content_hash == local.content_hash
     assert sum(r.chunks for r in summary.replicas.values()) == 3 and not summary.failed_chunks
 

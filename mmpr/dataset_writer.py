@@ -30,7 +30,7 @@ from datasets import Features, Image, List, Value
 
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_write_text
-from mmpr.schemas import LengthStats, Manifest, PreferencePair, SubsetInfo
+from mmpr.schemas import ALL_CONFIG, LengthStats, Manifest, PreferencePair, SubsetInfo
 from mmpr.versioning import ContentHash, pair_digest
 
 FEATURES = Features({
@@ -49,7 +49,6 @@ FEATURES = Features({
 """One row per pair. ``metadata`` is a JSON object (free-form per source); ``images[i].path`` keeps the
 image's name relative to its source folder, so an export restores the original layout."""
 
-ALL_CONFIG = "all"
 DATA_DIR = "data"
 MANIFEST = "manifest.json"
 CARD = "README.md"

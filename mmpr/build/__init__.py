@@ -1,0 +1,18 @@
+"""``python -m mmpr.build``: questions -> sampled CoT answers -> judged -> preference pairs -> a versioned dataset.
+
+- :mod:`mmpr.build.config`: :class:`BuildConfig`, every setting (the YAML keys).
+- :mod:`mmpr.build.step`: :func:`process_chunk`, one chunk of questions through the engine and the judges.
+- :mod:`mmpr.build.summary`: :class:`BuildSummary`, the counts and their table.
+- :mod:`mmpr.build.runner`: :func:`run` (resumable), :func:`assemble`, :func:`merge` of shards.
+- :mod:`mmpr.build.ray_runner`: the same build as a Ray Data pipeline over a cluster (``--runner ray``).
+- :mod:`mmpr.build.cli`: the command line.
+"""
+
+from mmpr.build.cli import config_from_args, main
+from mmpr.build.config import BuildConfig
+from mmpr.build.runner import assemble, merge, run
+from mmpr.build.step import process_chunk, prompt_for, route_of
+from mmpr.build.summary import BuildSummary, SourceStats
+
+__all__ = ["BuildConfig", "BuildSummary", "SourceStats", "assemble", "config_from_args", "main", "merge",
+           "process_chunk", "prompt_for", "route_of", "run"]

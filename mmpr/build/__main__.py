@@ -1,0 +1,5 @@
+import sys
+
+from mmpr.build.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""Run a build: chunks through :func:`mmpr.build.step.process_chunk`, saved as they finish (resumable), then
+assembled into a dataset folder; :func:`merge` joins the work of several ``--shard i/N`` runs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mmpr.build.config import BuildConfig
+from mmpr.build.step import in_shard, process_chunk
+from mmpr.build.summary import BuildSummary
+from mmpr.dataset_writer import SubsetInput, write_dataset
+from mmpr.engines import Engine, make_engine
+from mmpr.io import atomic_path
+from mmpr.model_ref import check_model
+from mmpr.problems import ProblemLog
+from mmpr.prompts import get_template
+from mmpr.schemas import GeneratorInfo, PreferencePair, PromptInfo, SourceInfo, SourceItem
+from mmpr.sources import make_source
+from mmpr.store import WorkStore
+
+
+def _chunks(items: Iterable[SourceItem], size: int) -> Iterator[tuple[int, list[SourceItem]]]:
+    it = iter(items)
+    for index in itertools.count():
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        yield index, chunk
+
+
+@dataclass
+class BuildInputs:
+    """An opened build: its sources, its work store, and the questions of its shard in their fixed order.
+    Every runner (this process, or a Ray cluster) cuts the same chunks from it and saves them in the same store."""
+
+    cfg: BuildConfig
+    model: str
+    sources: list
+    store: WorkStore
+    problems: ProblemLog = field(default_factory=ProblemLog)
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def shard_name(self) -> str:
+        return self.cfg.shard.replace("/", "of")
+
+    @property
+    def total(self) -> int | None:
+        """Questions expected in this shard (an estimate for N > 1), for progress bars."""
+        return sum(len(s) for s in self.sources) // int(self.cfg.shard.split("/")[1]) or None
+
+    def items(self) -> Iterator[SourceItem]:
+        for source in self.sources:
+            for item in source.items(self.store.images, self.problems):
+                if in_shard(item.id, self.cfg.shard):
+                    self.counts[source.name] += 1
+                    yield item
+
+    def chunks(self) -> Iterator[tuple[int, list[SourceItem]]]:
+        """``(index, questions)`` for every chunk of the shard, done or not (chunk boundaries never move)."""
+        return _chunks(self.items(), self.cfg.batch_size)
+
+
+def open_build(cfg: BuildConfig, *, overwrite: bool = False) -> BuildInputs:
+    """Check the model, open the sources and the work store (refusing to resume a build with other settings)."""
+    model = check_model(cfg.model, served=cfg.engine == "openai")
+    sources = [make_source(spec).open() for spec in cfg.sources]
+    store = WorkStore(cfg.out)
+    store.check_config(cfg.fingerprint(), overwrite=overwrite)
+    return BuildInputs(cfg, model, sources, store)
+
+
+def finish(build: BuildInputs, *, assemble_dataset: bool = True) -> BuildSummary:
+    """Summarise the chunks on disk; assemble the dataset unless this is one shard of several (or told not to)."""
+    summary = BuildSummary()
+    for record in build.store.records():
+        summary.add(record)
+    summary.add_source_problems(build.problems)
+    if assemble_dataset and int(build.cfg.shard.split("/")[1]) == 1:
+        source_infos = [s.info(build.counts[s.name]) for s in build.sources]
+        assemble(build.cfg, [build.store], source_infos, summary)
+    return summary
+
+
+def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False) -> BuildSummary:
+    """Run (or resume) a build in this process; assemble the dataset unless this is one shard of several."""
+    build = open_build(cfg, overwrite=overwrite)
+    store = build.store
+    engine: Engine | None = None
+    bar = tqdm(total=build.total, unit="q", desc="building", disable=not progress, dynamic_ncols=True)
+    pairs = samples = 0
+    started = time.monotonic()
+    try:
+        for index, chunk in build.chunks():
+            if not store.has_chunk(build.shard_name, index):
+                if engine is None:
+                    engine = make_engine(cfg.engine, build.model, **cfg.engine_args)
+                    started = time.monotonic()
+                records = process_chunk(chunk, engine, cfg)
+                store.write_chunk(build.shard_name, index, records)
+                samples += sum(len(r.responses) for r in records)
+                pairs += sum(len(r.pairs) for r in records)
+                bar.set_postfix(samples_per_s=f"{samples / max(time.monotonic() - started, 1e-9):.1f}", pairs=pairs,
+                                skipped=build.problems.total, refresh=False)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if engine is not None:
+            engine.close()
+    return finish(build)
+
+
+def _pairs_by_subset(stores: list[WorkStore], scratch: Path) -> dict[str, Path]:
+    """Spill the pairs of all records into one jsonl per subset, so each subset can be streamed."""
+    files: dict[str, Any] = {}
+    paths: dict[str, Path] = {}
+    try:
+        for store in stores:
+            for record in store.records():
+                for pair in record.pairs:
+                    if pair.subset not in files:
+                        paths[pair.subset] = scratch / f"{len(paths):05d}.jsonl"
+                        files[pair.subset] = open(paths[pair.subset], "w", encoding="utf-8")
+                    files[pair.subset].write(pair.model_dump_json() + "\n")
+    finally:
+        for f in files.values():
+            f.close()
+    return dict(sorted(paths.items()))
+
+
+def _read_pairs(path: Path) -> Iterator[PreferencePair]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield PreferencePair.model_validate_json(line)
+
+
+def assemble(cfg: BuildConfig, stores: list[WorkStore], sources: list[SourceInfo], summary: BuildSummary):
+    """Write the dataset folder (parquet + card + manifest) from the records of ``stores``."""
+    out = Path(cfg.out)
+    scratch = stores[0].root / "assemble"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        by_subset = _pairs_by_subset(stores, scratch)
+        template = get_template(cfg.prompt)
+        manifest = write_dataset(
+            out, [SubsetInput(name, _read_pairs(path)) for name, path in by_subset.items()],
+            name=cfg.name or out.resolve().name, version=cfg.version or "1.0.0",
+            manifest_fields={
+                "generator": GeneratorInfo(model=cfg.model, engine=cfg.engine, sampling=cfg.sampling),
+                "prompt": PromptInfo(name=template.name, template=template.template),
+                "sources": sources,
+                "extra": {"summary": summary.render().splitlines()[0], "build": summary.model_dump(),
+                          "pipeline": cfg.model_dump(mode="json", include={
+                              "max_pairs_per_question", "dropout_ntp_ratio", "correctness_skip_categories"})}})
+    finally:
+        for f in scratch.glob("*.jsonl"):
+            f.unlink()
+    if cfg.release_out is not None:
+        from mmpr.export import export
+
+        export(out, "mmpr", cfg.release_out, progress=False)
+    return manifest
+
+
+def merge(shard_dirs: list[Path], cfg_out: Path, *, name: str | None = None, version: str | None = None):
+    """Join the work of several ``--shard i/N`` runs into one dataset at ``cfg_out``."""
+    stores = [WorkStore(d) for d in shard_dirs]
+    configs = []
+    for store in stores:
+        path = store.root / "config.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not a build folder (no {path.name})")
+        configs.append(json.loads(path.read_text()))
+    shards = sorted(c.pop("shard") for c in configs)
+    if any(c != configs[0] for c in configs):
+        raise ValueError("the shards were built with different settings; only --shard may differ")
+    n = int(shards[0].split("/")[1])
+    expected = [f"{i}/{n}" for i in range(n)]
+    if shards != expected:
+        raise ValueError(f"shards {', '.join(shards)} given; a full set is {', '.join(expected)}")
+    cfg = BuildConfig.model_validate({**configs[0], "shard": "0/1", "out": cfg_out, "name": name,
+                                      "version": version})
+    summary = BuildSummary()
+    for store in stores:
+        for record in store.records():
+            summary.add(record)
+    sources = [SourceInfo(name=name, location="(merged shards)", num_items=s.questions)
+               for name, s in sorted(summary.sources.items())]
+    merged = WorkStore(cfg_out)
+    merged.root.mkdir(parents=True, exist_ok=True)
+    with atomic_path(merged.root / "merged_from.json") as tmp:
+        tmp.write_text(json.dumps([str(d) for d in shard_dirs]))
+    assemble(cfg, [merged, *stores], sources, summary)
+    return summary
+
