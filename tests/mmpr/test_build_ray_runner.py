@@ -1,8 +1,10 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
+import psutil
 import pytest
 
 from mmpr.build import BuildConfig, ray_runner
@@ -74,16 +76,39 @@ def test_a_failing_request_is_reported_like_an_engine_error(tmp_path, cluster):
     assert sum(summary.pairs.values()) == 0 and read_manifest(tmp_path / "out").num_pairs == 0
 
 
+def _kill_replica_after_first_chunk(out, timeout=300):
+    """SIGKILL the engine replica (a descendant of this process, which owns the Ray instance) after it saved a
+    chunk and before the build ends."""
+    _kill_replica_after_first_chunk.killed = False
+    chunks = out / ".mmpr-work" / "chunks"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not list(chunks.glob("*.jsonl")):
+        time.sleep(0.05)
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "SamplingReplica" in " ".join(proc.cmdline()) and len(list(chunks.glob("*.jsonl"))) < 3:
+                proc.kill()
+                _kill_replica_after_first_chunk.killed = True
+        except psutil.NoSuchProcess:
+            continue
+
+
 @pytest.mark.slow
 def test_ray_runner_matches_the_local_runner_even_after_a_driver_kill(tmp_path, cluster):
-    """The real vLLM engine on the tiny model: local build; ray build (in this process); ray build from the CLI
-    whose driver is killed with SIGKILL after its first chunk is on disk, then rerun."""
+    """The real vLLM engine on the tiny model: local build; ray build (in this process) whose replica is killed
+    mid-run; ray build from the CLI whose driver is killed with SIGKILL after its first chunk is on disk, then
+    rerun. All three datasets are the same."""
 
     run_local(_cfg(tmp_path / "local"), progress=False)
     local = read_manifest(tmp_path / "local")
     assert local.num_pairs > 0  # the tiny model's pairs come from the DropoutNTP route: the second engine call
 
+    # the replica's process is killed with SIGKILL once the first chunk is saved: Ray restarts it, retries
+    killed = threading.Thread(target=_kill_replica_after_first_chunk, args=(tmp_path / "ray",), daemon=True)
+    killed.start()
     summary = ray_runner.run(_cfg(tmp_path / "ray"), replicas=1, progress=False)
+    killed.join(timeout=5)
+    assert _kill_replica_after_first_chunk.killed, "a replica was killed mid-run"
     assert read_manifest(tmp_path / "ray").content_hash == local.content_hash
     assert sum(r.chunks for r in summary.replicas.values()) == 3 and not summary.failed_chunks
 
