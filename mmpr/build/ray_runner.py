@@ -9,8 +9,10 @@ Each replica is a Ray Data actor holding one of the project's engines (vLLM in-p
 fleet, transformers) and runs :func:`mmpr.build.step.process_chunk` on whole chunks, so prompts, per-request seeds,
 judging and pairing are the local runner's own code, and the dataset is the same byte for byte. The driver
 writes every chunk atomically as it comes back: a killed driver or worker loses at most the chunks in flight,
-and a rerun skips what is on disk. Ray restarts a replica that dies and retries its chunk; a chunk that still
-fails is reported, left out of the work store, and retried by the next run.
+and a rerun skips what is on disk. Ray restarts a replica whose process dies and retries its chunk (Ray Data's
+defaults for actor pools); a chunk whose processing raises is reported, left out of the work store (no dataset
+is assembled), and retried by the next run. A request the engine cannot serve is an engine error of that
+question alone, skipped and counted exactly as in the local runner.
 
 The work folder (``--out``) must be on a filesystem every node sees: the replicas read the question images from
 its image store.
@@ -18,6 +20,7 @@ its image store.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -72,7 +75,7 @@ class SamplingReplica:
         self.cfg = BuildConfig.model_validate_json(cfg_json)
         self.engine = make_engine(self.cfg.engine, model, **self.cfg.engine_args)
         context = ray.get_runtime_context()
-        self.name = f"{context.get_node_id()[:8]}/{context.get_actor_id()[-8:]}"
+        self.name = f"{context.get_node_id()[:8]}/{context.get_actor_id()[:8]}"  # the id's tail is the job's
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         out: dict[str, list] = {"index": [], "records": [], "replica": [], "seconds": []}
@@ -98,24 +101,20 @@ def _pending(build: BuildInputs) -> Iterator[dict[str, Any]]:
             yield {"index": index, "items": "\n".join(item.model_dump_json() for item in chunk)}
 
 
-def connect(address: str | None, *, num_cpus: int | None = None, object_store_memory: int | None = None) -> None:
-    """Join the cluster at ``address`` (``auto``: the one started on this node with ``ray start``), or start a
-    local instance. Ray's own logging of the pipeline stays quiet; the build shows its own progress."""
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (``auto``: the one ``ray start`` runs on this node), or start a Ray instance
+    on this machine. The replicas get this process's MMPR_/HF_/VLLM_ settings."""
     import ray
 
     if ray.is_initialized():
         return
-    local = address is None
-    ray.init(address=address, num_cpus=num_cpus if local else None,
-             object_store_memory=object_store_memory if local else None,
-             include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
              runtime_env={"env_vars": {k: v for k, v in os.environ.items()
                                        if k.startswith(("MMPR_", "HF_", "VLLM_"))}})
 
 
 def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, cpus_per_replica: float = 1.0,
-        gpus_per_replica: float = 0.0, max_retries: int = 3, progress: bool = True,
-        overwrite: bool = False) -> RayBuildSummary:
+        gpus_per_replica: float = 0.0, progress: bool = True, overwrite: bool = False) -> RayBuildSummary:
     """Run (or resume) ``cfg`` on a Ray cluster with ``replicas`` engine replicas; assemble the dataset unless
     this is one shard of several or some chunks failed."""
     if replicas < 1:
@@ -134,6 +133,7 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, cpus
     context.enable_progress_bars = False
     context.max_errored_blocks = -1  # a chunk that keeps failing is reported below, not fatal to the others
     context.verbose_stats_logs = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     stats: dict[str, ReplicaStats] = {}
     done: set[int] = set()
     started = time.monotonic()
@@ -144,8 +144,7 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, cpus
             ds = ray.data.from_items(rows, override_num_blocks=len(rows))
             ds = ds.map_batches(SamplingReplica, batch_size=1, compute=ray.data.ActorPoolStrategy(size=replicas),
                                 fn_constructor_kwargs={"cfg_json": cfg.model_dump_json(), "model": build.model},
-                                num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None,
-                                max_task_retries=max_retries)
+                                num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None)
             samples = pairs = 0
             for row in ds.iter_rows():
                 records = [ItemRecord.model_validate_json(line) for line in row["records"].splitlines()]
