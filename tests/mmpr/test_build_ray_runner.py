@@ -128,3 +128,12 @@ def test_ray_runner_matches_the_local_runner_even_after_a_driver_kill(tmp_path, 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "samples/s" in result.stdout and "replica" in result.stdout
     assert read_manifest(out).content_hash == local.content_hash
+
+
+def test_cli_refuses_zero_replicas_before_starting_anything(tmp_path, capsys):
+    from mmpr.build import main
+
+    code = main(["--runner", "ray", "--replicas", "0", "--model", "served", "--engine", "openai", "--sources",
+                 "sample", "--out", str(tmp_path / "out")])
+    assert code == 2 and "--replicas 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
