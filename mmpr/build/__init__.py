@@ -4,6 +4,7 @@
 - :mod:`mmpr.build.step`: :func:`process_chunk`, one chunk of questions through the engine and the judges.
 - :mod:`mmpr.build.summary`: :class:`BuildSummary`, the counts and their table.
 - :mod:`mmpr.build.runner`: :func:`run` (resumable), :func:`assemble`, :func:`merge` of shards.
+- :mod:`mmpr.build.ray_runner`: the same build as a Ray Data pipeline over a cluster (``--runner ray``).
 - :mod:`mmpr.build.cli`: the command line.
 """
 

@@ -16,6 +16,9 @@ Examples::
     # the same from a YAML file: its keys are the flag names (configs/build/*.yaml), flags override it
     python -m mmpr.build --config configs/build/qwen2vl_scienceqa_chartqa.yaml
 
+    # a Ray cluster: 8 engine replicas of one GPU each (--out on storage every node sees)
+    python -m mmpr.build --config build.yaml --runner ray --ray-address auto --replicas 8 --replica-gpus 1
+
     # several machines: one shard each, then merge
     python -m mmpr.build --config build.yaml --shard 0/4 --out runs/shard0
     python -m mmpr.build merge runs/shard0 runs/shard1 runs/shard2 runs/shard3 --out runs/merged
@@ -93,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default general_vqa document)")
     p.add_argument("--batch-size", type=int, help="questions per engine call and saved chunk (default 64)")
     p.add_argument("--shard", help="i/N: build the i-th of N disjoint parts (merge them with `merge`)")
+    p.add_argument("--runner", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster (pip install "
+                        "'mmpr[ray]'); both write the same dataset")
+    p.add_argument("--ray-address", help="ray runner: the cluster to join (auto, or host:port); default: a Ray "
+                   "instance started on this machine")
+    p.add_argument("--replicas", type=int, default=1, help="ray runner: engine replicas (default 1)")
+    p.add_argument("--replica-cpus", type=float, default=1.0, help="ray runner: CPUs per replica (default 1)")
+    p.add_argument("--replica-gpus", type=float, default=0.0,
+                   help="ray runner: GPUs per replica, e.g. the engine's tensor_parallel_size (default 0)")
     p.add_argument("--name", help="dataset name")
     p.add_argument("--version", help="dataset version X.Y.Z")
     p.add_argument("--release-out", type=Path, help="also write the MMPR release layout to this folder")
@@ -149,8 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     hub.check_push_arguments(args)
     cfg = config_from_args(args)
     quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / "build.log")
-    summary = run(cfg, overwrite=args.overwrite, check=_check_result)
+    if args.runner == "ray":
+        from mmpr.build import ray_runner
+
+        summary = ray_runner.run(cfg, address=args.ray_address, replicas=args.replicas,
+                                 cpus_per_replica=args.replica_cpus, gpus_per_replica=args.replica_gpus,
+                                 overwrite=args.overwrite, check=_check_result)
+    else:
+        summary = run(cfg, overwrite=args.overwrite, check=_check_result)
     print(summary.render())
+    if getattr(summary, "failed_chunks", None):
+        return 1
     if cfg.shard != "0/1":
         print(f"shard {cfg.shard} done; join the shards with: python -m mmpr.build merge <shard folders> --out DIR")
         return 0

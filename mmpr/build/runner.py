@@ -8,6 +8,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,71 +44,110 @@ def _holds_a_build(out: Path) -> bool:
     return (out / WORK_DIR / "config.json").is_file()
 
 
-def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False,
-        check: Callable[[BuildSummary], None] | None = None) -> BuildSummary:
-    """Run (or resume) a build; assemble the dataset unless this is one shard of several.
+@dataclass
+class BuildInputs:
+    """An opened build: its sources, its work store, and the questions of its shard in their fixed order.
+    Every runner (this process, or a Ray cluster) cuts the same chunks from it and saves them in the same store."""
 
-    ``--out`` must be new, empty, or hold this same build (a resume); anything else needs ``overwrite``.
-    ``check`` sees the summary before the dataset is written (the CLI refuses to write 0 pairs). A run that
-    fails on its input removes the folder it created; an interrupted one keeps its work for the rerun."""
+    cfg: BuildConfig
+    model: str
+    sources: list
+    store: WorkStore
+    problems: ProblemLog = field(default_factory=ProblemLog)
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def shard_name(self) -> str:
+        return self.cfg.shard.replace("/", "of")
+
+    @property
+    def total(self) -> int | None:
+        """Questions expected in this shard (an estimate for N > 1), for progress bars."""
+        return sum(len(s) for s in self.sources) // int(self.cfg.shard.split("/")[1]) or None
+
+    def items(self) -> Iterator[SourceItem]:
+        for source in self.sources:
+            for item in source.items(self.store.images, self.problems):
+                if in_shard(item.id, self.cfg.shard):
+                    self.counts[source.name] += 1
+                    yield item
+
+    def chunks(self) -> Iterator[tuple[int, list[SourceItem]]]:
+        """``(index, questions)`` for every chunk of the shard, done or not (chunk boundaries never move)."""
+        return _chunks(self.items(), self.cfg.batch_size)
+
+
+def check_build(cfg: BuildConfig, *, overwrite: bool = False) -> str:
+    """What every runner checks before it touches ``--out``: the model (returned resolved), the sources' local
+    paths, and ``--out`` (new, empty, or this same build unless ``overwrite``)."""
     model = check_model(cfg.model, served=cfg.engine == "openai")
     for spec in cfg.sources:
         if spec.path and looks_local(spec.path) and not Path(spec.path).expanduser().exists():
             raise UserError(f"source {spec.name}: {spec.path}: no such file or folder; check the path")
     check_out(cfg.out, marker="a build", same_job=_holds_a_build, overwrite=overwrite)
-    with new_folder(cfg.out, only=UserError):
-        return _run(cfg, model, progress=progress, overwrite=overwrite, check=check)
+    return model
 
 
-def _run(cfg: BuildConfig, model: str, *, progress: bool, overwrite: bool,
-         check: Callable[[BuildSummary], None] | None) -> BuildSummary:
+def open_build(cfg: BuildConfig, model: str, *, overwrite: bool = False) -> BuildInputs:
+    """Open the sources and the work store (refusing to resume a build with other settings)."""
     sources = [make_source(spec).open() for spec in cfg.sources]
     store = WorkStore(cfg.out)
     store.check_config(cfg.fingerprint(), overwrite=overwrite)
-    shard_name = cfg.shard.replace("/", "of")
-    shards = int(cfg.shard.split("/")[1])
-    problems = ProblemLog()
-    counts: Counter[str] = Counter()
+    return BuildInputs(cfg, model, sources, store)
 
-    def items() -> Iterator[SourceItem]:
-        for source in sources:
-            for item in source.items(store.images, problems):
-                if in_shard(item.id, cfg.shard):
-                    counts[source.name] += 1
-                    yield item
 
-    total = sum(len(s) for s in sources) // shards or None
+def finish(build: BuildInputs, *, assemble_dataset: bool = True,
+           check: Callable[[BuildSummary], None] | None = None) -> BuildSummary:
+    """Summarise the chunks on disk; ``check`` sees the summary first (the CLI refuses to write 0 pairs); then
+    assemble the dataset unless this is one shard of several (or told not to)."""
+    summary = BuildSummary()
+    for record in build.store.records():
+        summary.add(record)
+    summary.add_source_problems(build.problems)
+    if check is not None:
+        check(summary)
+    if assemble_dataset and int(build.cfg.shard.split("/")[1]) == 1:
+        source_infos = [s.info(build.counts[s.name]) for s in build.sources]
+        assemble(build.cfg, [build.store], source_infos, summary)
+    return summary
+
+
+def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False,
+        check: Callable[[BuildSummary], None] | None = None) -> BuildSummary:
+    """Run (or resume) a build in this process; assemble the dataset unless this is one shard of several.
+
+    ``--out`` must be new, empty, or hold this same build (a resume); anything else needs ``overwrite``.
+    ``check`` sees the summary before the dataset is written. A run that fails on its input removes the folder
+    it created; an interrupted one keeps its work for the rerun."""
+    model = check_build(cfg, overwrite=overwrite)
+    with new_folder(cfg.out, only=UserError):
+        return _run(open_build(cfg, model, overwrite=overwrite), progress=progress, check=check)
+
+
+def _run(build: BuildInputs, *, progress: bool, check: Callable[[BuildSummary], None] | None) -> BuildSummary:
+    cfg, store = build.cfg, build.store
     engine: Engine | None = None
-    bar = tqdm(total=total, unit="q", desc="building", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=build.total, unit="q", desc="building", disable=not progress, dynamic_ncols=True)
     pairs = samples = 0
     started = time.monotonic()
     try:
-        for index, chunk in _chunks(items(), cfg.batch_size):
-            if not store.has_chunk(shard_name, index):
+        for index, chunk in build.chunks():
+            if not store.has_chunk(build.shard_name, index):
                 if engine is None:
-                    engine = make_engine(cfg.engine, model, **cfg.engine_args)
+                    engine = make_engine(cfg.engine, build.model, **cfg.engine_args)
                     started = time.monotonic()
                 records = process_chunk(chunk, engine, cfg)
-                store.write_chunk(shard_name, index, records)
+                store.write_chunk(build.shard_name, index, records)
                 samples += sum(len(r.responses) for r in records)
                 pairs += sum(len(r.pairs) for r in records)
                 bar.set_postfix(samples_per_s=f"{samples / max(time.monotonic() - started, 1e-9):.1f}", pairs=pairs,
-                                skipped=problems.total, refresh=False)
+                                skipped=build.problems.total, refresh=False)
             bar.update(len(chunk))
     finally:
         bar.close()
         if engine is not None:
             engine.close()
-    summary = BuildSummary()
-    for record in store.records():
-        summary.add(record)
-    summary.add_source_problems(problems)
-    if check is not None:
-        check(summary)
-    if shards == 1:
-        source_infos = [s.info(counts[s.name]) for s in sources]
-        assemble(cfg, [store], source_infos, summary)
-    return summary
+    return finish(build, check=check)
 
 
 def _pairs_by_subset(stores: list[WorkStore], scratch: Path) -> dict[str, Path]:
