@@ -72,15 +72,24 @@ def test_a_resumed_run_continues_with_the_same_losses(tiny_model_dir, data, tmp_
     assert result.steps == 8
 
 
-def test_precomputed_reference_gives_the_online_losses(tiny_model_dir, data, tmp_path):
-    kw = dict(max_steps=4, limit=16)
-    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "online", reference="online", **kw),
+def test_precomputed_reference_gives_the_online_losses_scoring_only_the_pairs_used(tiny_model_dir, data, tmp_path):
+    kw = dict(limit=16)
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "online", reference="online", max_steps=4, **kw),
             progress=False).train()
-    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "pre", reference="precomputed", **kw),
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "pre", reference="precomputed", max_steps=2, **kw),
             progress=False).train()
-    for (_, a), (_, b) in zip(_losses(tmp_path / "online"), _losses(tmp_path / "pre"), strict=True):
+    (cache,) = (tmp_path / "pre" / "cache").glob("reference-*.json")
+    assert len(json.loads(cache.read_text())) == 8, "2 steps x 4 pairs: only the pairs the run uses are scored"
+    assert not (tmp_path / "pre" / "checkpoints").exists(), "save_steps unset: no checkpoint"
+    assert (tmp_path / "pre" / "final" / "model.safetensors").exists()
+    # a longer run in the same folder scores the rest, and trains with the online losses
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "pre", reference="precomputed", max_steps=4, **kw),
+            progress=False).train()
+    assert len(json.loads(cache.read_text())) == 16
+    online, pre = _losses(tmp_path / "online"), _losses(tmp_path / "pre")
+    assert len(pre) == 4
+    for (_, a), (_, b) in zip(online, pre, strict=True):
         assert a == pytest.approx(b, rel=1e-4)
-    assert list((tmp_path / "pre" / "cache").glob("reference-train-*.pt"))
 
 
 def test_gradient_accumulation_matches_the_larger_batch(tiny_model_dir, data, tmp_path):
