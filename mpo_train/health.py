@@ -104,26 +104,28 @@ def _probe_inputs(processor, question: str, images):
     from mmpr.chat import conversation
     from mmpr.prompts import DEFAULT_TEMPLATE, get_template
 
-    messages = conversation(get_template(DEFAULT_TEMPLATE).render(question), len(images))
-    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return processor(text=[text], images=list(images) or None, return_tensors="pt")
+    prompt = get_template(DEFAULT_TEMPLATE).render(question)
+    text = processor.apply_chat_template(conversation(prompt, len(images)), add_generation_prompt=True,
+                                         tokenize=False)
+    return prompt, processor(text=[text], images=list(images) or None, return_tensors="pt")
 
 
 @torch.no_grad()
 def generate_probe(model, processor, prompts: list[tuple[str, list]], *, max_new_tokens: int,
                    synced: bool = False) -> list[dict]:
     """Greedy answers to ``prompts`` ((question, images) pairs) with the chain-of-thought prompt, one at a time;
-    each sample: question, response, tokens (generated), repetition."""
+    each sample: prompt (the question in the CoT template), response, tokens (generated), repetition."""
     device = next(model.parameters()).device
     tokenizer = getattr(processor, "tokenizer", processor)
     samples = []
     for question, images in prompts:
-        inputs = _probe_inputs(processor, question, images).to(device)
+        prompt, inputs = _probe_inputs(processor, question, images)
+        inputs = inputs.to(device)
         out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                              synced_gpus=synced, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         new = out[0, inputs["input_ids"].shape[1]:]
         response = tokenizer.decode(new, skip_special_tokens=True)
-        samples.append({"question": question, "response": response, "tokens": int(new.numel()),
+        samples.append({"prompt": prompt, "response": response, "tokens": int(new.numel()),
                         "repetition": repetition_score(response)})
     return samples
 

@@ -397,7 +397,8 @@ class Trainer:
         """Final evaluation, checkpoint (only when checkpoints were asked for), the full model, its check, the
         curves and the model card."""
         acc, step = self.accelerator, run.state["global_step"]
-        if run.eval_loader is not None:
+        evaluated = self.cfg.eval_steps and step % self.cfg.eval_steps == 0
+        if run.eval_loader is not None and not evaluated:
             run.eval_metrics = self.evaluate(run.policy, run.reference, run.eval_loader, run.delta.value)
             run.metrics_log.write(step, run.eval_metrics)
         if self.cfg.save_steps:

@@ -196,3 +196,39 @@ def test_two_process_ddp_with_text_only_batches(tiny_model_dir, tmp_path):
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert records[-1]["delta"] != 0.0
     assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+
+
+def test_dpo_failure_mode_is_warned_and_the_probe_is_logged(tiny_model_dir, tmp_path):
+    """A model fitted to the responses (SFT), then DPO alone at a high learning rate on pairs whose responses
+    barely differ: the chosen log-prob is pushed down step after step and the run warns. Every eval_steps the
+    generation probe's metrics reach metrics.jsonl and the curves, its samples probe/."""
+    data = write_pairs(tmp_path / "pairs", 24, systematic=False)
+    kw = dict(lr_scheduler="constant", learning_rate=1e-2, limit=24)
+    sft = Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "sft", loss_weights=(0.0, 0.0, 1.0),
+                       max_steps=12, probe_prompts=0, **kw), progress=False).train()
+    assert not sft.warnings
+    out = tmp_path / "dpo"
+    cfg = _cfg(sft.final_dir, data, out, loss_weights=(1.0, 0.0, 0.0), max_steps=10, eval_fraction=0.25,
+               eval_steps=5, probe_prompts=2, probe_max_new_tokens=12, **kw)
+    result = Trainer(cfg, progress=False).train()
+    assert any("DPO failure mode" in w for w in result.warnings), result.warnings
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    probes = [r for r in records if "probe_unparsable_rate" in r]
+    assert [r["step"] for r in probes] == [5, 10]
+    assert all(0 <= r["probe_unparsable_rate"] <= 1 and r["probe_mean_length"] > 0 for r in probes)
+    samples = [json.loads(line) for line in (out / "probe" / "step-0000010.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 and all("Final answer" in s["prompt"] for s in samples)
+    assert records[-1]["step"] == 10 and "logps_chosen" in records[0]
+
+
+def test_a_broken_save_fails_the_run(tiny_model_dir, data, tmp_path, monkeypatch):
+    """What a ZeRO-3 save without gathering writes: zeros. The run must not report success."""
+    real = trainer_module.save_full_model
+
+    def zeroed(model, processor, folder, *, state_dict, **kw):
+        return real(model, processor, folder, state_dict={k: torch.zeros_like(v) for k, v in state_dict.items()},
+                    **kw)
+
+    monkeypatch.setattr(trainer_module, "save_full_model", zeroed)
+    with pytest.raises(RuntimeError, match="failed its check: .*all zeros"):
+        Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "z", max_steps=1, limit=4), progress=False).train()
