@@ -86,16 +86,24 @@ class TrendWatch:
         return fresh
 
 
-def check_weights(tensors: dict[str, torch.Tensor]) -> list[str]:
-    """Problems of a saved state dict: NaN/inf anywhere, or a matrix (>= 2-D) that is all zeros (no trained
-    weight matrix is; a ZeRO-3 save that did not gather writes them so). Empty list when healthy."""
+def _listed(name: str, names: set[str]) -> bool:
+    """``name`` is one of ``names`` up to a wrapper's prefix (``model.``, ``base_model.model.``, ...)."""
+    return any(n == name or n.endswith("." + name) or name.endswith("." + n) for n in names)
+
+
+def check_weights(tensors: dict[str, torch.Tensor], zero_at_start: set[str] = frozenset()) -> list[str]:
+    """Problems of a saved state dict: NaN/inf anywhere, an empty tensor, or a matrix (>= 2-D) that is all zeros
+    (a ZeRO-3 save that did not gather writes them so) unless it was all zeros before training too (some
+    embeddings start at zero and stay so when frozen). Empty list when healthy."""
     problems = []
     if not tensors:
         return ["no tensors"]
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             problems.append(f"{name}: NaN or inf values")
-        elif t.ndim >= 2 and t.numel() and not t.any():
+        elif t.numel() == 0:
+            problems.append(f"{name}: empty (a sharded parameter saved without gathering)")
+        elif t.ndim >= 2 and not t.any() and not _listed(name, zero_at_start):
             problems.append(f"{name}: all zeros")
     return problems
 
@@ -130,7 +138,13 @@ def generate_probe(model, processor, prompts: list[tuple[str, list]], *, max_new
     return samples
 
 
-def check_saved_model(folder: Path, processor, prompt: tuple[str, list] | None) -> list[str]:
+def zero_parameters(model) -> set[str]:
+    """Names of the parameters that are all zeros (before training: the ones :func:`check_weights` excuses)."""
+    return {name for name, p in model.named_parameters() if p.ndim >= 2 and p.numel() and not p.any()}
+
+
+def check_saved_model(folder: Path, processor, prompt: tuple[str, list] | None,
+                      zero_at_start: set[str] = frozenset()) -> list[str]:
     """Problems of a saved model folder: its weight files (:func:`check_weights`), then, when it holds a full
     model, whether it loads with ``from_pretrained`` and generates. Empty list when healthy."""
     from safetensors.torch import load_file
@@ -142,7 +156,7 @@ def check_saved_model(folder: Path, processor, prompt: tuple[str, list] | None) 
         return [f"{folder}: no .safetensors weights"]
     problems = []
     for path in files:
-        problems += [f"{path.name}: {p}" for p in check_weights(load_file(path))]
+        problems += [f"{path.name}: {p}" for p in check_weights(load_file(path), zero_at_start)]
     if problems or not (folder / "config.json").exists():
         return problems
     try:

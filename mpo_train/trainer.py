@@ -31,7 +31,7 @@ from mmpr.testing import resolve_model
 from mpo_train.config import TrainConfig
 from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pairs, prepare
 from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_keepalive
-from mpo_train.health import TrendWatch, check_saved_model, generate_probe, probe_scores
+from mpo_train.health import TrendWatch, check_saved_model, generate_probe, probe_scores, zero_parameters
 from mpo_train.losses import RewardMean, mpo_loss
 from mpo_train.metrics import MetricsLog
 from mpo_train.reference import CachedReference, LoraBaseReference, OnlineReference, model_identity, precompute
@@ -68,6 +68,7 @@ class Run:
     ref_model: Any
     watch: TrendWatch
     probe: list[tuple[str, list]]
+    zero_at_start: set[str]
     train_set: PairDataset | None = None
     eval_set: PairDataset | None = None
     train_loader: Any = None
@@ -285,7 +286,8 @@ class Trainer:
         reference, ref_model = self._reference(path, policy)
         run = Run(processor=processor, data=data, encoder=encoder, prepared=prepared, train_idx=train_idx,
                   eval_idx=eval_idx, policy=policy, reference=reference, ref_model=ref_model,
-                  watch=TrendWatch(beta=cfg.beta), probe=self._probe_prompts(data, eval_idx))
+                  watch=TrendWatch(beta=cfg.beta), probe=self._probe_prompts(data, eval_idx),
+                  zero_at_start=zero_parameters(policy))
         self._loaders(run)
         self._optimizer(run)
         self._prepare(run)
@@ -405,7 +407,8 @@ class Trainer:
             self._checkpoint(run.state)
         final_dir = self._save_final(run.policy, run.processor)
         if acc.is_main_process:
-            problems = check_saved_model(final_dir, run.processor, run.probe[0] if run.probe else None)
+            problems = check_saved_model(final_dir, run.processor, run.probe[0] if run.probe else None,
+                                         run.zero_at_start)
             if problems:
                 raise RuntimeError(f"the saved model in {final_dir} failed its check: " + "; ".join(problems))
             self._say(f"saved model checked: {final_dir} (weights finite and non-zero, loads and generates)")

@@ -68,8 +68,14 @@ def test_vision_keepalive_is_a_zero_that_reaches_the_vision_tower(tiny_model_dir
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["llava", "internvl"])
-def test_flex_attention_block_mask_equals_plain(tiny_model_dir, pair_dataset, family):
-    """Forward only: torch's CPU flex attention has no backward; on CPU it serves the reference pass."""
+def test_flex_attention_block_mask_equals_plain(tiny_model_dir, pair_dataset, family, tmp_path):
+    """Forward only: torch's CPU flex attention has no backward; on CPU it serves the reference pass, which is
+    checked here too."""
+    from accelerate import PartialState
+
+    from mpo_train.data import PairDataset
+    from mpo_train.reference import precompute
+
     flex, encoder = _setup(tiny_model_dir, family, "flex_attention")
     plain_model, _ = _setup(tiny_model_dir, family)
     pairs = [encoder.encode(i, pair_dataset[i]) for i in range(len(pair_dataset))]
@@ -77,6 +83,11 @@ def test_flex_attention_block_mask_equals_plain(tiny_model_dir, pair_dataset, fa
         packed, plain = packed_logps(flex, pairs), plain_logps(plain_model, pairs)
     torch.testing.assert_close(packed.chosen, plain.chosen, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(packed.rejected, plain.rejected, atol=1e-4, rtol=1e-5)
+    table = precompute(flex, PairDataset(pair_dataset, encoder, list(range(len(pairs)))), [0, 1, 2],
+                       cache=tmp_path / "ref.json", batch_size=3, logps=SequenceLogps("packed"),
+                       accelerator=PartialState())
+    torch.testing.assert_close(torch.tensor([table[i] for i in range(3)]),
+                               torch.stack([plain.chosen, plain.rejected], dim=1), atol=1e-4, rtol=1e-5)
 
 
 def test_qwen2_vl_refuses_flex_attention_in_this_transformers(tiny_model_dir):

@@ -45,7 +45,10 @@ def test_check_weights_finds_zeroed_and_nan_matrices():
     assert check_weights(good) == []
     problems = check_weights({"w": torch.zeros(3, 3), "v": torch.tensor([[1.0, float("nan")]])})
     assert problems == ["w: all zeros", "v: NaN or inf values"]
+    assert check_weights({"vision.cls_token": torch.zeros(1, 1, 4)}, {"model.vision.cls_token"}) == [], \
+        "zero before training (frozen) is no finding"
     assert check_weights({}) == ["no tensors"]
+    assert check_weights({"w": torch.empty(0)}) == ["w: empty (a sharded parameter saved without gathering)"]
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf")])
