@@ -1,12 +1,18 @@
 """MPO training speed and memory: TRL's DPOTrainer vs mpo_train on the same tiny VLM, pairs and loss.
 
 Both train a Qwen2-VL (random weights, fp32, CPU) with loss = 0.8 sigmoid + 0.2 bco_pair + 1.0 sft, beta 0.1,
-4 pairs per step, an online reference model, on image-heavy pairs (prompt tokens >= 2x response tokens, as in
-MMPR). Each run is a fresh process, so its peak RSS is its own. Reported: pairs/s over the steps after warm-up
-(median of per-step rates), peak memory, and the ratios; plus mpo_train with precomputed reference log-probs.
+an online reference model, at 1, 2, 4 and 8 pairs per micro-batch, on pairs of one of two shapes:
 
-    .venv/bin/python benchmarks/train_vs_trl.py                 # ~5 minutes on 2 cores
-    .venv/bin/python benchmarks/train_vs_trl.py --steps 12 --pairs 48
+- ``toy``: a 392x308 image (154 image tokens), 20-40-word responses;
+- ``mmpr``: MMPR's proportions (paper: question ~80 tokens, chosen ~300, rejected ~350, images of 1,000+
+  tokens): an 896x896 image (1,024 image tokens), an 80-token question, 300- and 350-token responses.
+
+Each run is a fresh process, so its peak RSS is its own. Reported per shape and micro-batch size: pairs/s over
+the steps after warm-up (median of per-step rates), peak memory, the ratios to TRL; mpo_train with precomputed
+reference log-probs (training steps only), and the speed of its reference pass itself (pairs/s).
+
+    .venv/bin/python benchmarks/train_vs_trl.py --shape toy --batches 4      # a minute or two on 2 cores
+    .venv/bin/python benchmarks/train_vs_trl.py --shape toy mmpr             # the README table
 """
 
 from __future__ import annotations
@@ -23,40 +29,73 @@ import tempfile
 import time
 from pathlib import Path
 
-BATCH = 4
-WARMUP = 3
+WARMUP = 2
+SHAPES = {
+    # image size, LM tokens per image (upper bound), question / chosen / rejected lengths
+    "toy": {"image": (392, 308), "max_image_tokens": 256, "question": None, "chosen": None, "rejected": None,
+            "max_length": 1024},
+    "mmpr": {"image": (896, 896), "max_image_tokens": 1024, "question": 80, "chosen": 300, "rejected": 350,
+             "max_length": 2048},
+}
+WORDS = ("the red circle is left of the blue square so we count each shape once and add them then check the "
+         "total against the figure because two of the shapes overlap").split()
 
 
-def make_inputs(root: Path, n_pairs: int) -> tuple[Path, Path]:
-    """A tiny Qwen2-VL that takes ~150 tokens per image, and an mmpr dataset of ``n_pairs`` pairs, exported for
-    TRL as well (same pairs, same images)."""
+def _text(rng: random.Random, tokenizer, tokens: int) -> str:
+    """Random words from WORDS, about ``tokens`` tokens long under ``tokenizer``."""
+    words, count = [], 0
+    while count < tokens:
+        word = rng.choice(WORDS)
+        count += len(tokenizer(" " + word, add_special_tokens=False)["input_ids"])
+        words.append(word)
+    return " ".join(words)
+
+
+def make_inputs(root: Path, n_pairs: int, shape: str) -> dict:
+    """A tiny Qwen2-VL and an mmpr dataset of ``n_pairs`` pairs of ``shape``, exported for TRL as well (same
+    pairs, same images). Returns the measured token counts of the first pair."""
+    from transformers import AutoProcessor
+
     from mmpr.dataset_writer import SubsetInput, write_dataset
     from mmpr.export import export
     from mmpr.schemas import PreferencePair
     from mmpr.testing import tiny_images, tiny_vlm
+    from mpo_train.data import PairEncoder
 
-    model = tiny_vlm(root / "model", "qwen2_vl", hidden=128, layers=4, max_image_tokens=256)
+    spec = SHAPES[shape]
+    model = tiny_vlm(root / "model", "qwen2_vl", hidden=128, layers=4, max_image_tokens=spec["max_image_tokens"])
+    tokenizer = AutoProcessor.from_pretrained(model).tokenizer
     rng = random.Random(0)
     (root / "images").mkdir()
     paths = []
-    for i, img in enumerate(tiny_images(16, size=(392, 308))):  # 14 x 11 merged patches = 154 image tokens
+    for i, img in enumerate(tiny_images(16, size=spec["image"])):
         img.save(root / "images" / f"{i}.png")
         paths.append(str(root / "images" / f"{i}.png"))
-    words = "the red circle is left of the blue square so we count each shape once and add them".split()
     pairs = []
     for i in range(n_pairs):
         k = rng.randrange(10)
-        chosen = " ".join(rng.choice(words) for _ in range(rng.randint(20, 40))) + f". Final answer: {k}"
-        rejected = " ".join(rng.choice(words) for _ in range(rng.randint(20, 40))) + f". Final answer: {k + 1}"
-        pairs.append(PreferencePair(id=f"p{i}", subset="bench", question=f"How many shapes are in the figure? ({i})",
-                                    images=[paths[i % len(paths)]], chosen=chosen, rejected=rejected,
-                                    kind="correctness", source="bench"))
+        if spec["question"] is None:
+            question = f"How many shapes are in the figure? ({i})"
+            chosen = " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 40)))
+            rejected = " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 40)))
+        else:
+            question = f"({i}) " + _text(rng, tokenizer, spec["question"]) + "? How many shapes are there?"
+            chosen = _text(rng, tokenizer, spec["chosen"])
+            rejected = _text(rng, tokenizer, spec["rejected"])
+        pairs.append(PreferencePair(id=f"p{i}", subset="bench", question=question, images=[paths[i % len(paths)]],
+                                    chosen=chosen + f". Final answer: {k}", rejected=rejected + f". Final answer: "
+                                    f"{k + 1}", kind="correctness", source="bench"))
     write_dataset(root / "mmpr", [SubsetInput("bench", pairs)], name="bench")
     export(root / "mmpr", "trl", root / "trl", progress=False)
-    return model, root
+    from PIL import Image
+
+    encoder = PairEncoder(AutoProcessor.from_pretrained(model), max_length=spec["max_length"])
+    first = encoder.encode(0, {"question": pairs[0].question, "images": [Image.open(paths[0])],
+                               "chosen": pairs[0].chosen, "rejected": pairs[0].rejected})
+    return {"prompt": len(first.prompt), "chosen": len(first.chosen), "rejected": len(first.rejected)}
 
 
-def run_trl(root: Path, steps: int) -> list[float]:
+def run_trl(root: Path, steps: int, batch: int) -> list[float]:
     from datasets import load_dataset
     from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
     from trl import DPOConfig, DPOTrainer
@@ -71,7 +110,7 @@ def run_trl(root: Path, steps: int) -> list[float]:
     ref = AutoModelForImageTextToText.from_pretrained(root / "model", dtype="float32")
     processor = AutoProcessor.from_pretrained(root / "model")
     args = DPOConfig(output_dir=str(root / "trl-out"), loss_type=["sigmoid", "bco_pair", "sft"],
-                     loss_weights=[0.8, 0.2, 1.0], beta=0.1, per_device_train_batch_size=BATCH, max_steps=steps,
+                     loss_weights=[0.8, 0.2, 1.0], beta=0.1, per_device_train_batch_size=batch, max_steps=steps,
                      learning_rate=1e-5, lr_scheduler_type="constant", warmup_steps=0, logging_steps=1000,
                      save_strategy="no", report_to=[], bf16=False, use_cpu=True, gradient_checkpointing=False,
                      dataloader_num_workers=0, max_length=None, seed=0)
@@ -82,61 +121,88 @@ def run_trl(root: Path, steps: int) -> list[float]:
     return stamps
 
 
-def run_ours(root: Path, steps: int, reference: str) -> list[float]:
+def run_ours(root: Path, steps: int, batch: int, reference: str, max_length: int) -> tuple[list[float], float | None]:
+    """Seconds per step, and the reference pass's pairs/s (precomputed reference only)."""
     from mpo_train.config import TrainConfig
     from mpo_train.trainer import Trainer
 
-    out = root / f"ours-{reference}"
+    timed: dict[str, float] = {}
+    real = Trainer._precompute_reference
+
+    def precompute_timed(self, run, path):
+        started = time.perf_counter()
+        real(self, run, path)
+        timed["seconds"], timed["pairs"] = time.perf_counter() - started, len(run.train_set.ref)
+
+    Trainer._precompute_reference = precompute_timed
+    out = root / f"ours-{reference}-{batch}"
     cfg = TrainConfig(model=str(root / "model"), data=[str(root / "mmpr")], output_dir=out, precision="fp32",
-                      gradient_checkpointing=False, num_workers=0, per_device_batch_size=BATCH, max_steps=steps,
+                      gradient_checkpointing=False, num_workers=0, per_device_batch_size=batch, max_steps=steps,
                       learning_rate=1e-5, lr_scheduler="constant", warmup_ratio=0.0, reference=reference,
-                      max_length=1024, save_steps=None, seed=0)
+                      max_length=max_length, save_steps=None, seed=0, probe_prompts=0)
     Trainer(cfg, progress=False).train()
     rates = [json.loads(line)["pairs_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [BATCH / r for r in rates]
+    reference_rate = timed["pairs"] / timed["seconds"] if timed else None
+    return [batch / r for r in rates], reference_rate
 
 
-def measure(kind: str, root: Path, steps: int) -> None:
+def measure(kind: str, root: Path, steps: int, batch: int, max_length: int) -> None:
+    reference_rate = None
     if kind == "trl":
-        stamps = run_trl(root, steps)
+        stamps = run_trl(root, steps, batch)
         seconds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     else:
-        seconds = run_ours(root, steps, "precomputed" if kind == "ours-precomputed" else "online")
-    rate = BATCH / statistics.median(seconds[WARMUP:])
-    print(json.dumps({"kind": kind, "pairs_per_s": rate, "peak_rss_mb": resource.getrusage(
-        resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        seconds, reference_rate = run_ours(root, steps, batch, "precomputed" if kind == "ours-precomputed"
+                                           else "online", max_length)
+    rate = batch / statistics.median(seconds[WARMUP:])
+    print(json.dumps({"kind": kind, "pairs_per_s": rate, "reference_pairs_per_s": reference_rate,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def _run(kind: str, root: str, steps: int, batch: int, max_length: int, env: dict) -> dict:
+    run = subprocess.run([sys.executable, __file__, "--measure", kind, root, str(steps), str(batch),
+                          str(max_length)], capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        raise SystemExit(f"{kind} (batch {batch}) failed:\n{run.stderr[-4000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=15)
-    parser.add_argument("--pairs", type=int, default=60)
-    parser.add_argument("--measure", nargs=3, metavar=("KIND", "ROOT", "STEPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--shape", nargs="+", choices=sorted(SHAPES), default=["toy"])
+    parser.add_argument("--batches", default="1,2,4,8", help="pairs per micro-batch, comma-separated")
+    parser.add_argument("--steps", type=int, default=6, help=f"steps per run, the first {WARMUP} not measured "
+                        "(the median of the rest)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--measure", nargs=5, metavar=("KIND", "ROOT", "STEPS", "BATCH", "MAX_LENGTH"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        kind, root, steps = args.measure
-        measure(kind, Path(root), int(steps))
+        kind, root, steps, batch, max_length = args.measure
+        measure(kind, Path(root), int(steps), int(batch), int(max_length))
         return
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        make_inputs(Path(tmp), args.pairs)
-        for kind in ("trl", "ours", "ours-precomputed"):
-            run = subprocess.run([sys.executable, __file__, "--measure", kind, tmp, str(args.steps)],
-                                 capture_output=True, text=True, env=env)
-            if run.returncode != 0:
-                raise SystemExit(f"{kind} failed:\n{run.stderr[-4000:]}")
-            results[kind] = json.loads(run.stdout.strip().splitlines()[-1])
-    print(f"{'trainer':<34}{'pairs/s':>9}{'peak RSS MB':>13}")
-    names = {"trl": "TRL DPOTrainer (online reference)", "ours": "mpo_train (online reference)",
-             "ours-precomputed": "mpo_train (precomputed reference)"}
-    for kind, r in results.items():
-        print(f"{names[kind]:<34}{r['pairs_per_s']:>9.2f}{r['peak_rss_mb']:>13.0f}")
-    trl = results["trl"]
-    for kind in ("ours", "ours-precomputed"):
-        r = results[kind]
-        print(f"{names[kind]} vs TRL: {r['pairs_per_s'] / trl['pairs_per_s']:.2f}x pairs/s, "
-              f"{r['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x peak memory")
+    batches = [int(b) for b in args.batches.split(",")]
+    results = []
+    print("| shape | pairs / micro-batch | TRL pairs/s | online: pairs/s (vs TRL) | precomputed: pairs/s (vs TRL) "
+          "| peak memory online vs TRL | reference pass pairs/s |")
+    print("|---|---|---|---|---|---|---|")
+    for shape in args.shape:
+        with tempfile.TemporaryDirectory() as tmp:
+            tokens = make_inputs(Path(tmp), max(batches) * args.steps, shape)
+            print(f"<!-- {shape}: {tokens} tokens (prompt with image / chosen / rejected) -->", flush=True)
+            for batch in batches:
+                row = {kind: _run(kind, tmp, args.steps, batch, SHAPES[shape]["max_length"], env)
+                       for kind in ("trl", "ours", "ours-precomputed")}
+                trl, ours, pre = row["trl"], row["ours"], row["ours-precomputed"]
+                print(f"| {shape} | {batch} | {trl['pairs_per_s']:.2f} | {ours['pairs_per_s']:.2f} "
+                      f"({ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x) | {pre['pairs_per_s']:.2f} "
+                      f"({pre['pairs_per_s'] / trl['pairs_per_s']:.2f}x) | "
+                      f"{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x | {pre['reference_pairs_per_s']:.2f} |",
+                      flush=True)
+                results.append({"shape": shape, "batch": batch, "tokens": tokens, **row})
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -82,8 +82,14 @@ class TrainConfig(BaseModel):
     eval_fraction: float = Field(default=0.0, ge=0, lt=1, description="Share of pairs held out to measure reward "
                                  "accuracy.")
     eval_steps: int | None = Field(default=None, ge=1, description="Evaluate every this many steps (and at the end).")
+    probe_prompts: int = Field(default=4, ge=0, description="Held-out prompts (eval_fraction) answered greedily "
+                               "with the CoT prompt every eval_steps: unparsable rate, length and repetition logged, "
+                               "samples written to probe/.")
+    probe_max_new_tokens: int = Field(default=256, ge=1)
     logging_steps: int = Field(default=1, ge=1)
-    save_steps: int | None = Field(default=500, ge=1, description="Checkpoint every this many optimizer steps.")
+    save_steps: int | None = Field(default=None, ge=1, description="Checkpoint (model, optimizer, "
+                                      "state) every this many optimizer steps and at the end; unset: no checkpoint "
+                                      "(the final model is always saved).")
     save_total_limit: int = Field(default=2, ge=1)
     report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
     run_name: str | None = None

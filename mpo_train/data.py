@@ -241,9 +241,11 @@ def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, wo
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """The kept rows, encoded on access (in DataLoader workers), with their reference log-probs if cached."""
+    """The kept rows, encoded on access (in DataLoader workers), with their reference log-probs (by dataset
+    row) when they were precomputed."""
 
-    def __init__(self, dataset, encoder: PairEncoder, indices: list[int], ref: torch.Tensor | None = None):
+    def __init__(self, dataset, encoder: PairEncoder, indices: list[int],
+                 ref: dict[int, tuple[float, float]] | None = None):
         self.dataset, self.encoder, self.indices, self.ref = dataset, encoder, indices, ref
 
     def __len__(self) -> int:
@@ -255,7 +257,7 @@ class PairDataset(torch.utils.data.Dataset):
         if isinstance(pair, Skip):
             raise RuntimeError(f"row {index} was prepared as usable but now fails: {pair.message}")
         if self.ref is not None:
-            pair.ref = (float(self.ref[i, 0]), float(self.ref[i, 1]))
+            pair.ref = self.ref.get(index)
         return pair
 
 

@@ -1,16 +1,32 @@
 """Sequence log-probs of chosen and rejected responses: one forward per micro-batch.
 
-**packed** (default): each pair is laid out as ``[prompt | chosen | rejected]`` with an attention mask that lets
-the chosen tokens see the prompt and themselves, and the rejected tokens see the prompt and themselves (not the
-chosen), and with positions that restart after the prompt (Qwen2-VL's 3-D mrope positions included). The
-image is encoded once and the prompt (image tokens + question, most of an MMPR pair) is computed once, where the
-usual two-sequence forward does both twice. All pairs of a micro-batch go in one row.
+**packed** (default): each pair is one row ``[prompt | chosen | rejected]`` of a padded batch, with a per-row
+attention mask that lets the chosen tokens see the prompt and themselves, and the rejected tokens see the prompt
+and themselves (not the chosen), and with positions that restart after the prompt (Qwen2-VL's 3-D mrope
+positions included). The image is encoded once and the prompt (image tokens + question, most of an MMPR pair) is
+computed once, where the usual two-sequence forward does both twice. Pairs never attend to each other, so the
+cost grows linearly with the number of pairs in the micro-batch (a row is as long as one pair).
+
+The rows are aligned: prompts are left-padded to end at the same column and the chosen region is padded to the
+longest chosen response, so the positions that predict response tokens are the same columns in every row and
+``logits_to_keep`` computes logits only there (and at the padding inside the response regions).
+
+Attention backends (``attn_implementation``) that take the per-row mask:
+
+- ``sdpa``: a boolean [B, 1, L, L] mask; memory B x L^2 bits, the default on CPU and a good choice on GPU.
+- ``eager``: the same mask as additive floats; the slowest, for debugging and models without sdpa.
+- ``flex_attention``: a block-sparse ``BlockMask`` built from the [prompt | chosen | rejected] segments: blocks
+  that are fully masked (chosen x rejected, the padding, the upper triangle) are skipped, nothing of size L^2 is
+  materialised, and the kernel is compiled for the GPU. The backend to pick on a GPU for long MMPR rows. On CPU
+  (torch 2.13) its forward runs and matches sdpa, but its backward raises ``NotImplementedError``: there it
+  serves the reference pass only.
+
+Flash-attention backends take no custom mask: they fall back to **plain**.
 
 **plain**: ``[prompt | chosen]`` and ``[prompt | rejected]`` as two rows (the image encoded twice): the reference
 the packed layout is checked against, and the fallback for attention backends that take no custom mask.
 
-Only the logits at the positions that predict response tokens are computed (``logits_to_keep``), and their
-log-softmax is recomputed in backward chunk by chunk instead of being stored in float32.
+Log-softmax over the kept logits is recomputed in backward chunk by chunk instead of being stored in float32.
 """
 
 from __future__ import annotations
@@ -25,8 +41,9 @@ from torch.utils.checkpoint import checkpoint
 from mpo_train.data import TEXT_KEYS, EncodedPair
 
 log = logging.getLogger(__name__)
-PACKED_BACKENDS = ("sdpa", "eager")
+PACKED_BACKENDS = ("sdpa", "eager", "flex_attention")
 _CHUNK = 2048
+PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3
 
 
 @dataclass
@@ -34,7 +51,7 @@ class Logps:
     chosen: torch.Tensor      # [B] summed log-probs of the chosen responses
     rejected: torch.Tensor    # [B]
     chosen_nll: torch.Tensor  # scalar: token-mean NLL of the chosen responses
-    tokens: int               # tokens the forward processed
+    tokens: int               # tokens the forward processed (padding included)
 
 
 def unwrap(model):
@@ -63,6 +80,10 @@ def _mm(pairs: list[EncodedPair], device, repeat: int = 1) -> dict[str, torch.Te
 def _image_token_id(model) -> int | None:
     config = unwrap(model).config
     return getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+
+
+def attention_backend(model) -> str:
+    return unwrap(model).config.get_text_config()._attn_implementation
 
 
 def _token_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -103,6 +124,75 @@ def _mrope_positions(base, pair: EncodedPair, image_token: int | None, device) -
     return positions[:, 0]
 
 
+@dataclass
+class PackedLayout:
+    """Where each pair's tokens sit in the aligned rows (see module doc); all tensors are [B, L] unless noted."""
+
+    input_ids: torch.Tensor
+    segments: torch.Tensor   # PROMPT / CHOSEN / REJECTED / PAD per column
+    columns: list[tuple[int, int, int, int]]  # per row: where the prompt, chosen, rejected start, and its end
+    keep: torch.Tensor       # [K] the columns whose logits are computed (same for every row)
+    targets: torch.Tensor    # [B, K] the token each kept column predicts, -1 where none
+
+
+def packed_layout(pairs: list[EncodedPair], pad_id: int) -> PackedLayout:
+    """Aligned rows ``[left pad | prompt | chosen | pad | rejected | pad]``: every prompt ends at column
+    ``P`` (the longest prompt), every rejected response starts at ``P + C`` (C the longest chosen response)."""
+    P = max(len(p.prompt) for p in pairs)
+    C = max(len(p.chosen) for p in pairs)
+    R = max(len(p.rejected) for p in pairs)
+    width = P + C + R
+    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+    segments = torch.full((len(pairs), width), PAD, dtype=torch.long)
+    targets = torch.full((len(pairs), C + R), -1, dtype=torch.long)
+    columns = []
+    for b, p in enumerate(pairs):
+        start = P - len(p.prompt)
+        ids[b, start:P] = torch.tensor(p.prompt)
+        ids[b, P:P + len(p.chosen)] = torch.tensor(p.chosen)
+        ids[b, P + C:P + C + len(p.rejected)] = torch.tensor(p.rejected)
+        segments[b, start:P] = PROMPT
+        segments[b, P:P + len(p.chosen)] = CHOSEN
+        segments[b, P + C:P + C + len(p.rejected)] = REJECTED
+        targets[b, :len(p.chosen)] = torch.tensor(p.chosen)
+        targets[b, C:C + len(p.rejected)] = torch.tensor(p.rejected)
+        columns.append((start, P, P + C, P + C + len(p.rejected)))
+    # the last prompt column predicts the first token of both responses
+    keep = torch.tensor([*range(P - 1, P + C - 1), P - 1, *range(P + C, P + C + R - 1)])
+    return PackedLayout(ids, segments, columns, keep, targets)
+
+
+def _allowed(segments: torch.Tensor) -> torch.Tensor:
+    """[B, L, L] booleans: a query sees earlier keys of the prompt and of its own segment (padding sees the
+    prompt and padding, so that no row of the mask is empty)."""
+    L = segments.shape[1]
+    causal = torch.ones(L, L, dtype=torch.bool, device=segments.device).tril()
+    q, k = segments[:, :, None], segments[:, None, :]
+    return causal & ((k == PROMPT) | (k == q))
+
+
+def _block_mask(segments: torch.Tensor):
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        q, k = segments[b, q_idx], segments[b, kv_idx]
+        return (kv_idx <= q_idx) & ((k == PROMPT) | (k == q))
+
+    B, L = segments.shape
+    return create_block_mask(mask_mod, B, None, L, L, device=segments.device)
+
+
+def packed_attention_mask(segments: torch.Tensor, backend: str, dtype: torch.dtype):
+    """The per-row mask in the form ``backend`` takes (see module doc)."""
+    if backend == "flex_attention":
+        return _block_mask(segments)
+    allow = _allowed(segments)[:, None]
+    if backend == "eager":
+        return torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill(~allow,
+                                                                                       torch.finfo(dtype).min)
+    return allow
+
+
 def packed_logps(model, pairs: list[EncodedPair]) -> Logps:
     """The packed forward (see module doc)."""
     inner = unwrap(model)
@@ -110,44 +200,31 @@ def packed_logps(model, pairs: list[EncodedPair]) -> Logps:
     image_token = _image_token_id(model)
     base = getattr(inner, "model", None)
     mrope = base is not None and hasattr(base, "get_rope_index")
-    ids, positions, keep, targets = [], [], [], []
-    offset = 0
-    n = sum(p.length for p in pairs)
-    allow = torch.zeros(n, n, dtype=torch.bool)
-    for p in pairs:
+    pad = getattr(inner.config.get_text_config(), "pad_token_id", None) or 0
+    layout = packed_layout(pairs, pad)
+    B, L = layout.input_ids.shape
+    positions = torch.zeros((3, B, L) if mrope else (B, L), dtype=torch.long, device=device)
+    for b, (p, (a, c, r, end)) in enumerate(zip(pairs, layout.columns, strict=True)):
         P, C, R = len(p.prompt), len(p.chosen), len(p.rejected)
-        a, c, r = offset, offset + P, offset + P + C
-        allow[a:c, a:c] = torch.ones(P, P, dtype=torch.bool).tril()
-        allow[c:r, a:c] = True
-        allow[c:r, c:r] = torch.ones(C, C, dtype=torch.bool).tril()
-        allow[r:r + R, a:c] = True
-        allow[r:r + R, r:r + R] = torch.ones(R, R, dtype=torch.bool).tril()
-        ids += p.prompt + p.chosen + p.rejected
         if mrope:
             pos = _mrope_positions(base, p, image_token, device)
-            positions.append(torch.cat([pos[:, :P + C], pos[:, P:P + R]], dim=1))
+            positions[:, b, a:c + C] = pos[:, :P + C]
+            positions[:, b, r:end] = pos[:, P:P + R]
         else:
-            positions.append(torch.cat([torch.arange(P + C), torch.arange(P, P + R)]).to(device))
-        # the last prompt token predicts the first token of both responses
-        keep += [*range(c - 1, r - 1), c - 1, *range(r, r + R - 1)]
-        targets += p.chosen + p.rejected
-        offset += p.length
-    input_ids = torch.tensor([ids], device=device)
-    backend = inner.config.get_text_config()._attn_implementation
-    if backend == "eager":
-        mask = torch.zeros(1, 1, n, n, dtype=next(inner.parameters()).dtype)
-        mask = mask.masked_fill(~allow, torch.finfo(mask.dtype).min).to(device)
-    else:
-        mask = allow[None, None].to(device)
-    position_ids = torch.cat(positions, dim=-1)[:, None] if mrope else torch.cat(positions)[None]
+            positions[b, a:c + C] = torch.arange(P + C, device=device)
+            positions[b, r:end] = torch.arange(P, P + R, device=device)
+    input_ids = layout.input_ids.to(device)
+    mask = packed_attention_mask(layout.segments.to(device), attention_backend(model), next(inner.parameters()).dtype)
     kwargs = _mm(pairs, device)
     if image_token is not None and _accepts(inner.forward, "mm_token_type_ids") and mrope:
         kwargs["mm_token_type_ids"] = (input_ids == image_token).long()
-    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                   logits_to_keep=torch.tensor(keep, device=device), use_cache=False, **kwargs).logits[0]
-    out = _reduce(_token_logps(logits, torch.tensor(targets, device=device)), [len(p.chosen) for p in pairs],
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                   logits_to_keep=layout.keep.to(device), use_cache=False, **kwargs).logits
+    targets = layout.targets.to(device)
+    valid = targets >= 0
+    out = _reduce(_token_logps(logits[valid], targets[valid]), [len(p.chosen) for p in pairs],
                   [len(p.rejected) for p in pairs])
-    out.tokens = n
+    out.tokens = B * L
     return out
 
 
@@ -200,7 +277,7 @@ class SequenceLogps:
 
     def _choose(self, model, pairs: list[EncodedPair]) -> None:
         self.checked = True
-        backend = unwrap(model).config.get_text_config()._attn_implementation
+        backend = attention_backend(model)
         if backend not in PACKED_BACKENDS:
             self._fall_back(f"attention backend {backend!r} takes no custom attention mask")
             return

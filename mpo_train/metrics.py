@@ -9,7 +9,10 @@ CURVES = [("loss", ["loss", "loss_pref", "loss_qual", "loss_gen"]),
           ("rewards", ["rewards_chosen", "rewards_rejected", "rewards_margin", "delta"]),
           ("reward accuracy", ["rewards_accuracy", "eval_rewards_accuracy"]),
           ("gradient norm", ["grad_norm"]),
-          ("learning rate", ["lr"])]
+          ("learning rate", ["lr"]),
+          ("response log-probs", ["logps_chosen", "logps_rejected"]),
+          ("generation probe", ["probe_unparsable_rate", "probe_repetition"]),
+          ("probe length (tokens)", ["probe_mean_length"])]
 
 
 class MetricsLog:
@@ -52,7 +55,8 @@ class MetricsLog:
                     ax.plot(*zip(*points, strict=True), label=key, marker="." if len(points) < 30 else None)
             ax.set_title(title)
             ax.set_xlabel("step")
-            ax.legend(fontsize=7)
+            if ax.lines:
+                ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(png, dpi=110)

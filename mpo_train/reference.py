@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from mmpr.io import atomic_path
+from mmpr.io import atomic_write_text
 from mpo_train.data import EncodedPair, PairDataset, collate
 from mpo_train.forward import SequenceLogps
 
@@ -65,33 +65,45 @@ class CachedReference:
         return values[:, 0], values[:, 1]
 
 
-@torch.no_grad()
-def precompute(model, dataset: PairDataset, *, cache: Path, batch_size: int, logps: SequenceLogps, accelerator,
-               progress: bool = True) -> torch.Tensor:
-    """Reference log-probs of every pair of ``dataset`` as a [N, 2] tensor (chosen, rejected), computed once
-    (each rank a share) and cached at ``cache``; a later run with the same data, encoding and reference weights
-    reads the cache instead."""
+def load_table(cache: Path) -> dict[int, tuple[float, float]]:
+    """A cache of reference log-probs: dataset row -> (chosen, rejected)."""
+    if not cache.exists():
+        return {}
+    return {int(k): (float(c), float(r)) for k, (c, r) in json.loads(cache.read_text()).items()}
+
+
+@torch.inference_mode()
+def precompute(model, dataset: PairDataset, positions: list[int], *, cache: Path, batch_size: int,
+               logps: SequenceLogps, accelerator, num_workers: int = 0, progress: bool = True
+               ) -> dict[int, tuple[float, float]]:
+    """Reference log-probs of the pairs at ``positions`` of ``dataset`` (this rank's share: the pairs it will
+    train on), keyed by dataset row. The cache at ``cache`` holds every pair scored so far by any run with the
+    same data, encoding and reference weights: only the pairs missing from it are scored (so a run scores the
+    pairs its ``max_steps`` use, and a later, longer run the rest), then it is rewritten with the union.
+
+    Speed: the pairs are encoded by DataLoader workers while the model runs, in batches, under inference mode.
+    """
+    from accelerate.utils import gather_object
+    from torch.utils.data import DataLoader, Subset
     from tqdm import tqdm
 
-    if cache.exists():
-        return torch.load(cache)
-    rank, world = accelerator.process_index, accelerator.num_processes
+    table = load_table(cache)
+    missing = sorted({p for p in positions if dataset.indices[p] not in table})
     mine: list[tuple[int, float, float]] = []
-    positions = list(range(rank, len(dataset), world))
-    bar = tqdm(total=len(positions), desc="reference log-probs", disable=not progress or rank != 0, unit="pair")
-    for start in range(0, len(positions), batch_size):
-        chunk = positions[start:start + batch_size]
-        pairs = collate([dataset[i] for i in chunk])
-        out = logps(model, pairs)
-        mine += [(i, float(c), float(r)) for i, c, r in zip(chunk, out.chosen, out.rejected, strict=True)]
-        bar.update(len(chunk))
-    bar.close()
-    from accelerate.utils import gather_object
-
-    rows = sorted(gather_object(mine))
-    values = torch.tensor([[c, r] for _, c, r in rows], dtype=torch.float32)
-    if accelerator.is_main_process:
-        with atomic_path(cache) as tmp:
-            torch.save(values, tmp)
+    if missing:
+        loader = DataLoader(Subset(dataset, missing), batch_size=batch_size, collate_fn=collate,
+                            num_workers=num_workers)
+        bar = tqdm(total=len(missing), desc="reference log-probs", unit="pair",
+                   disable=not progress or not accelerator.is_main_process)
+        for pairs in loader:
+            out = logps(model, pairs)
+            mine += [(p.index, float(c), float(r)) for p, c, r in zip(pairs, out.chosen, out.rejected, strict=True)]
+            bar.update(len(pairs))
+        bar.close()
+    rows = gather_object(mine) if accelerator.num_processes > 1 else mine
+    if rows:
+        table.update({i: (c, r) for i, c, r in rows})
+        if accelerator.is_main_process:
+            atomic_write_text(cache, json.dumps({str(i): list(v) for i, v in sorted(table.items())}))
     accelerator.wait_for_everyone()
-    return values
+    return table

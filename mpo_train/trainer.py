@@ -1,6 +1,9 @@
 """The training loop on accelerate: one process per device, DDP / DeepSpeed / FSDP from the accelerate config.
 
-It reads top to bottom: data -> models -> reference -> optimizer -> (resume) -> loop -> final save. Where it
+``Trainer.train`` reads top to bottom: set up (data -> models -> loaders -> optimizer -> accelerate -> resume ->
+reference log-probs of the pairs the run will use), the loop (micro-step, then per optimizer step: metrics,
+health trends, evaluation + generation probe, checkpoint), finish (final evaluation, save, check of the saved
+model, curves, card). Where it
 departs from the paper's reference run (arXiv 2411.10442): the BCO delta is checkpointed (the reference code
 resets it on resume); the image is encoded once per pair and the prompt computed once (packed forward); the
 reference log-probs can be precomputed for image data; the model is any processor-based VLM in transformers.
@@ -17,17 +20,20 @@ import random
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from mmpr.errors import NothingMade
 from mmpr.io import atomic_write_text
 from mmpr.model_ref import resolve_model
 from mmpr.problems import ProblemLog
 from mpo_train.config import TrainConfig
 from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pairs, prepare
 from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_keepalive
+from mpo_train.health import TrendWatch, check_saved_model, generate_probe, probe_scores, zero_parameters
 from mpo_train.losses import RewardMean, mpo_loss
 from mpo_train.metrics import MetricsLog
 from mpo_train.reference import CachedReference, LoraBaseReference, OnlineReference, model_identity, precompute
@@ -47,6 +53,39 @@ class TrainResult:
     final_dir: Path
     metrics: dict[str, float]
     eval_metrics: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """What one training run holds, filled in by the setup steps of :meth:`Trainer.train`."""
+
+    processor: Any
+    data: Any
+    encoder: PairEncoder
+    prepared: Prepared
+    train_idx: list[int]
+    eval_idx: list[int]
+    policy: Any
+    reference: Any
+    ref_model: Any
+    watch: TrendWatch
+    probe: list[tuple[str, list]]
+    zero_at_start: set[str]
+    train_set: PairDataset | None = None
+    eval_set: PairDataset | None = None
+    train_loader: Any = None
+    eval_loader: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    total_steps: int = 0
+    delta: RewardMean = field(default_factory=RewardMean)
+    keepalive: dict | None = None
+    metrics_log: MetricsLog | None = None
+    state: dict = field(default_factory=lambda: {"global_step": 0, "epoch": 0, "batches_in_epoch": 0})
+    last: dict[str, float] = field(default_factory=dict)
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def freeze(model, *, vision: bool, projector: bool) -> int:
@@ -142,32 +181,104 @@ class Trainer:
                                                      target_modules=cfg.lora.target_modules))
         return model
 
-    def _reference(self, path: str, policy, data, encoder, train_idx, eval_idx):
-        """Returns (reference callable, train ref tensor or None, eval ref tensor or None)."""
+    def _reference(self, path: str, policy):
+        """The reference callable, and the frozen reference model when the log-probs are precomputed (scored by
+        :meth:`_precompute_reference` once the data order is known, then dropped)."""
         cfg, acc = self.cfg, self.accelerator
         if cfg.reference == "lora_base":
-            return LoraBaseReference(policy, self.logps), None, None
+            return LoraBaseReference(policy, self.logps), None
         ref_model = self._load_model(path, trainable=False).to(acc.device)
         if cfg.reference == "online":
-            return OnlineReference(ref_model, self.logps), None, None
-        identity = model_identity(path, ref_model.config)
-        tables = []
-        for name, indices in (("train", train_idx), ("eval", eval_idx)):
-            if not indices:
-                tables.append(None)
-                continue
-            key = cache_key(data._fingerprint, indices, encoder.fingerprint(), identity, cfg.forward)
-            tables.append(precompute(ref_model, PairDataset(data, encoder, indices), batch_size=max(
-                cfg.per_device_batch_size, 1), cache=self.cache_dir / f"reference-{name}-{key}.pt",
-                logps=self.logps, accelerator=acc, progress=self.progress))
-        del ref_model
-        gc.collect()
-        return CachedReference(acc.device), tables[0], tables[1]
+            return OnlineReference(ref_model, self.logps), None
+        return CachedReference(acc.device), ref_model
 
-    # -------------------------------------------------------------------------------------------------- train
-    def train(self) -> TrainResult:
+    def _loaders(self, run: Run) -> None:
         from torch.utils.data import DataLoader
-        from transformers import AutoProcessor, get_scheduler
+
+        cfg = self.cfg
+        ref = {} if run.ref_model is not None else None
+        run.train_set = PairDataset(run.data, run.encoder, run.train_idx, ref)
+        run.eval_set = PairDataset(run.data, run.encoder, run.eval_idx, ref)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        run.train_loader = DataLoader(run.train_set, shuffle=True, batch_size=cfg.per_device_batch_size,
+                                      collate_fn=collate, num_workers=cfg.num_workers, generator=generator)
+        run.eval_loader = DataLoader(run.eval_set, batch_size=cfg.per_device_batch_size, collate_fn=collate,
+                                     num_workers=cfg.num_workers) if run.eval_idx else None
+
+    def _optimizer(self, run: Run) -> None:
+        from transformers import get_scheduler
+
+        cfg, acc = self.cfg, self.accelerator
+        run.optimizer = torch.optim.AdamW(_param_groups(run.policy, cfg.weight_decay), lr=cfg.learning_rate,
+                                          betas=cfg.adam_betas, eps=cfg.adam_eps)
+        batches = math.ceil(len(run.train_loader) / acc.num_processes)
+        run.total_steps = cfg.max_steps or math.ceil(batches / cfg.gradient_accumulation_steps) * cfg.num_epochs
+        run.scheduler = get_scheduler(
+            cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup", run.optimizer,
+            num_warmup_steps=int(cfg.warmup_ratio * run.total_steps) * acc.num_processes,
+            num_training_steps=run.total_steps * acc.num_processes)
+
+    def _prepare(self, run: Run) -> None:
+        """Hand the model, optimizer, loaders and scheduler to accelerate (DDP / DeepSpeed / FSDP wrapping)."""
+        acc = self.accelerator
+        run.policy, run.optimizer, run.train_loader, run.scheduler = acc.prepare(
+            run.policy, run.optimizer, run.train_loader, run.scheduler)
+        if run.eval_loader is not None:
+            run.eval_loader = acc.prepare(run.eval_loader)
+        if isinstance(run.reference, OnlineReference):
+            run.reference.model = acc.prepare_model(run.reference.model, evaluation_mode=True)
+        elif isinstance(run.reference, LoraBaseReference):
+            run.reference.policy = run.policy
+        acc.register_for_checkpointing(run.delta)
+
+    def _resume(self, run: Run) -> None:
+        resume_from = latest_checkpoint(self.output_dir)
+        if resume_from is not None:
+            self.accelerator.load_state(str(resume_from))
+            run.state = json.loads((resume_from / STATE_FILE).read_text())
+            self._say(f"resumed from {resume_from} (step {run.state['global_step']}, delta {run.delta.value:.4f})")
+
+    def _positions_to_train(self, run: Run) -> list[int]:
+        """Dataset positions of the micro-batches this rank will train on, from the resume point to the last step
+        (the loader's seeded order, read from its batch sampler without loading any pair)."""
+        accum = self.cfg.gradient_accumulation_steps
+        remaining = run.total_steps - run.state["global_step"]
+        epoch, skip = run.state["epoch"], run.state["batches_in_epoch"]
+        used: set[int] = set()
+        while remaining > 0:
+            run.train_loader.set_epoch(epoch)
+            batches = list(run.train_loader.batch_sampler)
+            take = min(len(batches) - skip, remaining * accum)
+            for batch in batches[skip:skip + take]:
+                used.update(batch)
+            if take >= len(batches):  # a whole epoch: every pair of this rank
+                break
+            remaining -= math.ceil(take / accum)
+            epoch, skip = epoch + 1, 0
+        return sorted(used)
+
+    def _precompute_reference(self, run: Run, path: str) -> None:
+        """Score the pairs this run will use with the frozen reference (see ``reference.precompute``), then free it."""
+        cfg, acc = self.cfg, self.accelerator
+        identity = model_identity(path, run.ref_model.config)
+        key = cache_key(run.data._fingerprint, run.encoder.fingerprint(), identity, cfg.forward, cfg.precision)
+        cache = self.cache_dir / f"reference-{key}.json"
+        started = time.perf_counter()
+        needed = [(run.train_set, self._positions_to_train(run))]
+        if run.eval_loader is not None:
+            needed.append((run.eval_set, sorted({i for batch in run.eval_loader.batch_sampler for i in batch})))
+        for dataset, positions in needed:
+            table = precompute(run.ref_model, dataset, positions, cache=cache, batch_size=cfg.per_device_batch_size,
+                               logps=self.logps, accelerator=acc, num_workers=cfg.num_workers, progress=self.progress)
+            dataset.ref.update(table)
+        self._say(f"reference log-probs of the {sum(len(p) for _, p in needed)} pairs this run uses (this rank) "
+                  f"ready in {time.perf_counter() - started:.1f}s; cache {cache.name}: {len(table)} pairs")
+        run.ref_model = None
+        gc.collect()
+
+    def _setup(self) -> Run:
+        """data -> models -> loaders -> optimizer -> accelerate -> resume -> reference log-probs."""
+        from transformers import AutoProcessor
 
         cfg, acc = self.cfg, self.accelerator
         path = resolve_model(cfg.model)
@@ -182,119 +293,169 @@ class Trainer:
         policy = self._policy(path)
         trainable, total = trainable_parameters(policy)
         self._say(f"model: {path} ({total:,} parameters, {trainable:,} trained); reference: {cfg.reference}")
-        reference, train_ref, eval_ref = self._reference(path, policy, data, encoder, train_idx, eval_idx)
-
-        generator = torch.Generator().manual_seed(cfg.seed)
-        train_loader = DataLoader(PairDataset(data, encoder, train_idx, train_ref), shuffle=True,
-                                  batch_size=cfg.per_device_batch_size, collate_fn=collate,
-                                  num_workers=cfg.num_workers, generator=generator)
-        eval_loader = DataLoader(PairDataset(data, encoder, eval_idx, eval_ref), batch_size=cfg.per_device_batch_size,
-                                 collate_fn=collate, num_workers=cfg.num_workers) if eval_idx else None
-        optimizer = torch.optim.AdamW(_param_groups(policy, cfg.weight_decay), lr=cfg.learning_rate,
-                                      betas=cfg.adam_betas, eps=cfg.adam_eps)
-        steps_per_epoch = math.ceil(math.ceil(len(train_loader) / acc.num_processes) / cfg.gradient_accumulation_steps)
-        total_steps = cfg.max_steps or steps_per_epoch * cfg.num_epochs
-        scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
-                                  optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps) * acc.num_processes,
-                                  num_training_steps=total_steps * acc.num_processes)
-        policy, optimizer, train_loader, scheduler = acc.prepare(policy, optimizer, train_loader, scheduler)
-        if eval_loader is not None:
-            eval_loader = acc.prepare(eval_loader)
-        if isinstance(reference, OnlineReference):
-            reference.model = acc.prepare_model(reference.model, evaluation_mode=True)
-        elif isinstance(reference, LoraBaseReference):
-            reference.policy = policy
-        delta = RewardMean()
-        acc.register_for_checkpointing(delta)
+        reference, ref_model = self._reference(path, policy)
+        run = Run(processor=processor, data=data, encoder=encoder, prepared=prepared, train_idx=train_idx,
+                  eval_idx=eval_idx, policy=policy, reference=reference, ref_model=ref_model,
+                  watch=TrendWatch(beta=cfg.beta), probe=self._probe_prompts(data, eval_idx),
+                  zero_at_start=zero_parameters(policy))
+        self._loaders(run)
+        self._optimizer(run)
+        self._prepare(run)
         # distributed runs: a rank whose micro-batch is text-only still runs the vision tower (see vision_keepalive)
-        keepalive = dummy_image_inputs(processor) if acc.num_processes > 1 else None
+        run.keepalive = dummy_image_inputs(processor) if acc.num_processes > 1 else None
         if cfg.report_to:
             # trackers take flat scalar hyperparameters
             hparams = {k: v if isinstance(v, int | float | str | bool) else json.dumps(v)
                        for k, v in cfg.model_dump(mode="json").items()}
             acc.init_trackers(cfg.run_name or self.output_dir.name, config=hparams)
+        self._resume(run)
+        if run.ref_model is not None:
+            self._precompute_reference(run, path)
+        run.metrics_log = MetricsLog(self.output_dir / "metrics.jsonl", accelerator=acc,
+                                     resume_step=run.state["global_step"])
+        return run
 
-        state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
-        resume_from = latest_checkpoint(self.output_dir)
-        if resume_from is not None:
-            acc.load_state(str(resume_from))
-            state = json.loads((resume_from / STATE_FILE).read_text())
-            self._say(f"resumed from {resume_from} (step {state['global_step']}, delta {delta.value:.4f})")
-        metrics_log = MetricsLog(self.output_dir / "metrics.jsonl", accelerator=acc, resume_step=state["global_step"])
-        bar = self._bar(total_steps, state["global_step"])
+    # -------------------------------------------------------------------------------------------------- train
+    def train(self) -> TrainResult:
+        """Set up, train to the last step, then evaluate, save and check the saved model."""
+        run = self._setup()
+        self._loop(run)
+        return self._finish(run)
+
+    def _loop(self, run: Run) -> None:
+        cfg, acc, state = self.cfg, self.accelerator, run.state
+        bar = self._bar(run.total_steps, state["global_step"])
         window: dict[str, list[float]] = defaultdict(list)
-        tokens, pairs_seen, started = 0, 0, time.perf_counter()
-        last: dict[str, float] = {}
-        eval_metrics: dict[str, float] = {}
-        policy.train()
-        done = state["global_step"] >= total_steps
+        counted = {"tokens": 0, "pairs": 0, "started": time.perf_counter()}
+        run.policy.train()
+        done = state["global_step"] >= run.total_steps
         for epoch in range(state["epoch"], cfg.num_epochs if not cfg.max_steps else 10**9):
             if done:
                 break
-            train_loader.set_epoch(epoch)
+            run.train_loader.set_epoch(epoch)
             skip = state["batches_in_epoch"] if epoch == state["epoch"] else 0
-            loader = acc.skip_first_batches(train_loader, skip) if skip else train_loader
+            loader = acc.skip_first_batches(run.train_loader, skip) if skip else run.train_loader
             state.update(epoch=epoch, batches_in_epoch=skip)
             for pairs in loader:
-                with acc.accumulate(policy):
-                    out = self.logps(policy, pairs)
-                    ref_chosen, ref_rejected = reference(pairs)
-                    loss, metrics = mpo_loss(out.chosen, out.rejected, ref_chosen, ref_rejected, out.chosen_nll,
-                                             beta=cfg.beta, weights=cfg.loss_weights, delta=delta.value)
-                    if keepalive is not None and not any(p.mm for p in pairs):
-                        loss = loss + vision_keepalive(policy, keepalive)
-                    acc.backward(loss)
-                    metrics["delta"] = torch.tensor(delta.value)
-                    delta.update(acc.reduce(metrics["reward_mean"].to(acc.device), "mean").item())
-                    if acc.sync_gradients and cfg.max_grad_norm is not None:
-                        metrics["grad_norm"] = torch.as_tensor(acc.clip_grad_norm_(policy.parameters(),
-                                                                                   cfg.max_grad_norm))
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
+                metrics, tokens = self._micro_step(run, pairs)
                 state["batches_in_epoch"] += 1
-                tokens += out.tokens
-                pairs_seen += len(pairs)
+                counted["tokens"] += tokens
+                counted["pairs"] += len(pairs)
                 for key, value in metrics.items():
                     window[key].append(float(value))
                 if not acc.sync_gradients:
                     continue
                 state["global_step"] += 1
-                step = state["global_step"]
-                elapsed = time.perf_counter() - started
-                last = {k: sum(v) / len(v) for k, v in window.items() if k != "reward_mean"}
-                last = {k: float(acc.reduce(torch.tensor(v, device=acc.device), "mean")) for k, v in last.items()}
-                rates = acc.reduce(torch.tensor([tokens / elapsed, pairs_seen / elapsed], device=acc.device), "sum")
-                last.update(lr=scheduler.get_last_lr()[0], epoch=epoch, tokens_per_s=float(rates[0]),
-                            pairs_per_s=float(rates[1]))
+                self._after_step(run, epoch, window, counted)
                 window.clear()
-                tokens, pairs_seen, started = 0, 0, time.perf_counter()
-                if step % cfg.logging_steps == 0 or step == total_steps:
-                    metrics_log.write(step, last)
+                counted.update(tokens=0, pairs=0, started=time.perf_counter())
                 bar.update(1)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", acc=f"{last['rewards_accuracy']:.2f}",
-                                delta=f"{last['delta']:.3f}", refresh=False)
-                if eval_loader is not None and cfg.eval_steps and step % cfg.eval_steps == 0:
-                    eval_metrics = self.evaluate(policy, reference, eval_loader, delta.value)
-                    metrics_log.write(step, eval_metrics)
-                if cfg.save_steps and step % cfg.save_steps == 0 and step < total_steps:
-                    self._checkpoint(state)
-                if step >= total_steps:
+                bar.set_postfix(loss=f"{run.last['loss']:.4f}", acc=f"{run.last['rewards_accuracy']:.2f}",
+                                delta=f"{run.last['delta']:.3f}", refresh=False)
+                if state["global_step"] >= run.total_steps:
                     done = True
                     break
             else:
                 state.update(epoch=epoch + 1, batches_in_epoch=0)
         bar.close()
-        if eval_loader is not None:
-            eval_metrics = self.evaluate(policy, reference, eval_loader, delta.value)
-            metrics_log.write(state["global_step"], eval_metrics)
-        self._checkpoint(state)
-        final_dir = self._save_final(policy, processor)
+
+    def _micro_step(self, run: Run, pairs) -> tuple[dict, int]:
+        """Forward, MPO loss, backward; the optimizer steps when the accumulation window closes."""
+        cfg, acc = self.cfg, self.accelerator
+        with acc.accumulate(run.policy):
+            out = self.logps(run.policy, pairs)
+            ref_chosen, ref_rejected = run.reference(pairs)
+            loss, metrics = mpo_loss(out.chosen, out.rejected, ref_chosen, ref_rejected, out.chosen_nll,
+                                     beta=cfg.beta, weights=cfg.loss_weights, delta=run.delta.value)
+            if run.keepalive is not None and not any(p.mm for p in pairs):
+                loss = loss + vision_keepalive(run.policy, run.keepalive)
+            acc.backward(loss)
+            metrics["delta"] = torch.tensor(run.delta.value)
+            metrics["logps_chosen"] = out.chosen.detach().mean()
+            metrics["logps_rejected"] = out.rejected.detach().mean()
+            run.delta.update(acc.reduce(metrics["reward_mean"].to(acc.device), "mean").item())
+            if acc.sync_gradients and cfg.max_grad_norm is not None:
+                metrics["grad_norm"] = torch.as_tensor(acc.clip_grad_norm_(run.policy.parameters(),
+                                                                           cfg.max_grad_norm))
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad()
+        return metrics, out.tokens
+
+    def _after_step(self, run: Run, epoch: int, window: dict, counted: dict) -> None:
+        """Per optimizer step: reduce and log the metrics, watch their trends, evaluate + probe, checkpoint."""
+        cfg, acc, step = self.cfg, self.accelerator, run.state["global_step"]
+        elapsed = time.perf_counter() - counted["started"]
+        last = {k: sum(v) / len(v) for k, v in window.items() if k != "reward_mean"}
+        last = {k: float(acc.reduce(torch.tensor(v, device=acc.device), "mean")) for k, v in last.items()}
+        rates = acc.reduce(torch.tensor([counted["tokens"] / elapsed, counted["pairs"] / elapsed],
+                                        device=acc.device), "sum")
+        last.update(lr=run.scheduler.get_last_lr()[0], epoch=epoch, tokens_per_s=float(rates[0]),
+                    pairs_per_s=float(rates[1]))
+        run.last = last
+        if step % cfg.logging_steps == 0 or step == run.total_steps:
+            run.metrics_log.write(step, last)
+        for warning in run.watch.observe(step, last):
+            self._warn(run, warning)
+        if cfg.eval_steps and step % cfg.eval_steps == 0:
+            if run.eval_loader is not None:
+                run.eval_metrics = self.evaluate(run.policy, run.reference, run.eval_loader, run.delta.value)
+                run.metrics_log.write(step, run.eval_metrics)
+            self._probe(run, step)
+        if cfg.save_steps and step % cfg.save_steps == 0 and step < run.total_steps:
+            self._checkpoint(run.state)
+
+    def _finish(self, run: Run) -> TrainResult:
+        """Final evaluation, checkpoint (only when checkpoints were asked for), the full model, its check, the
+        curves and the model card."""
+        acc, step = self.accelerator, run.state["global_step"]
+        evaluated = self.cfg.eval_steps and step % self.cfg.eval_steps == 0
+        if run.eval_loader is not None and not evaluated:
+            run.eval_metrics = self.evaluate(run.policy, run.reference, run.eval_loader, run.delta.value)
+            run.metrics_log.write(step, run.eval_metrics)
+        if self.cfg.save_steps:
+            self._checkpoint(run.state)
+        final_dir = self._save_final(run.policy, run.processor)
         if acc.is_main_process:
-            metrics_log.plot(self.output_dir / "training_curves.png")
-            self._write_card(final_dir, prepared, last, eval_metrics, state["global_step"])
+            problems = check_saved_model(final_dir, run.processor, run.probe[0] if run.probe else None,
+                                         run.zero_at_start)
+            if problems:
+                raise NothingMade(f"the saved model in {final_dir} failed its check: " + "; ".join(problems) +
+                                  "; lower the learning rate or check the run's metrics.jsonl")
+            self._say(f"saved model checked: {final_dir} (weights finite and non-zero, loads and generates)")
+            run.metrics_log.plot(self.output_dir / "training_curves.png")
+            self._write_card(final_dir, run.prepared, run.last, run.eval_metrics, step)
+        acc.wait_for_everyone()
         acc.end_training()
-        return TrainResult(state["global_step"], final_dir, last, eval_metrics)
+        return TrainResult(step, final_dir, run.last, run.eval_metrics, run.warnings)
+
+    # ------------------------------------------------------------------------------------------------ health
+    def _probe_prompts(self, data, eval_idx: list[int]) -> list[tuple[str, list]]:
+        """The generation probe's prompts: the first held-out pairs' questions and images."""
+        rows = [data[i] for i in eval_idx[:self.cfg.probe_prompts]]
+        return [(row["question"], [img.convert("RGB") for img in row["images"]]) for row in rows]
+
+    def _probe(self, run: Run, step: int) -> None:
+        """Greedy answers to the probe prompts: metrics to metrics.jsonl, samples to probe/step-N.jsonl."""
+        if not run.probe:
+            return
+        acc = self.accelerator
+        model = acc.unwrap_model(run.policy)
+        model.eval()
+        samples = generate_probe(model, run.processor, run.probe, max_new_tokens=self.cfg.probe_max_new_tokens,
+                                 synced=acc.num_processes > 1)
+        model.train()
+        scores = probe_scores([s["response"] for s in samples], [s["tokens"] for s in samples])
+        run.metrics_log.write(step, scores)
+        if acc.is_main_process:
+            atomic_write_text(self.output_dir / "probe" / f"step-{step:07d}.jsonl",
+                              "".join(json.dumps(s) + "\n" for s in samples))
+
+    def _warn(self, run: Run, message: str) -> None:
+        run.warnings.append(message)
+        log.warning(message)
+        if self.accelerator.is_main_process and self.progress:
+            print(f"WARNING: {message}", flush=True)
 
     @torch.no_grad()
     def evaluate(self, policy, reference, loader, delta: float) -> dict[str, float]:

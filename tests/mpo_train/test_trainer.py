@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from mmpr.errors import NothingMade
 from mpo_train import trainer as trainer_module
 from mpo_train.__main__ import main
 from mpo_train.config import TrainConfig
@@ -72,15 +73,24 @@ def test_a_resumed_run_continues_with_the_same_losses(tiny_model_dir, data, tmp_
     assert result.steps == 8
 
 
-def test_precomputed_reference_gives_the_online_losses(tiny_model_dir, data, tmp_path):
-    kw = dict(max_steps=4, limit=16)
-    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "online", reference="online", **kw),
+def test_precomputed_reference_gives_the_online_losses_scoring_only_the_pairs_used(tiny_model_dir, data, tmp_path):
+    kw = dict(limit=16)
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "online", reference="online", max_steps=4, **kw),
             progress=False).train()
-    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "pre", reference="precomputed", **kw),
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "pre", reference="precomputed", max_steps=2, **kw),
             progress=False).train()
-    for (_, a), (_, b) in zip(_losses(tmp_path / "online"), _losses(tmp_path / "pre"), strict=True):
+    (cache,) = (tmp_path / "pre" / "cache").glob("reference-*.json")
+    assert len(json.loads(cache.read_text())) == 8, "2 steps x 4 pairs: only the pairs the run uses are scored"
+    assert not (tmp_path / "pre" / "checkpoints").exists(), "save_steps unset: no checkpoint"
+    assert (tmp_path / "pre" / "final" / "model.safetensors").exists()
+    # a longer run in the same folder scores the rest, and trains with the online losses
+    Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "pre", reference="precomputed", max_steps=4, **kw),
+            progress=False).train()
+    assert len(json.loads(cache.read_text())) == 16
+    online, pre = _losses(tmp_path / "online"), _losses(tmp_path / "pre")
+    assert len(pre) == 4
+    for (_, a), (_, b) in zip(online, pre, strict=True):
         assert a == pytest.approx(b, rel=1e-4)
-    assert list((tmp_path / "pre" / "cache").glob("reference-train-*.pt"))
 
 
 def test_gradient_accumulation_matches_the_larger_batch(tiny_model_dir, data, tmp_path):
@@ -208,3 +218,39 @@ def test_training_from_a_release_folder_prints_and_counts_its_bad_rows(tiny_mode
     report = json.loads((out / "skipped.json").read_text())
     assert report["counts"] == {"invalid_value": 1, "malformed_json": 1} and report["total"] == 2
     assert "2 skipped (invalid_value: 1, malformed_json: 1)" in (result.final_dir / "README.md").read_text()
+
+
+def test_dpo_failure_mode_is_warned_and_the_probe_is_logged(tiny_model_dir, tmp_path):
+    """A model fitted to the responses (SFT), then DPO alone at a high learning rate on pairs whose responses
+    barely differ: the chosen log-prob is pushed down step after step and the run warns. Every eval_steps the
+    generation probe's metrics reach metrics.jsonl and the curves, its samples probe/."""
+    data = write_pairs(tmp_path / "pairs", 24, systematic=False)
+    kw = dict(lr_scheduler="constant", learning_rate=1e-2, limit=24)
+    sft = Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "sft", loss_weights=(0.0, 0.0, 1.0),
+                       max_steps=12, probe_prompts=0, **kw), progress=False).train()
+    assert not sft.warnings
+    out = tmp_path / "dpo"
+    cfg = _cfg(sft.final_dir, data, out, loss_weights=(1.0, 0.0, 0.0), max_steps=10, eval_fraction=0.25,
+               eval_steps=5, probe_prompts=2, probe_max_new_tokens=12, **kw)
+    result = Trainer(cfg, progress=False).train()
+    assert any("DPO failure mode" in w for w in result.warnings), result.warnings
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    probes = [r for r in records if "probe_unparsable_rate" in r]
+    assert [r["step"] for r in probes] == [5, 10]
+    assert all(0 <= r["probe_unparsable_rate"] <= 1 and r["probe_mean_length"] > 0 for r in probes)
+    samples = [json.loads(line) for line in (out / "probe" / "step-0000010.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 and all("Final answer" in s["prompt"] for s in samples)
+    assert records[-1]["step"] == 10 and "logps_chosen" in records[0]
+
+
+def test_a_broken_save_fails_the_run(tiny_model_dir, data, tmp_path, monkeypatch):
+    """What a ZeRO-3 save without gathering writes: zeros. The run must not report success."""
+    real = trainer_module.save_full_model
+
+    def zeroed(model, processor, folder, *, state_dict, **kw):
+        return real(model, processor, folder, state_dict={k: torch.zeros_like(v) for k, v in state_dict.items()},
+                    **kw)
+
+    monkeypatch.setattr(trainer_module, "save_full_model", zeroed)
+    with pytest.raises(NothingMade, match="failed its check: .*all zeros"):
+        Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "z", max_steps=1, limit=4), progress=False).train()
