@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from evals.scoring import SampleScore, Target, check_target, judge, score
-from mmpr.answers import UnscorableItem, extract_final_answer
+from evals.scoring import SampleScore, Target, score_extracted
+from mmpr.answers import extract_final_answer
 from mmpr.prompts import get_template
 
 PROMPT_STYLES = ("cot", "direct", "reasoning")
@@ -72,15 +72,4 @@ def score_response(response: str, target: Target, style: str,
                    judge_fn: Callable[[str], bool] | None = None) -> SampleScore:
     """Extract the answer as ``style`` asks for it and judge it: with the shared judge against ``target``, or with
     ``judge_fn`` where a benchmark has its own rule on top of it (several acceptable answers, sets of letters)."""
-    if judge_fn is None and style != "reasoning":
-        return score(response, target, style=style)
-    extracted = extract(response, style)
-    try:
-        check_target(target)
-    except UnscorableItem as e:
-        return SampleScore(extracted=extracted, parsable=extracted is not None, correct=False, scorable=False,
-                           problem=str(e))
-    if extracted is None:
-        return SampleScore(extracted=None, parsable=False, correct=False)
-    correct = judge_fn(extracted) if judge_fn else judge(extracted, target)
-    return SampleScore(extracted=extracted, parsable=True, correct=correct)
+    return score_extracted(extract(response, style), target, judge_fn)

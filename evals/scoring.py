@@ -9,6 +9,7 @@ its options) never stops a run: its samples are wrong, marked unscorable with th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -100,9 +101,15 @@ def check_target(target: Target) -> None:
 
 def score(response: str, target: Target, *, style: str = "cot") -> SampleScore:
     """Extract the final answer of ``response`` and judge it against ``target``. With ``style="direct"`` (the
-    direct-answer prompt) the whole response is the answer. An unscorable target gives a wrong, unscorable
-    score naming the problem; it never raises."""
+    direct-answer prompt) the whole response is the answer."""
     extracted = extract_final_answer(response) if style == "cot" else (response.strip().rstrip(".") or None)
+    return score_extracted(extracted, target)
+
+
+def score_extracted(extracted: str | None, target: Target,
+                    judge_fn: Callable[[str], bool] | None = None) -> SampleScore:
+    """Judge an extracted answer (None: unparsable) with the shared judge, or with ``judge_fn`` where a benchmark
+    has its own rule. An unscorable target gives a wrong, unscorable score naming the problem; it never raises."""
     try:
         check_target(target)
     except UnscorableItem as e:
@@ -110,7 +117,8 @@ def score(response: str, target: Target, *, style: str = "cot") -> SampleScore:
                            problem=str(e))
     if extracted is None:
         return SampleScore(extracted=None, parsable=False, correct=False)
-    return SampleScore(extracted=extracted, parsable=True, correct=judge(extracted, target))
+    return SampleScore(extracted=extracted, parsable=True,
+                       correct=judge_fn(extracted) if judge_fn else judge(extracted, target))
 
 
 def judge(extracted: str, target: Target) -> bool:
