@@ -114,10 +114,20 @@ def pair_continuations(continuations: list[Continuation], results: list[Result],
         record.outcome = "paired" if pair else "no_pairs"
 
 
-def process_chunk(items: list[SourceItem], engine: Engine, cfg: BuildConfig) -> list[ItemRecord]:
-    """Sample, judge and pair one chunk of questions (two engine calls: answers, then DropoutNTP continuations)."""
-    records, requests = answer_requests(items, cfg)
-    continuations = judge_answers(records, engine.generate(requests, cfg.sampling), cfg)
+def process_chunks(chunks: list[list[SourceItem]], engine: Engine, cfg: BuildConfig) -> list[list[ItemRecord]]:
+    """Sample, judge and pair several chunks of questions with two engine calls in all (answers, then DropoutNTP
+    continuations). Every request has its own seed, so the records are those of one chunk at a time."""
+    records, requests = [], []
+    for items in chunks:
+        r, q = answer_requests(items, cfg)
+        records.append(r)
+        requests += q
+    continuations = judge_answers([r for rs in records for r in rs], engine.generate(requests, cfg.sampling), cfg)
     if continuations:
         pair_continuations(continuations, engine.generate([r for _, _, r in continuations], cfg.sampling), cfg)
     return records
+
+
+def process_chunk(items: list[SourceItem], engine: Engine, cfg: BuildConfig) -> list[ItemRecord]:
+    """Sample, judge and pair one chunk of questions (two engine calls: answers, then DropoutNTP continuations)."""
+    return process_chunks([items], engine, cfg)[0]

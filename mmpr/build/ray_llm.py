@@ -1,0 +1,215 @@
+"""``python -m mmpr.build --runner ray-llm``: the build with its sampling on ``ray.data.llm``'s vLLM processor.
+
+Ray's processor (``vLLMEngineProcessorConfig`` + ``build_processor``, Ray >= 2.59) answers one row with one
+completion, so the engine here (:class:`ProcessorEngine`, the project's engine protocol) explodes each request
+of ``n`` samples into ``n`` rows whose seeds are the ones vLLM gives the ``n`` children of one seeded request
+(``seed + i``, vLLM's ``ParentRequest``), and regroups the answers by request. Everything around the sampling is
+the local runner's code (:func:`mmpr.build.step.process_chunks`): the same prompts, request seeds, judging,
+pairing and DropoutNTP continuation round, so a vLLM build gives the same pairs on either runner.
+
+The driver cuts the questions into the local runner's chunks and takes them in waves of ``chunks_per_wave``:
+each wave is two passes through the processor (the answers, then the DropoutNTP continuations, which depend on
+the answers) and its chunks are saved atomically as the wave ends. A killed run loses the wave in flight; a
+rerun skips the chunks on disk. Each pass starts the processor's engine replicas anew (Ray Data's actor pools
+live as long as one dataset), so larger waves amortise the start.
+
+Rows carry images as ``file://`` URLs of the build's image store (``--out`` on storage every node sees); the
+processor's multimodal stage may read only that folder. A request the engine cannot serve is an engine error of
+that question alone (``should_continue_on_error``). vLLM's finish reason is not among the processor's output
+columns: an answer is taken as cut off (``length``) when it used all of ``--max-tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mmpr.build.config import BuildConfig
+from mmpr.build.ray_runner import RayBuildSummary, ReplicaStats, connect, quiet_ray_data
+from mmpr.build.runner import BuildInputs, check_build, finish, open_build
+from mmpr.build.step import process_chunks
+from mmpr.build.summary import BuildSummary
+from mmpr.chat import conversation, fill_images
+from mmpr.cli import new_folder
+from mmpr.engines import Completion, EngineError, Request, Result
+from mmpr.engines.base import error_code
+from mmpr.errors import UserError
+from mmpr.schemas import SamplingConfig, SourceItem
+
+ERROR_COLUMN = "__inference_error__"  # Ray's column for a row whose inference failed (should_continue_on_error)
+
+Processor = Callable[[Any], Any]  # a Ray Dataset of request rows -> a Dataset of answer rows
+
+
+def messages_for(request: Request) -> list[dict]:
+    """The request as OpenAI-style chat messages, images as ``file://`` URLs; a ``prefix`` is an assistant turn
+    to continue (Ray's chat-template stage continues a final assistant message)."""
+    return fill_images(conversation(request.question, len(request.images), prefix=request.prefix), request.images,
+                       lambda path: {"type": "image_url", "image_url": {"url": Path(path).resolve().as_uri()}})
+
+
+def sampling_params(sampling: SamplingConfig, seed: int) -> dict:
+    """vLLM ``SamplingParams`` of one sample, as the project's vLLM engine sets them."""
+    return {"n": 1, "temperature": sampling.temperature, "top_p": sampling.top_p,
+            "top_k": sampling.top_k if sampling.top_k > 0 else 0, "max_tokens": sampling.max_tokens, "seed": seed}
+
+
+def explode(requests: list[Request], sampling: SamplingConfig) -> list[dict]:
+    """One row per sample: request ``r`` with ``n`` samples becomes rows ``(r, 0..n-1)`` with seeds
+    ``seed + i``, the seeds vLLM gives the children of one seeded request of ``n``. The chat payload is a JSON
+    string (the processor's ``preprocess`` opens it), so the rows stay flat Arrow columns."""
+    return [{"request": index, "sample": i,
+             "payload": json.dumps({"messages": messages_for(r), "sampling_params": sampling_params(sampling,
+                                                                                                    r.seed + i)})}
+            for index, r in enumerate(requests) for i in range(r.n)]
+
+
+def to_engine_row(row: dict) -> dict:
+    """The processor's ``preprocess``: the columns its stages read (``messages``, ``sampling_params``)."""
+    return json.loads(row["payload"])
+
+
+def from_engine_row(row: dict) -> dict:
+    """The processor's ``postprocess``: the answer, keyed by request and sample."""
+    return {"request": int(row["request"]), "sample": int(row["sample"]), "text": str(row["generated_text"]),
+            "prompt_tokens": int(row["num_input_tokens"]), "completion_tokens": int(row["num_generated_tokens"]),
+            ERROR_COLUMN: ""}
+
+
+def regroup(requests: list[Request], rows: list[dict], sampling: SamplingConfig) -> list[Result]:
+    """The answers of the exploded rows back as one result per request, samples in order. A request with a failed
+    or missing sample is an :class:`EngineError` of that request alone."""
+    by_request: dict[int, dict[int, dict]] = {}
+    for row in rows:
+        by_request.setdefault(int(row["request"]), {})[int(row["sample"])] = row
+    results: list[Result] = []
+    for index, request in enumerate(requests):
+        samples = by_request.get(index, {})
+        errors = [str(row[ERROR_COLUMN]) for row in samples.values() if row.get(ERROR_COLUMN)]
+        if errors:
+            results.append(EngineError(error_code(errors[0]), errors[0]))
+        elif sorted(samples) != list(range(request.n)):
+            results.append(EngineError("engine_error", f"{len(samples)} of {request.n} samples came back"))
+        else:
+            results.append([Completion(text=row["text"], prompt_tokens=int(row["prompt_tokens"]),
+                                       completion_tokens=int(row["completion_tokens"]),
+                                       finish_reason="length" if int(row["completion_tokens"]) >= sampling.max_tokens
+                                       else "stop")
+                            for _, row in sorted(samples.items())])
+    return results
+
+
+class ProcessorEngine:
+    """The engine protocol over a ``ray.data.llm`` processor: every :meth:`generate` is one pass of a Ray dataset
+    of exploded rows through the processor."""
+
+    name = "ray-llm"
+
+    def __init__(self, processor: Processor, *, blocks: int = 1):
+        self.processor = processor
+        self.blocks = blocks
+        self.seconds = 0.0
+        self.samples = 0
+
+    def generate(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
+        import ray
+
+        rows = explode(requests, sampling)
+        if not rows:
+            return [[] for _ in requests]
+        start = time.perf_counter()
+        ds = ray.data.from_items(rows, override_num_blocks=min(self.blocks, len(rows)))
+        out = self.processor(ds).take_all()
+        self.seconds += time.perf_counter() - start
+        self.samples += len(rows)
+        return regroup(requests, out, sampling)
+
+    def close(self) -> None:
+        pass
+
+
+def vllm_processor(cfg: BuildConfig, model: str, *, images: Path, replicas: int, batch_size: int = 64,
+                   accelerator_type: str | None = None) -> Processor:
+    """``ray.data.llm``'s vLLM processor on ``model``: ``replicas`` engines (``concurrency``), the build's engine
+    arguments as vLLM's ``engine_kwargs`` (tensor_parallel_size, pipeline_parallel_size, max_model_len, ...),
+    images read by the multimodal stage from the build's image store only."""
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+    engine_kwargs = {"limit_mm_per_prompt": {"image": 4, "video": 0}, **cfg.engine_args}
+    config = vLLMEngineProcessorConfig(
+        model_source=model, engine_kwargs=engine_kwargs, concurrency=replicas, batch_size=batch_size,
+        accelerator_type=accelerator_type, should_continue_on_error=True,
+        prepare_multimodal_stage={"enabled": True, "model_config_kwargs": {
+            "allowed_local_media_path": str(images.resolve()),
+            "limit_mm_per_prompt": engine_kwargs["limit_mm_per_prompt"]}},
+        # vLLM tokenizes the templated prompt and detokenizes the answer itself, as in the local vLLM engine
+        tokenize_stage=False, detokenize_stage=False)
+    return build_processor(config, preprocess=to_engine_row, postprocess=from_engine_row)
+
+
+def _waves(build: BuildInputs, size: int) -> Iterator[list[tuple[int, list[SourceItem]]]]:
+    wave: list[tuple[int, list[SourceItem]]] = []
+    for index, chunk in build.chunks():
+        if build.store.has_chunk(build.shard_name, index):
+            continue
+        wave.append((index, chunk))
+        if len(wave) == size:
+            yield wave
+            wave = []
+    if wave:
+        yield wave
+
+
+def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chunks_per_wave: int = 16,
+        accelerator_type: str | None = None, progress: bool = True, overwrite: bool = False,
+        check: Callable[[BuildSummary], None] | None = None,
+        processor: Callable[[BuildInputs], Processor] | None = None) -> RayBuildSummary:
+    """Run (or resume) ``cfg`` with sampling on ``ray.data.llm``'s vLLM processor (``replicas`` engines).
+    ``processor`` makes the processor of a build (default :func:`vllm_processor`)."""
+    if replicas < 1:
+        raise UserError(f"--replicas {replicas}: need at least one engine replica")
+    if cfg.engine != "vllm":
+        raise UserError(f"--runner ray-llm samples with ray.data.llm's vLLM processor; --engine {cfg.engine} "
+                        f"runs on --runner ray")
+    try:
+        import ray.data.llm  # noqa: F401
+    except ImportError as e:
+        raise UserError(f"the ray-llm runner needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
+    model = check_build(cfg, overwrite=overwrite)
+    with new_folder(cfg.out, only=UserError):
+        build = open_build(cfg, model, overwrite=overwrite)
+        connect(address)
+        quiet_ray_data()
+        make = processor or (lambda b: vllm_processor(b.cfg, b.model, images=b.store.images.root,
+                                                      replicas=replicas, accelerator_type=accelerator_type))
+        engine = ProcessorEngine(make(build), blocks=replicas)
+        return _run(build, engine, chunks_per_wave=chunks_per_wave, progress=progress, check=check)
+
+
+def _run(build: BuildInputs, engine: ProcessorEngine, *, chunks_per_wave: int, progress: bool,
+         check: Callable[[BuildSummary], None] | None) -> RayBuildSummary:
+    stats = ReplicaStats()
+    started = time.monotonic()
+    bar = tqdm(total=build.total, unit="q", desc="building on ray.data.llm", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        for wave in _waves(build, chunks_per_wave):
+            for (index, _), records in zip(wave, process_chunks([c for _, c in wave], engine, build.cfg),
+                                           strict=True):
+                build.store.write_chunk(build.shard_name, index, records)
+                stats.chunks += 1
+                stats.questions += len(records)
+                stats.samples += sum(len(r.responses) for r in records)
+                bar.update(len(records))
+            stats.seconds = engine.seconds
+            bar.set_postfix(samples_per_s=f"{stats.samples_per_s:.1f}", refresh=False)
+    finally:
+        bar.close()
+    base = finish(build, check=check)
+    return RayBuildSummary(**base.model_dump(), replicas={"ray.data.llm": stats} if stats.chunks else {},
+                           wall_seconds=time.monotonic() - started)
