@@ -13,8 +13,9 @@ the answers) and its chunks are saved atomically as the wave ends. A killed run 
 rerun skips the chunks on disk. Each pass starts the processor's engine replicas anew (Ray Data's actor pools
 live as long as one dataset), so larger waves amortise the start.
 
-Rows carry images as ``file://`` URLs of the build's image store (``--out`` on storage every node sees); the
-processor's multimodal stage may read only that folder. A request the engine cannot serve is an engine error of
+The preprocess (on the cluster) opens a row's images from the build's image store (``--out`` on storage every
+node sees) and hands them to the engine stage as ``multimodal_data``; Ray's chat-template stage renders the
+prompt with the model's own template. A request the engine cannot serve is an engine error of
 that question alone (``should_continue_on_error``). vLLM's finish reason is not among the processor's output
 columns: an answer is taken as cut off (``length``) when it used all of ``--max-tokens``.
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -34,11 +34,12 @@ from mmpr.build.ray_runner import RayBuildSummary, ReplicaStats, connect, quiet_
 from mmpr.build.runner import BuildInputs, check_build, finish, open_build
 from mmpr.build.step import process_chunks
 from mmpr.build.summary import BuildSummary
-from mmpr.chat import conversation, fill_images
+from mmpr.chat import conversation
 from mmpr.cli import new_folder
 from mmpr.engines import Completion, EngineError, Request, Result
 from mmpr.engines.base import error_code
 from mmpr.errors import UserError
+from mmpr.images import open_rgb
 from mmpr.schemas import SamplingConfig, SourceItem
 
 ERROR_COLUMN = "__inference_error__"  # Ray's column for a row whose inference failed (should_continue_on_error)
@@ -47,10 +48,13 @@ Processor = Callable[[Any], Any]  # a Ray Dataset of request rows -> a Dataset o
 
 
 def messages_for(request: Request) -> list[dict]:
-    """The request as OpenAI-style chat messages, images as ``file://`` URLs; a ``prefix`` is an assistant turn
-    to continue (Ray's chat-template stage continues a final assistant message)."""
-    return fill_images(conversation(request.question, len(request.images), prefix=request.prefix), request.images,
-                       lambda path: {"type": "image_url", "image_url": {"url": Path(path).resolve().as_uri()}})
+    """The request as chat messages with ``{"type": "image"}`` parts where its images go (the model's chat
+    template renders their placeholders); a ``prefix`` is an assistant turn to continue (Ray's chat-template
+    stage continues a final assistant message; transformers' template rendering continues only a string)."""
+    messages = conversation(request.question, len(request.images), prefix=request.prefix)
+    if request.prefix is not None:
+        messages[-1]["content"] = request.prefix
+    return messages
 
 
 def sampling_params(sampling: SamplingConfig, seed: int) -> dict:
@@ -64,14 +68,17 @@ def explode(requests: list[Request], sampling: SamplingConfig) -> list[dict]:
     ``seed + i``, the seeds vLLM gives the children of one seeded request of ``n``. The chat payload is a JSON
     string (the processor's ``preprocess`` opens it), so the rows stay flat Arrow columns."""
     return [{"request": index, "sample": i,
-             "payload": json.dumps({"messages": messages_for(r), "sampling_params": sampling_params(sampling,
-                                                                                                    r.seed + i)})}
+             "payload": json.dumps({"messages": messages_for(r), "images": list(r.images),
+                                    "sampling_params": sampling_params(sampling, r.seed + i)})}
             for index, r in enumerate(requests) for i in range(r.n)]
 
 
 def to_engine_row(row: dict) -> dict:
-    """The processor's ``preprocess``: the columns its stages read (``messages``, ``sampling_params``)."""
-    return json.loads(row["payload"])
+    """The processor's ``preprocess``: the columns its stages read: ``messages``, ``sampling_params`` and the
+    images, opened as the local vLLM engine opens them, as the engine stage's ``multimodal_data``."""
+    payload = json.loads(row["payload"])
+    images = payload.pop("images")
+    return {**payload, "multimodal_data": {"image": [open_rgb(p) for p in images]} if images else None}
 
 
 def from_engine_row(row: dict) -> dict:
@@ -133,22 +140,26 @@ class ProcessorEngine:
         pass
 
 
-def vllm_processor(cfg: BuildConfig, model: str, *, images: Path, replicas: int, batch_size: int = 64,
-                   accelerator_type: str | None = None) -> Processor:
+def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: int = 64,
+                   accelerator_type: str | None = None, cpu_only: bool = False) -> Processor:
     """``ray.data.llm``'s vLLM processor on ``model``: ``replicas`` engines (``concurrency``), the build's engine
-    arguments as vLLM's ``engine_kwargs`` (tensor_parallel_size, pipeline_parallel_size, max_model_len, ...),
-    images read by the multimodal stage from the build's image store only."""
+    arguments as vLLM's ``engine_kwargs`` (tensor_parallel_size, pipeline_parallel_size, max_model_len, ...).
+
+    The images reach the engine stage as ``multimodal_data`` from :func:`to_engine_row`, not through Ray's
+    multimodal stage (Ray 2.60's imports ``vllm.entrypoints.chat_utils``, which vLLM 0.32 moved). ``cpu_only``
+    asks each replica for a CPU instead of Ray's default of one GPU per tensor/pipeline rank (vLLM's CPU
+    build)."""
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     engine_kwargs = {"limit_mm_per_prompt": {"image": 4, "video": 0}, **cfg.engine_args}
+    extra: dict[str, Any] = {"placement_group_config": {"bundles": [{"CPU": 1}]}} if cpu_only else {}
     config = vLLMEngineProcessorConfig(
         model_source=model, engine_kwargs=engine_kwargs, concurrency=replicas, batch_size=batch_size,
         accelerator_type=accelerator_type, should_continue_on_error=True,
-        prepare_multimodal_stage={"enabled": True, "model_config_kwargs": {
-            "allowed_local_media_path": str(images.resolve()),
-            "limit_mm_per_prompt": engine_kwargs["limit_mm_per_prompt"]}},
+        # vLLM 0.32's Ray metrics wrapper fails to import ray.util.metrics inside the engine actor
+        log_engine_metrics=False,
         # vLLM tokenizes the templated prompt and detokenizes the answer itself, as in the local vLLM engine
-        tokenize_stage=False, detokenize_stage=False)
+        tokenize_stage=False, detokenize_stage=False, **extra)
     return build_processor(config, preprocess=to_engine_row, postprocess=from_engine_row)
 
 
@@ -166,13 +177,15 @@ def _waves(build: BuildInputs, size: int) -> Iterator[list[tuple[int, list[Sourc
 
 
 def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chunks_per_wave: int = 16,
-        accelerator_type: str | None = None, progress: bool = True, overwrite: bool = False,
+        accelerator_type: str | None = None, cpu_only: bool = False, progress: bool = True, overwrite: bool = False,
         check: Callable[[BuildSummary], None] | None = None,
         processor: Callable[[BuildInputs], Processor] | None = None) -> RayBuildSummary:
     """Run (or resume) ``cfg`` with sampling on ``ray.data.llm``'s vLLM processor (``replicas`` engines).
     ``processor`` makes the processor of a build (default :func:`vllm_processor`)."""
     if replicas < 1:
         raise UserError(f"--replicas {replicas}: need at least one engine replica")
+    if chunks_per_wave < 1:
+        raise UserError(f"--chunks-per-wave {chunks_per_wave}: need at least one chunk per wave")
     if cfg.engine != "vllm":
         raise UserError(f"--runner ray-llm samples with ray.data.llm's vLLM processor; --engine {cfg.engine} "
                         f"runs on --runner ray")
@@ -185,8 +198,8 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chun
         build = open_build(cfg, model, overwrite=overwrite)
         connect(address)
         quiet_ray_data()
-        make = processor or (lambda b: vllm_processor(b.cfg, b.model, images=b.store.images.root,
-                                                      replicas=replicas, accelerator_type=accelerator_type))
+        make = processor or (lambda b: vllm_processor(b.cfg, b.model, replicas=replicas,
+                                                      accelerator_type=accelerator_type, cpu_only=cpu_only))
         engine = ProcessorEngine(make(build), blocks=replicas)
         return _run(build, engine, chunks_per_wave=chunks_per_wave, progress=progress, check=check)
 

@@ -15,7 +15,9 @@ from mmpr.build.step import process_chunks
 from mmpr.dataset_writer import read_manifest
 from mmpr.engines import Completion, EngineError, Request
 from mmpr.errors import UserError
+from mmpr.images import open_rgb
 from mmpr.schemas import SamplingConfig
+from mmpr.testing import tiny_images
 from tests.mmpr.test_build import ScriptedEngine
 from tests.mmpr.test_build_ray_runner import CFG, RAY_ENV
 
@@ -29,8 +31,10 @@ def _answer(request, sample, text="x", completion_tokens=3, error=""):
             "completion_tokens": completion_tokens, ERROR_COLUMN: error}
 
 
-def test_explode_gives_each_sample_the_seed_vllm_gives_the_child_of_a_seeded_request():
-    requests = [Request("q1", "<image>\nHow many?", ("/data/a b.png",), n=3, seed=100),
+def test_explode_gives_each_sample_the_seed_vllm_gives_the_child_of_a_seeded_request(tmp_path):
+    image = tmp_path / "a b.png"
+    tiny_images(1)[0].convert("P").save(image)
+    requests = [Request("q1", "<image>\nHow many?", (str(image),), n=3, seed=100),
                 Request("q2#ntp", "How many?", (), n=1, seed=7, prefix="I count")]
     rows = explode(requests, SAMPLING)
     assert [(r["request"], r["sample"]) for r in rows] == [(0, 0), (0, 1), (0, 2), (1, 0)]
@@ -39,12 +43,14 @@ def test_explode_gives_each_sample_the_seed_vllm_gives_the_child_of_a_seeded_req
     assert [e["sampling_params"]["seed"] for e in engine_rows] == [100, 101, 102, 7]
     assert engine_rows[0]["sampling_params"] == {"n": 1, "temperature": 0.7, "top_p": 1.0, "top_k": 0,
                                                  "max_tokens": 8, "seed": 100}
-    user = engine_rows[0]["messages"][0]
-    assert user["role"] == "user" and user["content"][0] == {"type": "image_url",
-                                                             "image_url": {"url": "file:///data/a%20b.png"}}
-    assert user["content"][1] == {"type": "text", "text": "How many?"}
+    assert engine_rows[0]["messages"] == [{"role": "user", "content": [{"type": "image"},
+                                                                        {"type": "text", "text": "How many?"}]}]
+    # the images go to the engine stage opened as the local vLLM engine opens them (RGB)
+    (opened,) = engine_rows[0]["multimodal_data"]["image"]
+    assert opened.mode == "RGB" and opened.tobytes() == open_rgb(image).tobytes()
+    assert engine_rows[3]["multimodal_data"] is None
     # the continuation ends on the assistant's prefix: Ray's chat-template stage continues it
-    assert engine_rows[3]["messages"][-1] == {"role": "assistant", "content": [{"type": "text", "text": "I count"}]}
+    assert engine_rows[3]["messages"][-1] == {"role": "assistant", "content": "I count"}
     assert all(isinstance(r["payload"], str) for r in rows), "flat Arrow columns"
 
 
@@ -124,30 +130,36 @@ def test_ray_llm_runner_refuses_other_engines(tmp_path):
 
 
 class VLLMRows:
-    """A stand-in for ``ray.data.llm``'s vLLM processor with its row contract (``preprocess`` -> ``messages`` +
-    ``sampling_params`` -> ``generated_text``, ``num_input_tokens``, ``num_generated_tokens`` -> ``postprocess``),
-    answered by the project's vLLM engine (CPU build) with one seeded ``n=1`` request per row."""
+    """A stand-in for ``ray.data.llm``'s vLLM processor with its row contract and its chain: ``preprocess`` ->
+    the chat template rendered by the model's processor (continuing a final assistant turn) -> the vLLM engine
+    on the prompt text and ``multimodal_data``, one seeded ``n=1`` request per row -> ``postprocess``; the engine
+    is the project's (vLLM's CPU build, in this process)."""
 
-    def __init__(self, model: str, images: str):
+    def __init__(self, model: str):
+        from transformers import AutoProcessor
+
         from mmpr.engines.vllm_engine import VLLMEngine
 
-        self.engine = VLLMEngine(model, allowed_local_media_path=images)
+        self.engine = VLLMEngine(model)
+        self.processor = AutoProcessor.from_pretrained(model)
 
     def __call__(self, batch):
         from vllm import SamplingParams
 
         rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
         data = [{**row, **to_engine_row(row)} for row in rows]
-        for cont in (False, True):
-            group = [d for d in data if (d["messages"][-1]["role"] == "assistant") == cont]
-            if not group:
-                continue
-            outs = self.engine.llm.chat([d["messages"] for d in group],
-                                        [SamplingParams(**d["sampling_params"]) for d in group], use_tqdm=False,
-                                        add_generation_prompt=not cont, continue_final_message=cont)
-            for d, o in zip(group, outs, strict=True):
-                d.update(generated_text=o.outputs[0].text, num_input_tokens=len(o.prompt_token_ids),
-                         num_generated_tokens=len(o.outputs[0].token_ids))
+        prompts = []
+        for d in data:
+            cont = d["messages"][-1]["role"] == "assistant"
+            text = self.processor.apply_chat_template(d["messages"], tokenize=False, add_generation_prompt=not cont,
+                                                      continue_final_message=cont)
+            prompts.append({"prompt": text, **({"multi_modal_data": d["multimodal_data"]}
+                                               if d["multimodal_data"] else {})})
+        outs = self.engine.llm.generate(prompts, [SamplingParams(**d["sampling_params"]) for d in data],
+                                        use_tqdm=False)
+        for d, o in zip(data, outs, strict=True):
+            d.update(generated_text=o.outputs[0].text, num_input_tokens=len(o.prompt_token_ids),
+                     num_generated_tokens=len(o.outputs[0].token_ids))
         out = [from_engine_row(d) for d in data]
         return {k: [r[k] for r in out] for k in out[0]}
 
@@ -183,8 +195,7 @@ def test_ray_llm_runner_with_the_processor_row_contract_matches_the_local_runner
 
     def stand_in(build):
         return lambda ds: ds.map_batches(VLLMRows, batch_size=64, compute=ray.data.ActorPoolStrategy(size=1),
-                                         fn_constructor_kwargs={"model": build.model,
-                                                                "images": str(build.store.images.root.resolve())})
+                                         fn_constructor_kwargs={"model": build.model})
 
     out = tmp_path / "ray-llm"
     summary = ray_llm.run(cfg.model_copy(update={"out": out}), chunks_per_wave=2, progress=False,
@@ -194,3 +205,19 @@ def test_ray_llm_runner_with_the_processor_row_contract_matches_the_local_runner
     assert stats.chunks == 3 and stats.samples > 0
     rerun = ray_llm.run(cfg.model_copy(update={"out": out}), progress=False, processor=stand_in)
     assert rerun.replicas == {} and read_manifest(out).content_hash == local.content_hash
+
+
+@pytest.mark.slow
+def test_ray_llm_runner_on_the_real_vllm_processor_matches_the_local_runner(tmp_path, cluster):
+    """``ray.data.llm``'s own vLLM processor (chat-template stage, vLLM engine stage) on vLLM's CPU build, one
+    replica on a CPU: the same dataset as the local vLLM runner."""
+    from mmpr.build import ray_llm
+
+    cfg = BuildConfig.model_validate({**CFG, "out": tmp_path / "local", "engine_args": {"max_model_len": 4096}})
+    run_local(cfg, progress=False)
+    local = read_manifest(tmp_path / "local")
+    assert local.num_pairs > 0
+    out = tmp_path / "ray-llm"
+    summary = ray_llm.run(cfg.model_copy(update={"out": out}), cpu_only=True, progress=False)
+    assert summary.replicas["ray.data.llm"].chunks == 3
+    assert read_manifest(out).content_hash == local.content_hash
