@@ -177,11 +177,12 @@ def _waves(build: BuildInputs, size: int) -> Iterator[list[tuple[int, list[Sourc
 
 
 def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chunks_per_wave: int = 16,
-        accelerator_type: str | None = None, cpu_only: bool = False, progress: bool = True, overwrite: bool = False,
-        check: Callable[[BuildSummary], None] | None = None,
+        accelerator_type: str | None = None, cpu_only: bool | None = None, progress: bool = True,
+        overwrite: bool = False, check: Callable[[BuildSummary], None] | None = None,
         processor: Callable[[BuildInputs], Processor] | None = None) -> RayBuildSummary:
     """Run (or resume) ``cfg`` with sampling on ``ray.data.llm``'s vLLM processor (``replicas`` engines).
-    ``processor`` makes the processor of a build (default :func:`vllm_processor`)."""
+    ``processor`` makes the processor of a build (default :func:`vllm_processor`); ``cpu_only`` (default: when the
+    cluster has no GPU) places each replica on a CPU, for vLLM's CPU build."""
     if replicas < 1:
         raise UserError(f"--replicas {replicas}: need at least one engine replica")
     if chunks_per_wave < 1:
@@ -190,6 +191,7 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chun
         raise UserError(f"--runner ray-llm samples with ray.data.llm's vLLM processor; --engine {cfg.engine} "
                         f"runs on --runner ray")
     try:
+        import ray
         import ray.data.llm  # noqa: F401
     except ImportError as e:
         raise UserError(f"the ray-llm runner needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
@@ -198,6 +200,8 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chun
         build = open_build(cfg, model, overwrite=overwrite)
         connect(address)
         quiet_ray_data()
+        if cpu_only is None:
+            cpu_only = not ray.cluster_resources().get("GPU", 0)
         make = processor or (lambda b: vllm_processor(b.cfg, b.model, replicas=replicas,
                                                       accelerator_type=accelerator_type, cpu_only=cpu_only))
         engine = ProcessorEngine(make(build), blocks=replicas)
