@@ -221,3 +221,17 @@ def test_ray_llm_runner_on_the_real_vllm_processor_matches_the_local_runner(tmp_
     summary = ray_llm.run(cfg.model_copy(update={"out": out}), cpu_only=True, progress=False)
     assert summary.replicas["ray.data.llm"].chunks == 3
     assert read_manifest(out).content_hash == local.content_hash
+
+
+def test_cli_offers_the_ray_llm_runner_and_checks_its_flags_before_starting_anything(tmp_path, capsys):
+    from mmpr.build import main
+    from mmpr.build.cli import build_parser
+
+    assert "ray-llm" in build_parser().format_help() and "--chunks-per-wave" in build_parser().format_help()
+    code = main(["--runner", "ray-llm", "--chunks-per-wave", "0", "--model", "tiny:qwen2_vl", "--sources", "sample",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2 and "--chunks-per-wave 0" in capsys.readouterr().err
+    code = main(["--runner", "ray-llm", "--engine", "transformers", "--model", "tiny:qwen2_vl", "--sources",
+                 "sample", "--out", str(tmp_path / "out")])
+    assert code == 2 and "--runner ray" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
