@@ -23,6 +23,7 @@ columns: an answer is taken as cut off (``length``) when it used all of ``--max-
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -152,7 +153,15 @@ def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: i
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     engine_kwargs = {"limit_mm_per_prompt": {"image": 4, "video": 0}, **cfg.engine_args}
-    extra: dict[str, Any] = {"placement_group_config": {"bundles": [{"CPU": 1}]}} if cpu_only else {}
+    extra: dict[str, Any] = {}
+    if cpu_only:
+        # the local vLLM engine's CPU settings (mmpr.engines.vllm_engine): without them a seeded request's
+        # chunked prefill rewinds its generator and the samples differ from the local runner's
+        engine_kwargs.setdefault("enforce_eager", True)
+        engine_kwargs.setdefault("enable_chunked_prefill", False)
+        extra = {"placement_group_config": {"bundles": [{"CPU": 1}]},
+                 "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE",
+                                                                                       "1")}}}
     config = vLLMEngineProcessorConfig(
         model_source=model, engine_kwargs=engine_kwargs, concurrency=replicas, batch_size=batch_size,
         accelerator_type=accelerator_type, should_continue_on_error=True,
