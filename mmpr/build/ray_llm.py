@@ -23,7 +23,6 @@ columns: an answer is taken as cut off (``length``) when it used all of ``--max-
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -159,9 +158,7 @@ def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: i
         # chunked prefill rewinds its generator and the samples differ from the local runner's
         engine_kwargs.setdefault("enforce_eager", True)
         engine_kwargs.setdefault("enable_chunked_prefill", False)
-        extra = {"placement_group_config": {"bundles": [{"CPU": 1}]},
-                 "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE",
-                                                                                       "1")}}}
+        extra = {"placement_group_config": {"bundles": [{"CPU": 1}]}}
     config = vLLMEngineProcessorConfig(
         model_source=model, engine_kwargs=engine_kwargs, concurrency=replicas, batch_size=batch_size,
         accelerator_type=accelerator_type, should_continue_on_error=True,
