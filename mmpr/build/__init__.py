@@ -1,10 +1,13 @@
 """``python -m mmpr.build``: questions -> sampled CoT answers -> judged -> preference pairs -> a versioned dataset.
 
 - :mod:`mmpr.build.config`: :class:`BuildConfig`, every setting (the YAML keys).
-- :mod:`mmpr.build.step`: :func:`process_chunk`, one chunk of questions through the engine and the judges.
+- :mod:`mmpr.build.step`: :func:`process_chunk`, one chunk of questions through the engine and the judges
+  (:func:`process_chunks` for several, built from ``answer_requests``, ``judge_answers``, ``pair_continuations``).
 - :mod:`mmpr.build.summary`: :class:`BuildSummary`, the counts and their table.
 - :mod:`mmpr.build.runner`: :func:`run` (resumable), :func:`assemble`, :func:`merge` of shards.
 - :mod:`mmpr.build.ray_runner`: the same build as a Ray Data pipeline over a cluster (``--runner ray``).
+- :mod:`mmpr.build.ray_llm`: the same build with its sampling on ``ray.data.llm``'s vLLM processor
+  (``--runner ray-llm``).
 - :mod:`mmpr.build.cli`: the command line.
 """
 

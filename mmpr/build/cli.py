@@ -19,6 +19,10 @@ Examples::
     # a Ray cluster: 8 engine replicas of one GPU each (--out on storage every node sees)
     python -m mmpr.build --config build.yaml --runner ray --ray-address auto --replicas 8 --replica-gpus 1
 
+    # the same with sampling on ray.data.llm's vLLM processor: 8 replicas of 2 GPUs each (tensor parallel)
+    python -m mmpr.build --config build.yaml --runner ray-llm --ray-address auto --replicas 8 \\
+        --engine-args tensor_parallel_size=2
+
     # several machines: one shard each, then merge
     python -m mmpr.build --config build.yaml --shard 0/4 --out runs/shard0
     python -m mmpr.build merge runs/shard0 runs/shard1 runs/shard2 runs/shard3 --out runs/merged
@@ -96,15 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default general_vqa document)")
     p.add_argument("--batch-size", type=int, help="questions per engine call and saved chunk (default 64)")
     p.add_argument("--shard", help="i/N: build the i-th of N disjoint parts (merge them with `merge`)")
-    p.add_argument("--runner", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster (pip install "
-                        "'mmpr[ray]'); both write the same dataset")
+    p.add_argument("--runner", choices=("local", "ray", "ray-llm"), default="local",
+                   help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster, the engine "
+                        "(--engine) in each replica; ray-llm: sampling on ray.data.llm's vLLM processor "
+                        "(--engine vllm; --engine-args become its engine_kwargs, e.g. tensor_parallel_size=2). "
+                        "All write the same dataset (pip install 'mmpr[ray]' for the last two)")
     p.add_argument("--ray-address", help="ray runner: the cluster to join (auto, or host:port); default: a Ray "
                    "instance started on this machine")
     p.add_argument("--replicas", type=int, default=1, help="ray runner: engine replicas (default 1)")
     p.add_argument("--replica-cpus", type=float, default=1.0, help="ray runner: CPUs per replica (default 1)")
     p.add_argument("--replica-gpus", type=float, default=0.0,
                    help="ray runner: GPUs per replica, e.g. the engine's tensor_parallel_size (default 0)")
+    p.add_argument("--chunks-per-wave", type=int, default=16,
+                   help="ray-llm runner: chunks per pass through the processor; each pass starts its engines and "
+                        "a killed run redoes only the wave in flight (default 16)")
     p.add_argument("--name", help="dataset name")
     p.add_argument("--version", help="dataset version X.Y.Z")
     p.add_argument("--release-out", type=Path, help="also write the MMPR release layout to this folder")
@@ -161,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     hub.check_push_arguments(args)
     cfg = config_from_args(args)
     quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / "build.log")
-    if args.runner == "ray":
+    if args.runner == "ray-llm":
+        from mmpr.build import ray_llm
+
+        summary = ray_llm.run(cfg, address=args.ray_address, replicas=args.replicas,
+                              chunks_per_wave=args.chunks_per_wave, overwrite=args.overwrite, check=_check_result)
+    elif args.runner == "ray":
         from mmpr.build import ray_runner
 
         summary = ray_runner.run(cfg, address=args.ray_address, replicas=args.replicas,

@@ -115,6 +115,16 @@ def connect(address: str | None) -> None:
                                        if k.startswith(("MMPR_", "HF_", "VLLM_"))}})
 
 
+def quiet_ray_data() -> None:
+    """No Ray Data progress bars or stats logs: the build shows its own progress."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.verbose_stats_logs = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
 def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, cpus_per_replica: float = 1.0,
         gpus_per_replica: float = 0.0, progress: bool = True, overwrite: bool = False,
         check: Callable[[BuildSummary], None] | None = None) -> RayBuildSummary:
@@ -141,11 +151,8 @@ def _run(build: BuildInputs, *, address: str | None, replicas: int, cpus_per_rep
     cfg, store = build.cfg, build.store
     rows = list(_pending(build))
     connect(address)
-    context = DataContext.get_current()
-    context.enable_progress_bars = False
-    context.max_errored_blocks = -1  # a chunk that keeps failing is reported below, not fatal to the others
-    context.verbose_stats_logs = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    quiet_ray_data()
+    DataContext.get_current().max_errored_blocks = -1  # a chunk that keeps failing is reported, not fatal
     stats: dict[str, ReplicaStats] = {}
     done: set[int] = set()
     started = time.monotonic()

@@ -11,7 +11,7 @@ from typing import Literal
 
 from mmpr.answers import UnscorableItem
 from mmpr.build.config import BuildConfig
-from mmpr.engines import Engine, EngineError, Request, request_seed
+from mmpr.engines import Engine, EngineError, Request, Result, request_seed
 from mmpr.pipeline.correctness import correctness_pairs
 from mmpr.pipeline.dropout_ntp import continuation_prefix, dropout_ntp_pair, without_images
 from mmpr.problems import Problem
@@ -51,17 +51,28 @@ def _responses(item: SourceItem, completions) -> list[Response]:
             for i, c in enumerate(completions)]
 
 
-def process_chunk(items: list[SourceItem], engine: Engine, cfg: BuildConfig) -> list[ItemRecord]:
-    """Sample, judge and pair one chunk of questions (two engine calls: answers, then DropoutNTP continuations)."""
-    seed = cfg.sampling.seed
+def answer_requests(items: list[SourceItem], cfg: BuildConfig) -> tuple[list[ItemRecord], list[Request]]:
+    """The pending record of each question and its sampling request (``n`` answers on the correctness route, one
+    to truncate on the DropoutNTP route), each with its own seed."""
     records, requests = [], []
     for item in items:
         route = route_of(item, cfg)
         records.append(ItemRecord(item=item, route=route, prompt=prompt_for(item, cfg), outcome="pending"))
         requests.append(Request(item.id, records[-1].prompt, tuple(item.images),
-                                n=cfg.sampling.n if route == "correctness" else 1, seed=request_seed(seed, item.id)))
-    continuations: list[tuple[ItemRecord, str, Request]] = []
-    for record, result in zip(records, engine.generate(requests, cfg.sampling), strict=True):
+                                n=cfg.sampling.n if route == "correctness" else 1,
+                                seed=request_seed(cfg.sampling.seed, item.id)))
+    return records, requests
+
+
+Continuation = tuple[ItemRecord, str, Request]
+
+
+def judge_answers(records: list[ItemRecord], results: list[Result], cfg: BuildConfig) -> list[Continuation]:
+    """Fill ``records`` from the engine's answers: correctness pairs are judged and made here; a DropoutNTP
+    question's answer is truncated, and its continuation request (without the image) is returned."""
+    seed = cfg.sampling.seed
+    continuations: list[Continuation] = []
+    for record, result in zip(records, results, strict=True):
         item = record.item
         if isinstance(result, EngineError):
             _skipped(record, result.code, result.message)
@@ -87,16 +98,36 @@ def process_chunk(items: list[SourceItem], engine: Engine, cfg: BuildConfig) -> 
         key = item.id + "#ntp"
         continuations.append((record, prefix, Request(key, without_images(record.prompt), (), n=1,
                                                       seed=request_seed(seed, key), prefix=prefix)))
+    return continuations
+
+
+def pair_continuations(continuations: list[Continuation], results: list[Result], cfg: BuildConfig) -> None:
+    """Finish the DropoutNTP records: the continuation without the image is the rejected answer."""
+    for (record, prefix, _), result in zip(continuations, results, strict=True):
+        if isinstance(result, EngineError):
+            _skipped(record, result.code, result.message)
+            continue
+        record.continuation = result[0].text
+        pair = dropout_ntp_pair(record.item, record.prompt, record.responses[0].text, prefix, result[0].text,
+                                ratio=cfg.dropout_ntp_ratio)
+        record.pairs = [pair] if pair else []
+        record.outcome = "paired" if pair else "no_pairs"
+
+
+def process_chunks(chunks: list[list[SourceItem]], engine: Engine, cfg: BuildConfig) -> list[list[ItemRecord]]:
+    """Sample, judge and pair several chunks of questions with two engine calls in all (answers, then DropoutNTP
+    continuations). Every request has its own seed, so the records are those of one chunk at a time."""
+    records, requests = [], []
+    for items in chunks:
+        r, q = answer_requests(items, cfg)
+        records.append(r)
+        requests += q
+    continuations = judge_answers([r for rs in records for r in rs], engine.generate(requests, cfg.sampling), cfg)
     if continuations:
-        results = engine.generate([r for _, _, r in continuations], cfg.sampling)
-        for (record, prefix, _), result in zip(continuations, results, strict=True):
-            if isinstance(result, EngineError):
-                _skipped(record, result.code, result.message)
-                continue
-            record.continuation = result[0].text
-            pair = dropout_ntp_pair(record.item, record.prompt, record.responses[0].text, prefix, result[0].text,
-                                    ratio=cfg.dropout_ntp_ratio)
-            record.pairs = [pair] if pair else []
-            record.outcome = "paired" if pair else "no_pairs"
+        pair_continuations(continuations, engine.generate([r for _, _, r in continuations], cfg.sampling), cfg)
     return records
 
+
+def process_chunk(items: list[SourceItem], engine: Engine, cfg: BuildConfig) -> list[ItemRecord]:
+    """Sample, judge and pair one chunk of questions (two engine calls: answers, then DropoutNTP continuations)."""
+    return process_chunks([items], engine, cfg)[0]
