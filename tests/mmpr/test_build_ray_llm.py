@@ -19,7 +19,7 @@ from mmpr.images import open_rgb
 from mmpr.schemas import SamplingConfig
 from mmpr.testing import tiny_images
 from tests.mmpr.test_build import ScriptedEngine
-from tests.mmpr.test_build_ray_runner import CFG, RAY_ENV
+from tests.mmpr.test_build_ray_runner import CFG
 
 ray = pytest.importorskip("ray")
 
@@ -162,22 +162,6 @@ class VLLMRows:
                      num_generated_tokens=len(o.outputs[0].token_ids))
         out = [from_engine_row(d) for d in data]
         return {k: [r[k] for r in out] for k in out[0]}
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    import os
-
-    old = {k: os.environ.get(k) for k in RAY_ENV}
-    os.environ.update(RAY_ENV)
-    ray.init(num_cpus=2, num_gpus=0, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.mark.slow

@@ -14,12 +14,10 @@ from mmpr.build.runner import open_build
 from mmpr.dataset_writer import read_manifest
 from mmpr.errors import NothingMade
 from mmpr.store import ItemRecord
+from tests.mmpr.conftest import RAY_ENV
 
 ray = pytest.importorskip("ray")
 
-# Ray >= 2.59 turns token authentication on for new local clusters; a throwaway test cluster on the loopback
-# interface opts out as Ray's token-auth guide says (RAY_AUTH_MODE=disabled), in this process and its children.
-RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 # the shipped sample (questions with and without ground truth: both routes), cut into three chunks
 CFG = {"model": "tiny:qwen2_vl", "sources": [{"name": "sample"}], "sampling": {"n": 2, "max_tokens": 48},
        "batch_size": 10}
@@ -49,22 +47,6 @@ def test_summary_adds_replica_throughput_and_failed_chunks():
     text = summary.render()
     assert "node/a" in text and "4.0" in text.splitlines()[-2]
     assert "failed chunks: 1 (3)" in text and "rerun" in text
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A local CPU-only Ray instance owned by this process (ray.shutdown stops exactly what it started)."""
-    old = {k: os.environ.get(k) for k in RAY_ENV}
-    os.environ.update(RAY_ENV)
-    ray.init(num_cpus=2, num_gpus=0, object_store_memory=200 * 2**20, include_dashboard=False,
-             log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.mark.slow
