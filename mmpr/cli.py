@@ -199,6 +199,7 @@ def quiet_logs(verbose: bool, log_file: str | Path | None = None) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        handler.close()  # a log file of an earlier call in this process
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
