@@ -41,6 +41,7 @@ BENCHMARKS = {
     "mathvista": ("mathvista", {"cot": "mmpr_mathvista_testmini_cot", "direct": "mmpr_mathvista_testmini_direct"}),
     "mathvision": ("mathvision", {"cot": "mmpr_mathvision_testmini_cot"}),
     "pope": ("pope", {"cot": "mmpr_pope_cot"}),
+    "synthetic_grid": ("synthetic_grid", {"cot": "mmpr_synthetic_grid_cot", "direct": "mmpr_synthetic_grid_direct"}),
 }
 
 
@@ -111,7 +112,8 @@ def _check_fields(task_dict: dict) -> None:
 
     required = {"mathvista": scoring.MATHVISTA_FIELDS + ("decoded_image",),
                 "mathvision": scoring.MATHVISION_FIELDS + ("decoded_image",),
-                "pope": scoring.POPE_FIELDS + ("image",)}
+                "pope": scoring.POPE_FIELDS + ("image",),
+                "synthetic_grid": ("id", "question", "answer", "answer_type", "kind", "image")}
     for name, task in task_dict.items():
         benchmark = next(b for b, (_, tasks) in BENCHMARKS.items() if name in tasks.values())
         split = task.config.test_split

@@ -25,6 +25,8 @@ from mmpr.io import atomic_write_text
 TEXT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
 MIN_RESPONSE_TOKENS = 8
 REQUIRED = ("question", "images", "chosen", "rejected")
+SFT_REQUIRED = ("question", "images", "response")
+_ROW_FILES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
 @dataclass
@@ -63,9 +65,32 @@ def _release_rows(folder: Path, subsets: list[str] | None, stamp: list) -> Itera
                    "rejected": pair.rejected}
 
 
-def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit: int | None = None):
-    """The pairs of mmpr dataset folders, Hub ids or MMPR release folders, as one map-style dataset with the
-    columns id, question, images (decoded on access), chosen, rejected."""
+def _sft_rows(location: str, *, allow_sft: bool):
+    """A .jsonl / .json / .parquet file of pairs, or of supervised rows (question, images, response) that become
+    pairs with the response as chosen and an empty rejected: only the SFT term (``loss_weights=[0, 0, w]``) may
+    train on those."""
+    from datasets import load_dataset
+
+    path = Path(location).expanduser()
+    ds = load_dataset(_ROW_FILES[path.suffix.lower()], data_files=str(path), split="train")
+    if all(c in ds.column_names for c in REQUIRED):
+        return ds
+    missing = [c for c in SFT_REQUIRED if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{location}: the rows have no column {', '.join(missing)} (they have "
+                         f"{', '.join(ds.column_names)}); expected pairs (question, images, chosen, rejected) or "
+                         f"supervised rows (question, images, response)")
+    if not allow_sft:
+        raise ValueError(f"{location}: supervised rows (question, images, response) train the SFT term alone; set "
+                         f"loss_weights=[0,0,1]")
+    return ds.rename_column("response", "chosen").add_column("rejected", [""] * len(ds))
+
+
+def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit: int | None = None,
+               allow_sft: bool = False):
+    """The pairs of mmpr dataset folders, Hub ids, MMPR release folders or row files, as one map-style dataset
+    with the columns id, question, images (decoded on access), chosen, rejected. ``allow_sft`` admits files of
+    supervised rows (see :func:`_sft_rows`)."""
     from datasets import Dataset, Features, Image, List, Value, concatenate_datasets
 
     from mmpr.builder import open_dataset
@@ -80,8 +105,10 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
             parts.append(Dataset.from_generator(_release_rows, features=features,
                                                 gen_kwargs={"folder": path, "subsets": subsets, "stamp": stamp}))
             continue
-        for subset in subsets or [None]:
-            ds = open_dataset(location, subset=subset, streaming=False)
+        files = path.is_file() and path.suffix.lower() in _ROW_FILES
+        for subset in [None] if files else subsets or [None]:
+            ds = _sft_rows(location, allow_sft=allow_sft) if files else open_dataset(location, subset=subset,
+                                                                                      streaming=False)
             missing = [c for c in REQUIRED if c not in ds.column_names]
             if missing:
                 raise ValueError(f"{location}: the data has no column {', '.join(missing)} (it has "

@@ -95,3 +95,14 @@ def precompute(model, dataset: PairDataset, *, cache: Path, batch_size: int, log
             torch.save(values, tmp)
     accelerator.wait_for_everyone()
     return values
+
+
+class NoReference:
+    """Zeros: the SFT term alone (``loss_weights=[0, 0, w]``) needs no reference model."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __call__(self, pairs: list[EncodedPair]) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(len(pairs), device=self.device)
+        return zeros, zeros

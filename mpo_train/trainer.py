@@ -29,7 +29,14 @@ from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pai
 from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_keepalive
 from mpo_train.losses import RewardMean, mpo_loss
 from mpo_train.metrics import MetricsLog
-from mpo_train.reference import CachedReference, LoraBaseReference, OnlineReference, model_identity, precompute
+from mpo_train.reference import (
+    CachedReference,
+    LoraBaseReference,
+    NoReference,
+    OnlineReference,
+    model_identity,
+    precompute,
+)
 from mpo_train.saving import save_full_model
 
 log = logging.getLogger("mpo_train")
@@ -107,7 +114,8 @@ class Trainer:
         from accelerate.utils import gather_object
 
         with acc.main_process_first():
-            data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit)
+            data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit,
+                              allow_sft=cfg.loss_weights[0] == cfg.loss_weights[1] == 0)
         encoder = PairEncoder(processor, max_length=cfg.max_length, truncate_responses=cfg.truncate_responses)
         prepared = prepare(data, encoder, self.cache_dir, rank=acc.process_index, world=acc.num_processes,
                            gather=gather_object if acc.num_processes > 1 else None, progress=self.progress)
@@ -139,6 +147,8 @@ class Trainer:
     def _reference(self, path: str, policy, data, encoder, train_idx, eval_idx):
         """Returns (reference callable, train ref tensor or None, eval ref tensor or None)."""
         cfg, acc = self.cfg, self.accelerator
+        if cfg.loss_weights[0] == cfg.loss_weights[1] == 0:
+            return NoReference(acc.device), None, None
         if cfg.reference == "lora_base":
             return LoraBaseReference(policy, self.logps), None, None
         ref_model = self._load_model(path, trainable=False).to(acc.device)

@@ -63,3 +63,22 @@ def test_open_pairs_reads_dataset_folders_and_release_layouts(tmp_path):
     both = open_pairs([str(folder), str(release)], limit=11)
     assert len(both) == 11 and both[10]["id"] == "x_pairs_vqa_correctness_rules/1"
     assert len(open_pairs([str(folder)], subsets=["toy"])) == 10
+
+
+def test_supervised_rows_become_pairs_for_the_sft_term_alone(tmp_path):
+    import json
+
+    image = tmp_path / "a.png"
+    tiny_images(1)[0].save(image)
+    rows = tmp_path / "sft.jsonl"
+    rows.write_text("".join(json.dumps({"id": f"r{i}", "question": f"q{i}", "images": [str(image)],
+                                        "response": f"answer {i}"}) + "\n" for i in range(3)))
+    with pytest.raises(ValueError, match=r"loss_weights=\[0,0,1\]"):
+        open_pairs([str(rows)])
+    data = open_pairs([str(rows)], allow_sft=True)
+    assert data["chosen"] == ["answer 0", "answer 1", "answer 2"] and data["rejected"] == ["", "", ""]
+    assert data[0]["images"][0].size == tiny_images(1)[0].size
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q", "images": [str(image)]}) + "\n")
+    with pytest.raises(ValueError, match="no column response"):
+        open_pairs([str(bad)], allow_sft=True)

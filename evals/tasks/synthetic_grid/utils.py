@@ -1,0 +1,31 @@
+"""The synthetic grid-counting task of ``mmpr.synthetic_grid`` (integer counts, yes/no comparisons), judge-free."""
+
+from evals import task_utils as common
+from evals.scoring import Target, require
+
+FIELDS = ("id", "question", "answer", "answer_type", "kind")
+
+
+def target(doc) -> Target:
+    require(doc, FIELDS, "synthetic_grid")
+    return Target(str(doc["answer"]), doc["answer_type"])
+
+
+def doc_to_visual(doc):
+    return [doc["image"].convert("RGB")]
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return common.prompt(doc["question"], target(doc), common.style_of(lmms_eval_specific_kwargs))
+
+
+def process_results_cot(doc, results):
+    return common.process(doc, results, target(doc), "cot", {"kind": [doc["kind"]]}, doc["id"])
+
+
+def process_results_direct(doc, results):
+    return common.process(doc, results, target(doc), "direct", {"kind": [doc["kind"]]}, doc["id"])
+
+
+accuracy = common.accuracy
+unparsable = common.unparsable
