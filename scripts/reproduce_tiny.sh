@@ -20,14 +20,14 @@ set -euo pipefail
 OUT=${1:?usage: reproduce_tiny.sh OUT [--quick]}
 QUICK=${2:-}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export OMP_NUM_THREADS=${THREADS:-2}   # a fixed, small number of torch threads: timings comparable between runs
+export OMP_NUM_THREADS=${THREADS:-1}   # a fixed, small number of torch threads: timings comparable between runs
 PY=${PYTHON:-python}
 
 if [[ "$QUICK" == "--quick" ]]; then
-  TRAIN=40 TEST=40 SFT=400 HIDDEN=64 LAYERS=1
-  COT_STEPS=40 SHIFT_STEPS=10 N=4 ARM_STEPS=5 SEEDS="0"
+  TRAIN=24 TEST=24 SFT=200 HIDDEN=64 LAYERS=1 BATCH=8
+  COT_STEPS=30 SHIFT_STEPS=10 N=4 ARM_STEPS=4 SEEDS="0"
 else
-  TRAIN=300 TEST=400 SFT=4000 HIDDEN=128 LAYERS=2
+  TRAIN=300 TEST=400 SFT=4000 HIDDEN=128 LAYERS=2 BATCH=16
   COT_STEPS=500 SHIFT_STEPS=200 N=8 ARM_STEPS=200 SEEDS="0 1 2"
 fi
 LR=1e-4 HIGH_LR=3e-4
@@ -46,11 +46,11 @@ say "task data and tiny model"
 # 2. the start: learn the task with CoT, then train mostly on direct answers (90 %) so that CoT degrades
 say "SFT on CoT answers ($COT_STEPS steps)"
 done_train "$OUT/sft_cot" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/model" data="[$OUT/data/sft_cot.jsonl]" \
-  output_dir="$OUT/sft_cot" loss_weights=[0,0,1] max_steps=$COT_STEPS per_device_batch_size=16 learning_rate=3e-3
+  output_dir="$OUT/sft_cot" loss_weights=[0,0,1] max_steps=$COT_STEPS per_device_batch_size=$BATCH learning_rate=3e-3
 say "SFT shift to direct answers ($SHIFT_STEPS steps)"
 done_train "$OUT/sft" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft_cot/final" \
   data="[$OUT/data/sft_shift.jsonl]" output_dir="$OUT/sft" loss_weights=[0,0,1] max_steps=$SHIFT_STEPS \
-  per_device_batch_size=16 learning_rate=1e-3 lr_scheduler=constant
+  per_device_batch_size=$BATCH learning_rate=1e-3 lr_scheduler=constant
 
 # 3. preference data from the start, the paper's way: N samples at T = 1, correctness and format pairs
 say "mmpr.build: $N samples per training question at T = 1"
