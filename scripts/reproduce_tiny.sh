@@ -25,7 +25,7 @@ PY=${PYTHON:-python}
 
 if [[ "$QUICK" == "--quick" ]]; then
   TRAIN=24 TEST=24 SFT=200 HIDDEN=64 LAYERS=1 BATCH=8
-  COT_STEPS=30 SHIFT_STEPS=10 N=4 ARM_STEPS=4 SEEDS="0"
+  COT_STEPS=150 SHIFT_STEPS=5 N=4 ARM_STEPS=4 SEEDS="0"
 else
   TRAIN=300 TEST=400 SFT=4000 HIDDEN=128 LAYERS=2 BATCH=16
   COT_STEPS=500 SHIFT_STEPS=200 N=8 ARM_STEPS=200 SEEDS="0 1 2"
@@ -60,7 +60,7 @@ say "mmpr.build: $N samples per training question at T = 1"
 evaluate() {  # evaluate MODEL DIR: greedy CoT and direct answers on the held-out questions
   for prompt in cot direct; do
     [[ -f "$2/$prompt/results.json" ]] || $PY -m evals.run --tasks synthetic_grid --model "$1" --engine hf \
-      --prompt $prompt --data "synthetic_grid=$OUT/data/test.parquet" --out "$2/$prompt" | tail -1
+      --prompt $prompt --data "synthetic_grid=$OUT/data/test.parquet" --out "$2/$prompt" | tail -2
   done
 }
 say "evaluating the start (and with shuffled images)"
@@ -68,7 +68,7 @@ evaluate "$OUT/sft/final" "$OUT/eval/sft/seed0"
 for prompt in cot direct; do
   [[ -f "$OUT/eval/sft/seed0/${prompt}_shuffled/results.json" ]] || $PY -m evals.run --tasks synthetic_grid \
     --model "$OUT/sft/final" --engine hf --prompt $prompt --data "synthetic_grid=$OUT/data/test_shuffled.parquet" \
-    --out "$OUT/eval/sft/seed0/${prompt}_shuffled" | tail -1
+    --out "$OUT/eval/sft/seed0/${prompt}_shuffled" | tail -2
 done
 
 # 4-5. the arms: same start, same pairs, same steps; (name, loss_weights, lr)
