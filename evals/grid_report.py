@@ -113,8 +113,9 @@ def report(out: Path) -> dict:
     start = results["sft"]
     results["gates"] = {
         "shuffled_accuracy": shuffled,
-        # "towards chance": the shuffled direct accuracy is closer to chance than to the real-image one
-        "reads_image": shuffled["direct"] - chance < (start["direct_accuracy"]["mean"] - chance) / 2,
+        # the start beats chance with the images, and with shuffled images falls closer to chance than to that
+        "reads_image": (start["direct_accuracy"]["mean"] > chance
+                        and shuffled["direct"] - chance < (start["direct_accuracy"]["mean"] - chance) / 2),
         "cot_below_direct": start["accuracy"]["mean"] < start["direct_accuracy"]["mean"],
         "sampled_cot_in_30_70": 30 <= sampled <= 70,
     }
