@@ -3,12 +3,12 @@
 Each image is a 3x3 grid of 28 px cells in four colours: exactly 9 Qwen2-VL image tokens (patch 14, merge 2),
 one per cell. Questions: 60 % "How many {c} squares are in the grid?" (integer 0-9) and 40 % "Are there more
 {a} squares than {b} squares in the grid?" (yes/no). Guessing uniformly scores 0.6 * 1/10 + 0.4 * 1/2 = 26 %.
-The chain of thought first transcribes the grid line by line, then sums per line, then states the answer::
+The chain of thought transcribes the grid line by line with a running tally of the asked colours, then states the
+answer::
 
-    line 1: red blue red
-    line 2: green red yellow
-    line 3: blue blue green
-    red: 2 + 1 + 0 = 3
+    line 1: red blue red (red 2)
+    line 2: green red yellow (red 3)
+    line 3: blue blue green (red 3)
     Final answer: 3
 
 ``python -m mmpr.synthetic_grid data OUT`` writes the training questions (a source for ``mmpr.build``),
@@ -53,13 +53,14 @@ class GridQuestion:
     answer_type: str
 
     def cot(self) -> str:
-        """The reference chain of thought: transcribe, sum per line, conclude."""
-        lines = [f"line {i + 1}: {' '.join(row)}" for i, row in enumerate(self.grid)]
-        totals = []
-        for colour in self.colours:
-            per_line = [row.count(colour) for row in self.grid]
-            totals.append(sum(per_line))
-            lines.append(f"{colour}: {' + '.join(map(str, per_line))} = {totals[-1]}")
+        """The reference chain of thought: transcribe each line and keep a running tally of the asked colours,
+        so that every step is one line read plus a small addition; then compare if asked, then conclude."""
+        lines = []
+        totals = [0] * len(self.colours)
+        for i, row in enumerate(self.grid):
+            totals = [t + row.count(c) for t, c in zip(totals, self.colours, strict=True)]
+            tally = ", ".join(f"{c} {t}" for c, t in zip(self.colours, totals, strict=True))
+            lines.append(f"line {i + 1}: {' '.join(row)} ({tally})")
         if self.kind == "compare":
             a, b = totals
             lines.append(f"{a} is {'more' if a > b else 'not more'} than {b}")

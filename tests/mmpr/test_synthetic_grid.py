@@ -17,14 +17,16 @@ def test_image_is_one_28px_cell_per_qwen2_vl_token():
             assert image.getpixel((c * 28 + 14, r * 28 + 14)) == sg.COLOURS[q.grid[r][c]]
 
 
-def test_reference_cot_transcribes_sums_and_its_final_answer_is_judged_correct():
+def test_reference_cot_transcribes_tallies_and_its_final_answer_is_judged_correct():
     rng = random.Random(1)
     qs = [sg.make_question(rng, str(i)) for i in range(300)]
     assert {q.kind for q in qs} == {"count", "compare"}
     for q in qs:
         cells = [c for row in q.grid for c in row]
         text = q.cot()
-        assert text.splitlines()[0] == "line 1: " + " ".join(q.grid[0])
+        assert text.splitlines()[0].startswith("line 1: " + " ".join(q.grid[0]) + " (")
+        last_tally = text.splitlines()[2].split("(")[1].rstrip(")")
+        assert last_tally == ", ".join(f"{c} {cells.count(c)}" for c in q.colours)
         extracted = extract_final_answer(text)
         assert is_correct(extracted, q.answer, answer_type=q.answer_type)
         if q.kind == "count":
