@@ -20,15 +20,15 @@ set -euo pipefail
 OUT=${1:?usage: reproduce_tiny.sh OUT [--quick]}
 QUICK=${2:-}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export OMP_NUM_THREADS=${THREADS:-1}   # a fixed, small number of torch threads: timings comparable between runs
+export OMP_NUM_THREADS=${THREADS:-2}   # a fixed, small number of torch threads: timings comparable between runs
 PY=${PYTHON:-python}
 
 if [[ "$QUICK" == "--quick" ]]; then
   TRAIN=24 TEST=24 SFT=200 HIDDEN=64 LAYERS=1 BATCH=8
   COT_STEPS=150 SHIFT_STEPS=5 N=4 ARM_STEPS=4 SEEDS="0"
 else
-  TRAIN=300 TEST=400 SFT=4000 HIDDEN=128 LAYERS=2 BATCH=16
-  COT_STEPS=1500 SHIFT_STEPS=200 N=8 ARM_STEPS=200 SEEDS="0 1 2"
+  TRAIN=300 TEST=300 SFT=3000 HIDDEN=128 LAYERS=2 BATCH=16
+  COT_STEPS=500 SHIFT_STEPS=150 N=8 ARM_STEPS=80 SEEDS="0 1 2"
 fi
 LR=1e-4 HIGH_LR=3e-4
 mkdir -p "$OUT"
@@ -43,9 +43,11 @@ say "task data and tiny model"
 [[ -f "$OUT/data/task.json" ]] || $PY -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT
 [[ -f "$OUT/model/config.json" ]] || $PY -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS
 
-# 2. the start: learn the task with CoT, then train mostly on direct answers (90 %) so that CoT degrades
-say "SFT on CoT answers ($COT_STEPS steps)"
-done_train "$OUT/sft_cot" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/model" data="[$OUT/data/sft_cot.jsonl]" \
+# 2. the start: learn the task with CoT and direct answers together (the direct rows teach the perception fast,
+# the CoT rows the format), then train mostly on direct answers (90 %) so that CoT degrades
+say "SFT on CoT and direct answers ($COT_STEPS steps)"
+done_train "$OUT/sft_cot" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/model" \
+  data="[$OUT/data/sft_cot.jsonl,$OUT/data/sft_shift.jsonl]" \
   output_dir="$OUT/sft_cot" loss_weights=[0,0,1] max_steps=$COT_STEPS per_device_batch_size=$BATCH learning_rate=3e-3
 say "SFT shift to direct answers ($SHIFT_STEPS steps)"
 done_train "$OUT/sft" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft_cot/final" \
@@ -71,20 +73,30 @@ for prompt in cot direct; do
     --out "$OUT/eval/sft/seed0/${prompt}_shuffled" | tail -2
 done
 
-# 4-5. the arms: same start, same pairs, same steps; (name, loss_weights, lr)
+# 4-5. the arms: same start, same pairs, same steps; (name, loss_weights, lr). The seeds run side by side, one
+# torch thread each.
 ARMS=("sft_chosen [0,0,1] $LR" "dpo [1,0,0] $LR" "mpo [0.8,0.2,1.0] $LR"
       "high_lr_dpo [1,0,0] $HIGH_LR" "high_lr_mpo [0.8,0.2,1.0] $HIGH_LR")
-for seed in $SEEDS; do
+run_seed() {  # run_seed SEED: train and evaluate every arm of one seed
+  local seed=$1 arm name weights lr dir
+  export OMP_NUM_THREADS=1
   for arm in "${ARMS[@]}"; do
     read -r name weights lr <<< "$arm"
     dir="$OUT/arms/$name/seed$seed"
-    say "arm $name, seed $seed: loss_weights=$weights lr=$lr, $ARM_STEPS steps x 8 pairs"
     mkdir -p "$(dirname "$dir")"
-    done_train "$dir" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft/final" data="[$OUT/pairs]" \
-      output_dir="$dir" loss_weights="$weights" learning_rate=$lr max_steps=$ARM_STEPS per_device_batch_size=8 \
-      reference=online seed=$seed > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
+    done_train "$dir" || { say "arm $name, seed $seed: loss_weights=$weights lr=$lr, $ARM_STEPS steps x 8 pairs"
+      $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft/final" data="[$OUT/pairs]" \
+        output_dir="$dir" loss_weights="$weights" learning_rate=$lr max_steps=$ARM_STEPS per_device_batch_size=8 \
+        reference=online seed=$seed > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }; }
     evaluate "$dir/final" "$OUT/eval/$name/seed$seed"
   done
+}
+pids=()
+for seed in $SEEDS; do
+  run_seed "$seed" & pids+=($!)
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || { echo "an arm failed (its log is above)"; exit 1; }
 done
 
 # 6. the table, the chart, the gate checks and the effects
