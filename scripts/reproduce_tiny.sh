@@ -3,7 +3,7 @@
 #   (Table 3) MPO lifts the CoT accuracy of an SFT model whose CoT is worse than its direct answers;
 #   (Table 6) DPO alone, at a high learning rate, loses accuracy and leaves unparsable answers; MPO does not.
 #
-#   bash scripts/reproduce_tiny.sh OUT            # full run: sized for ~30 min on 2 idle cores (not yet timed idle)
+#   bash scripts/reproduce_tiny.sh OUT            # full run: ~35 min measured on 2 shared cores
 #   bash scripts/reproduce_tiny.sh OUT --quick    # the same steps at toy sizes (a few minutes; CI runs it)
 #
 # Steps: a synthetic grid-counting task and a tiny Qwen2-VL that knows its words (mmpr.synthetic_grid) ->
