@@ -27,7 +27,8 @@ class Benchmark(BaseModel):
     name: str = Field(description="Short name used by --tasks and --data, and as the key in results.json.")
     folder: str = Field(description="Task folder under evals/tasks/ holding utils.py.")
     task: str = Field(description="lmms-eval task name stem; the task for a prompt is '<task>_<prompt>'.")
-    dataset: str = Field(description="Hub dataset id the task reads unless --data points at a local copy.")
+    dataset: str = Field(description="Hub dataset id the task reads unless --data points at a local copy; empty for "
+                         "a benchmark that exists only as local files (always given with --data).")
     dataset_name: str | None = Field(default=None, description="Hub dataset config, if any.")
     split: str = Field(description="The split evaluated.")
     fields: tuple[str, ...] = Field(description="Columns a row must have (as published); checked before generating.")
@@ -97,6 +98,10 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark(name="logicvista", folder="logicvista", task="mmpr_logicvista", dataset="lscpku/LogicVista",
               split="test", fields=("question", "image", "answer"),
               scorer="the set of option letters (some items have two), or the number for numbered options"),
+    # local only: the held-out questions written by `python -m mmpr.synthetic_grid data OUT` (OUT/test.parquet)
+    Benchmark(name="synthetic_grid", folder="synthetic_grid", task="mmpr_synthetic_grid", dataset="", split="test",
+              fields=("id", "question", "answer", "answer_type", "kind", "image"), prompts=("cot", "direct"),
+              scorer="integer count, or yes / no", max_new_tokens={"cot": 128, "direct": 16}),
 ]}
 
 PRESETS: dict[str, tuple[str, ...]] = {

@@ -174,6 +174,14 @@ def check_selection(benchmarks: list[str] | str, prompt: str) -> list[Benchmark]
     return benches
 
 
+def check_data(benches: list[Benchmark], data: dict[str, str]) -> None:
+    """--data names only benchmarks selected, and every local-only benchmark (no Hub dataset) has its file."""
+    unknown_keys(data, [b.name for b in benches], "--data")
+    local = [b.name for b in benches if not b.dataset and b.name not in data]
+    if local:
+        raise UserError(f"{local[0]} has no Hub dataset; name its file with --data {local[0]}=PATH")
+
+
 def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", prompt: str = "cot",
              limit: int | None = None, out: Path, data: dict[str, str] | None = None, judge: str | None = None,
              engine_args: dict | None = None, batch_size: int = 16, engine_instance=None,
@@ -181,7 +189,7 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
     """Run ``benchmarks`` (names and presets) through lmms-eval; write ``results.json`` and
     ``samples_<task>.jsonl`` to ``out``. ``max_new_tokens`` overrides each benchmark's budget for the prompt."""
     benches = check_selection(benchmarks, prompt)
-    unknown_keys(data or {}, [b.name for b in benches], "--data")
+    check_data(benches, data or {})
     for name, path in (data or {}).items():
         if not Path(path).expanduser().exists():
             raise UserError(f"--data {name}={path}: no such file or folder")
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     benches = check_selection(args.tasks, args.prompt)
     tasks = [b.name for b in benches]
     data = parse_pairs(args.data, "--data", typed=False)
-    unknown_keys(data, tasks, "--data")
+    check_data(benches, data)
     for name, path in data.items():
         check_parquet(Path(path).expanduser(), f"--data {name}={path}")
     engine_args = parse_pairs(args.engine_args, "--engine-args")

@@ -36,7 +36,8 @@ _WORDS = (
 ).split()
 
 
-def _corpus(rng: random.Random):
+def _corpus(rng: random.Random, extra: tuple[str, ...] = ()):
+    yield from extra
     for _ in range(3000):
         yield " ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 25)))
     for i in range(1500):
@@ -48,7 +49,7 @@ def _corpus(rng: random.Random):
 
 
 @functools.lru_cache(maxsize=4)
-def _trained_tokenizer(vocab_size: int, seed: int):
+def _trained_tokenizer(vocab_size: int, seed: int, extra_corpus: tuple[str, ...] = ()):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -62,7 +63,7 @@ def _trained_tokenizer(vocab_size: int, seed: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(random.Random(seed)), trainer=trainer)
+    tok.train_from_iterator(_corpus(random.Random(seed), extra_corpus), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
@@ -78,9 +79,13 @@ def _trained_tokenizer(vocab_size: int, seed: int):
     )
 
 
-def tiny_tokenizer(*, chat_template: str | None = None, vocab_size: int = 2000, seed: int = 0):
-    """A freshly trained byte-level BPE tokenizer with ChatML-style special tokens (deterministic)."""
-    tok = copy.deepcopy(_trained_tokenizer(vocab_size, seed))
+def tiny_tokenizer(*, chat_template: str | None = None, vocab_size: int = 2000, seed: int = 0,
+                   extra_corpus: tuple[str, ...] = ()):
+    """A freshly trained byte-level BPE tokenizer with ChatML-style special tokens (deterministic).
+
+    ``extra_corpus`` adds training text, so that a task's own words (e.g. a synthetic task's prompts and
+    reasoning) become whole tokens instead of byte pieces."""
+    tok = copy.deepcopy(_trained_tokenizer(vocab_size, seed, tuple(extra_corpus)))
     tok.chat_template = chat_template if chat_template is not None else chat_template_for("<image>")
     return tok
 
@@ -121,12 +126,13 @@ def _text_config(tok, *, layers: int, hidden: int) -> dict:
     )
 
 
-def _build_qwen2_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int):
+def _build_qwen2_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    tok = tiny_tokenizer(chat_template=chat_template_for("<|vision_start|><|image_pad|><|vision_end|>"))
+    tok = tiny_tokenizer(chat_template=chat_template_for("<|vision_start|><|image_pad|><|vision_end|>"),
+                         extra_corpus=extra_corpus)
     head_dim = 32
     text = _text_config(tok, layers=layers, hidden=hidden)
     # mrope sections (temporal, height, width) must sum to head_dim / 2
@@ -147,12 +153,12 @@ def _build_qwen2_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     return model, processor
 
 
-def _build_llava(out: Path, *, layers: int, hidden: int, max_image_tokens: int):
+def _build_llava(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
     image_token = "<|image_pad|>"
-    tok = tiny_tokenizer(chat_template=chat_template_for(image_token + "\n"))
+    tok = tiny_tokenizer(chat_template=chat_template_for(image_token + "\n"), extra_corpus=extra_corpus)
     side = 14 * max(1, int(max_image_tokens**0.5))
     vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
                               image_size=side, patch_size=14, projection_dim=64)
@@ -170,12 +176,12 @@ def _build_llava(out: Path, *, layers: int, hidden: int, max_image_tokens: int):
     return model, processor
 
 
-def _build_internvl(out: Path, *, layers: int, hidden: int, max_image_tokens: int):
+def _build_internvl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
     from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
 
-    tok = tiny_tokenizer(chat_template=chat_template_for("<IMG_CONTEXT>\n"))
+    tok = tiny_tokenizer(chat_template=chat_template_for("<IMG_CONTEXT>\n"), extra_corpus=extra_corpus)
     tile, patch, downsample = 56, 14, 0.5
     tokens_per_tile = int((tile // patch) ** 2 * downsample**2)
     max_tiles = max(1, max_image_tokens // tokens_per_tile - 1)  # tiles + a thumbnail
@@ -210,11 +216,12 @@ def _clip_keys_for_vllm(out: Path) -> None:
 
 
 def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, layers: int = 2, hidden: int = 64,
-             max_image_tokens: int = 64, dtype: str = "float32") -> Path:
+             max_image_tokens: int = 64, dtype: str = "float32", extra_corpus: tuple[str, ...] = ()) -> Path:
     """Write a loadable tiny VLM with its processor and chat template to ``path`` and return the path.
 
     ``family`` is one of ``qwen2_vl``, ``llava`` or ``internvl`` (the transformers-native InternVL).
     The same ``seed`` gives byte-identical weights. ``max_image_tokens`` bounds the LM tokens per image.
+    ``extra_corpus`` is text the tokenizer also learns from (a task's vocabulary).
     """
     import torch
 
@@ -226,7 +233,8 @@ def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, la
     out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model, processor = _BUILDERS[family](out, layers=layers, hidden=hidden, max_image_tokens=max_image_tokens)
+        model, processor = _BUILDERS[family](out, layers=layers, hidden=hidden, max_image_tokens=max_image_tokens,
+                                             extra_corpus=tuple(extra_corpus))
     model.to(getattr(torch, dtype)).save_pretrained(out)
     processor.save_pretrained(out)
     if family == "llava":

@@ -94,6 +94,12 @@ class TrainConfig(BaseModel):
     report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
     run_name: str | None = None
 
+    @property
+    def sft_only(self) -> bool:
+        """Only the SFT term trains (``loss_weights=[0, 0, w]``): no reference model, and supervised rows (no
+        rejected answer) are admitted."""
+        return self.loss_weights[0] == self.loss_weights[1] == 0
+
     @model_validator(mode="after")
     def _coherent(self) -> TrainConfig:
         if self.reference == "lora_base" and self.lora is None:

@@ -25,6 +25,8 @@ from mmpr.io import atomic_write_text
 TEXT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
 MIN_RESPONSE_TOKENS = 8
 REQUIRED = ("question", "images", "chosen", "rejected")
+SFT_REQUIRED = ("question", "images", "response")
+_ROW_FILES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
 @dataclass
@@ -79,10 +81,34 @@ def _release_report(stamp: str) -> Path:
     return Path(config.HF_DATASETS_CACHE) / "mmpr-release-problems" / f"{stamp}.json"
 
 
+def _row_file(location: str, *, allow_sft: bool):
+    """A .jsonl / .json / .parquet file of pairs, or of supervised rows (question, images, response) that become
+    pairs with the response as chosen and an empty rejected: only the SFT term (``loss_weights=[0, 0, w]``) may
+    train on those."""
+    from datasets import load_dataset
+
+    from mmpr.errors import UserError
+
+    path = Path(location).expanduser()
+    ds = load_dataset(_ROW_FILES[path.suffix.lower()], data_files=str(path), split="train")
+    if all(c in ds.column_names for c in REQUIRED):
+        return ds
+    missing = [c for c in SFT_REQUIRED if c not in ds.column_names]
+    if missing:
+        raise UserError(f"{location}: the rows have no column {', '.join(missing)} (they have "
+                        f"{', '.join(ds.column_names)}); expected pairs (question, images, chosen, rejected) or "
+                        f"supervised rows (question, images, response)")
+    if not allow_sft:
+        raise UserError(f"{location}: supervised rows (question, images, response) have no rejected answer for the "
+                        f"DPO and BCO terms; train them with the SFT term alone (loss_weights=[0,0,1])")
+    return ds.rename_column("response", "chosen").add_column("rejected", [""] * len(ds))
+
+
 def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit: int | None = None,
-               problems=None):
-    """The pairs of mmpr dataset folders, Hub ids or MMPR release folders, as one map-style dataset with the
-    columns id, question, images (decoded on access), chosen, rejected.
+               problems=None, allow_sft: bool = False):
+    """The pairs of mmpr dataset folders, Hub ids, MMPR release folders or row files, as one map-style dataset
+    with the columns id, question, images (decoded on access), chosen, rejected. ``allow_sft`` admits files of
+    supervised rows (see :func:`_row_file`).
 
     The rows of a release folder that cannot be read (:mod:`mmpr.release` says which and why) are skipped and
     added to ``problems`` (a :class:`mmpr.problems.ProblemLog`), also when the rows come from datasets' cache."""
@@ -116,8 +142,10 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
             if problems is not None:
                 problems.update(ProblemLog.read(report))
             continue
-        for subset in subsets or [None]:
-            ds = open_dataset(location, subset=subset, streaming=False)
+        files = path.is_file() and path.suffix.lower() in _ROW_FILES
+        for subset in [None] if files else subsets or [None]:
+            ds = _row_file(location, allow_sft=allow_sft) if files else open_dataset(location, subset=subset,
+                                                                                      streaming=False)
             missing = [c for c in REQUIRED if c not in ds.column_names]
             if missing:
                 raise ValueError(f"{location}: the data has no column {', '.join(missing)} (it has "

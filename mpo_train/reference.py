@@ -107,3 +107,14 @@ def precompute(model, dataset: PairDataset, positions: list[int], *, cache: Path
             atomic_write_text(cache, json.dumps({str(i): list(v) for i, v in sorted(table.items())}))
     accelerator.wait_for_everyone()
     return table
+
+
+class NoReference:
+    """Zeros: the SFT term alone (``loss_weights=[0, 0, w]``) needs no reference model."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __call__(self, pairs: list[EncodedPair]) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(len(pairs), device=self.device)
+        return zeros, zeros

@@ -36,7 +36,14 @@ from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_
 from mpo_train.health import TrendWatch, check_saved_model, generate_probe, probe_scores, zero_parameters
 from mpo_train.losses import RewardMean, mpo_loss
 from mpo_train.metrics import MetricsLog
-from mpo_train.reference import CachedReference, LoraBaseReference, OnlineReference, model_identity, precompute
+from mpo_train.reference import (
+    CachedReference,
+    LoraBaseReference,
+    NoReference,
+    OnlineReference,
+    model_identity,
+    precompute,
+)
 from mpo_train.saving import save_full_model
 
 log = logging.getLogger("mpo_train")
@@ -149,7 +156,8 @@ class Trainer:
 
         problems = ProblemLog()
         with acc.main_process_first():
-            data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit, problems=problems)
+            data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit, problems=problems,
+                              allow_sft=cfg.sft_only)
         if acc.is_main_process:
             problems.write(self.output_dir / SKIPPED_REPORT)
         encoder = PairEncoder(processor, max_length=cfg.max_length, truncate_responses=cfg.truncate_responses)
@@ -185,6 +193,8 @@ class Trainer:
         """The reference callable, and the frozen reference model when the log-probs are precomputed (scored by
         :meth:`_precompute_reference` once the data order is known, then dropped)."""
         cfg, acc = self.cfg, self.accelerator
+        if cfg.sft_only:
+            return NoReference(acc.device), None
         if cfg.reference == "lora_base":
             return LoraBaseReference(policy, self.logps), None
         ref_model = self._load_model(path, trainable=False).to(acc.device)
@@ -292,7 +302,8 @@ class Trainer:
                       f"{self.output_dir / SKIPPED_REPORT}")
         policy = self._policy(path)
         trainable, total = trainable_parameters(policy)
-        self._say(f"model: {path} ({total:,} parameters, {trainable:,} trained); reference: {cfg.reference}")
+        self._say(f"model: {path} ({total:,} parameters, {trainable:,} trained); reference: "
+                  f"{'none (the SFT term alone)' if cfg.sft_only else cfg.reference}")
         reference, ref_model = self._reference(path, policy)
         run = Run(processor=processor, data=data, encoder=encoder, prepared=prepared, train_idx=train_idx,
                   eval_idx=eval_idx, policy=policy, reference=reference, ref_model=ref_model,
@@ -395,7 +406,8 @@ class Trainer:
         run.last = last
         if step % cfg.logging_steps == 0 or step == run.total_steps:
             run.metrics_log.write(step, last)
-        for warning in run.watch.observe(step, last):
+        # the trends are of log-ratios against the reference; the SFT term alone has none (NoReference's zeros)
+        for warning in [] if cfg.sft_only else run.watch.observe(step, last):
             self._warn(run, warning)
         if cfg.eval_steps and step % cfg.eval_steps == 0:
             if run.eval_loader is not None:

@@ -1,4 +1,7 @@
-"""transformers ``generate``: the fallback engine (no vLLM, small runs, tests). One request at a time."""
+"""transformers ``generate``: the fallback engine (no vLLM, small runs, tests).
+
+Sampled requests run one at a time (each with its own seed; its ``n`` samples in one call); greedy requests,
+whose answers do not depend on a seed, run ``batch_size`` at a time, left-padded."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from mmpr.schemas import SamplingConfig
 class TransformersEngine:
     name = "transformers"
 
-    def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto", **model_args: Any):
+    def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto", batch_size: int = 16,
+                 **model_args: Any):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -24,6 +28,7 @@ class TransformersEngine:
         text_config = getattr(self.model.config, "text_config", self.model.config)
         self.max_length = getattr(text_config, "max_position_embeddings", None)
         self.eos_ids = set(self._eos_ids())
+        self.batch_size = batch_size
 
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
@@ -31,7 +36,44 @@ class TransformersEngine:
         return ids + ([self.processor.tokenizer.eos_token_id] if self.processor.tokenizer.eos_token_id else [])
 
     def generate(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
-        return [self._one(r, sampling) for r in requests]
+        if sampling.temperature > 0:
+            return [self._one(r, sampling) for r in requests]
+        results: list[Result] = []
+        for start in range(0, len(requests), self.batch_size):
+            results += self._greedy_batch(requests[start:start + self.batch_size], sampling)
+        return results
+
+    def _greedy_batch(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
+        """Greedy answers of several plain requests in one left-padded ``generate``; anything unusual (a
+        continuation, n > 1, an unreadable image, a too-long prompt, a failing batch) goes one at a time."""
+        import torch
+
+        if len(requests) == 1 or any(r.prefix is not None or r.n != 1 for r in requests):
+            return [self._one(r, sampling) for r in requests]
+        try:
+            images = [open_rgb(p) for r in requests for p in r.images] or None
+        except OSError:
+            return [self._one(r, sampling) for r in requests]
+        prompts = [self.processor.apply_chat_template(conversation(r.question, len(r.images)), tokenize=False,
+                                                      add_generation_prompt=True) for r in requests]
+        tokenizer = self.processor.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding=True).to(self.device)
+        finally:
+            tokenizer.padding_side = side
+        width = inputs["input_ids"].shape[1]
+        if self.max_length and width + 1 > self.max_length:
+            return [self._one(r, sampling) for r in requests]
+        max_new = min(sampling.max_tokens, self.max_length - width) if self.max_length else sampling.max_tokens
+        with torch.inference_mode():
+            try:
+                out = self.model.generate(**inputs, do_sample=False, max_new_tokens=max_new,
+                                          pad_token_id=tokenizer.pad_token_id)
+            except (RuntimeError, ValueError):
+                return [self._one(r, sampling) for r in requests]
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        return [self._completions(out[i:i + 1, width:], int(lengths[i])) for i in range(len(requests))]
 
     def _one(self, request: Request, sampling: SamplingConfig) -> Result:
         import torch
@@ -62,9 +104,12 @@ class TransformersEngine:
                 out = self.model.generate(**inputs, **kwargs)
             except (RuntimeError, ValueError) as e:
                 return EngineError("engine_error", f"{type(e).__name__}: {e}")
+        return self._completions(out[:, n_prompt:], n_prompt)
+
+    def _completions(self, generated, n_prompt: int) -> list[Completion]:
         completions = []
         pad = self.processor.tokenizer.pad_token_id
-        for row in out[:, n_prompt:].tolist():
+        for row in generated.tolist():
             ended = next((i for i, t in enumerate(row) if t in self.eos_ids), None)
             tokens = row[: ended] if ended is not None else [t for t in row if t != pad]
             completions.append(Completion(

@@ -109,3 +109,13 @@ def mathvista(spec: SourceSpec) -> DatasetSource:
     return DatasetSource(name="mathvista", path="AI4Math/MathVista", split="testmini", columns=Columns(
         id="pid", image="decoded_image", choices="choices", answer_type="answer_type",
         extra=("precision", "unit", "metadata")), category="mathematics", require_image=True, fix=_mathvista_fix)
+
+
+@register_source("synthetic_grid", "the synthetic grid-counting task of mmpr.synthetic_grid (path= its train.jsonl, "
+                                   "written by `python -m mmpr.synthetic_grid data OUT`)")
+def synthetic_grid(spec: SourceSpec) -> DatasetSource:
+    if not spec.path:
+        raise ValueError("the synthetic_grid source needs a path: the train.jsonl written by "
+                         "`python -m mmpr.synthetic_grid data OUT`")
+    return DatasetSource(name="synthetic_grid", path=spec.path, columns=Columns(id="id", answer_type="answer_type"),
+                         category="mathematics", require_image=True)

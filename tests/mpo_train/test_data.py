@@ -86,3 +86,27 @@ def test_a_release_folders_bad_rows_reach_the_caller_also_from_the_cache(tmp_pat
                        problems=problems)
     assert prepared.describe() == "4 pairs ready, 2 skipped (image_missing: 1, malformed_json: 1)"
     assert prepared.examples[0].startswith(f"{release / 'annotations' / 'x_pairs_vqa_correctness_rules.jsonl'}:2")
+
+
+def test_supervised_rows_become_pairs_for_the_sft_term_alone(tmp_path):
+    import json
+    import re
+
+    from mmpr.errors import UserError
+
+    image = tmp_path / "a.png"
+    tiny_images(1)[0].save(image)
+    rows = tmp_path / "sft.jsonl"
+    rows.write_text("".join(json.dumps({"id": f"r{i}", "question": f"q{i}", "images": [str(image)],
+                                        "response": f"answer {i}"}) + "\n" for i in range(3)))
+    with pytest.raises(UserError, match=rf"^{re.escape(str(rows))}: supervised rows .* no rejected answer .*"
+                                        r"loss_weights=\[0,0,1\]\)$") as refused:
+        open_pairs([str(rows)])
+    assert "\n" not in str(refused.value)
+    data = open_pairs([str(rows)], allow_sft=True)
+    assert data["chosen"] == ["answer 0", "answer 1", "answer 2"] and data["rejected"] == ["", "", ""]
+    assert data[0]["images"][0].size == tiny_images(1)[0].size
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q", "images": [str(image)]}) + "\n")
+    with pytest.raises(UserError, match=rf"^{re.escape(str(bad))}: the rows have no column response"):
+        open_pairs([str(bad)], allow_sft=True)

@@ -1,10 +1,11 @@
 import json
+import re
 
 import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from mmpr.errors import NothingMade
+from mmpr.errors import NothingMade, UserError
 from mpo_train import trainer as trainer_module
 from mpo_train.__main__ import main
 from mpo_train.config import TrainConfig
@@ -254,3 +255,26 @@ def test_a_broken_save_fails_the_run(tiny_model_dir, data, tmp_path, monkeypatch
     monkeypatch.setattr(trainer_module, "save_full_model", zeroed)
     with pytest.raises(NothingMade, match="failed its check: .*all zeros"):
         Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, tmp_path / "z", max_steps=1, limit=4), progress=False).train()
+
+
+def test_sft_on_supervised_rows_learns_the_responses_without_a_reference(tiny_model_dir, tmp_path, monkeypatch):
+    from mmpr.testing import tiny_images
+
+    image = tmp_path / "a.png"
+    tiny_images(1, size=(56, 56))[0].save(image)
+    rows = tmp_path / "sft.jsonl"
+    rows.write_text("".join(json.dumps({"question": f"Count {i}.", "images": [str(image)],
+                                        "response": "There are three circles. Final answer: 3"}) + "\n"
+                            for i in range(8)))
+    loaded = []
+    original = Trainer._load_model
+    monkeypatch.setattr(Trainer, "_load_model", lambda self, path, trainable: loaded.append(trainable) or
+                        original(self, path, trainable=trainable))
+    cfg = _cfg(tiny_model_dir("qwen2_vl"), rows, tmp_path / "run", loss_weights=(0, 0, 1), max_steps=12,
+               learning_rate=3e-3)
+    Trainer(cfg, progress=False).train()
+    assert loaded == [True], "the SFT term alone loads no reference model"
+    gen = [r["loss_gen"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())]
+    assert gen[-1] < gen[0] - 1  # the NLL of the responses falls
+    with pytest.raises(UserError, match=rf"{re.escape(str(rows))}: supervised rows .*loss_weights=\[0,0,1\]"):
+        Trainer(_cfg(tiny_model_dir("qwen2_vl"), rows, tmp_path / "dpo", max_steps=1), progress=False).train()

@@ -11,3 +11,23 @@ def test_transformers_engine_samples_seeded_continues_and_reports_errors(tiny_mo
     assert two[0].prompt_tokens > one[0].prompt_tokens, "two images take more prompt tokens than one"
     assert [c.text for c in engine.generate(requests_[:1], sampling)[0]] == [c.text for c in one]
     assert isinstance(long, EngineError) and long.code == "prompt_too_long"
+
+
+def test_greedy_requests_run_batched_and_answer_as_one_at_a_time(tiny_model_dir, tmp_path):
+    from mmpr.engines import Request
+    from mmpr.testing import tiny_images
+
+    paths = []
+    for i, image in enumerate(tiny_images(3, size=(56, 56))):
+        paths.append(str(tmp_path / f"{i}.png"))
+        image.save(paths[-1])
+    requests = [Request("a", "How many circles?", (paths[0],)), Request("b", "What colour is the big square?",
+                                                                           (paths[1],)),
+                Request("c", "Is it red?", (paths[2],))]
+    greedy = SamplingConfig(temperature=0.0, max_tokens=6)
+    batched = make_engine("transformers", str(tiny_model_dir("qwen2_vl")), batch_size=3)
+    single = make_engine("transformers", str(tiny_model_dir("qwen2_vl")), batch_size=1)
+    together = batched.generate(requests, greedy)
+    alone = single.generate(requests, greedy)
+    assert [r[0].text for r in together] == [r[0].text for r in alone]
+    assert [r[0].prompt_tokens for r in together] == [r[0].prompt_tokens for r in alone]

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The paper's two effects in miniature, on a CPU, with mmpr's own commands:
+#   (Table 3) MPO lifts the CoT accuracy of an SFT model whose CoT is worse than its direct answers;
+#   (Table 6) DPO alone, at a high learning rate, loses accuracy and leaves unparsable answers; MPO does not.
+#
+#   bash scripts/reproduce_tiny.sh OUT            # full run: ~35 min measured on 2 shared cores
+#   bash scripts/reproduce_tiny.sh OUT --quick    # the same steps at toy sizes (a few minutes; CI runs it)
+#
+# Steps: a synthetic grid-counting task and a tiny Qwen2-VL that knows its words (mmpr.synthetic_grid) ->
+# SFT on CoT answers, then a shift to mostly direct answers (mpo_train, SFT term alone) = the start ->
+# preference pairs sampled from the start (mmpr.build, N samples at T = 1) -> three arms from the start on the
+# same pairs and budget: continued SFT on the chosen answers, DPO only, MPO; plus DPO only and MPO at a higher
+# lr; several seeds each (mpo_train) -> greedy CoT and direct evaluation on held-out questions (evals.run) ->
+# OUT/results.json, OUT/results.md and OUT/results.png (evals.grid_report).
+# Where it departs from the paper: a 0.8 M-parameter model trained from scratch on one synthetic task, one round
+# of self-sampled pairs, and SFT (not MPO's start, InternVL2-8B) made CoT-worse-than-direct by construction.
+# Every step resumes: rerun the same command after a kill and finished steps are skipped.
+set -euo pipefail
+
+OUT=${1:?usage: reproduce_tiny.sh OUT [--quick]}
+QUICK=${2:-}
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export OMP_NUM_THREADS=${THREADS:-2}   # a fixed, small number of torch threads: timings comparable between runs
+PY=${PYTHON:-python}
+
+if [[ "$QUICK" == "--quick" ]]; then
+  TRAIN=24 TEST=24 SFT=200 HIDDEN=64 LAYERS=1 BATCH=8
+  COT_STEPS=150 SHIFT_STEPS=5 N=4 ARM_STEPS=4 SEEDS="0"
+else
+  TRAIN=300 TEST=300 SFT=3000 HIDDEN=128 LAYERS=2 BATCH=16
+  COT_STEPS=500 SHIFT_STEPS=150 N=8 ARM_STEPS=80 SEEDS="0 1 2"
+fi
+LR=1e-4 HIGH_LR=3e-4
+mkdir -p "$OUT"
+START=$(date +%s)
+say() { echo "[$(( $(date +%s) - START ))s] $*"; }
+done_train() { [[ -f "$1/final/config.json" ]]; }
+TRAIN_ARGS=(--config mpo_train/recipes/tiny_cpu.yaml eval_fraction=0 save_steps=100000 num_workers=0
+            warmup_ratio=0.05 max_length=512)
+
+# 1. the task (train questions = the build's source; held-out questions, also with shuffled images) and the model
+say "task data and tiny model"
+[[ -f "$OUT/data/task.json" ]] || $PY -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT
+[[ -f "$OUT/model/config.json" ]] || $PY -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS
+
+# 2. the start: learn the task with CoT and direct answers together (the direct rows teach the perception fast,
+# the CoT rows the format), then train mostly on direct answers (90 %) so that CoT degrades
+say "SFT on CoT and direct answers ($COT_STEPS steps)"
+done_train "$OUT/sft_cot" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/model" \
+  data="[$OUT/data/sft_cot.jsonl,$OUT/data/sft_shift.jsonl]" \
+  output_dir="$OUT/sft_cot" loss_weights=[0,0,1] max_steps=$COT_STEPS per_device_batch_size=$BATCH learning_rate=3e-3
+say "SFT shift to direct answers ($SHIFT_STEPS steps)"
+done_train "$OUT/sft" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft_cot/final" \
+  data="[$OUT/data/sft_shift.jsonl]" output_dir="$OUT/sft" loss_weights=[0,0,1] max_steps=$SHIFT_STEPS \
+  per_device_batch_size=$BATCH learning_rate=1e-3 lr_scheduler=constant
+
+# 3. preference data from the start, the paper's way: N samples at T = 1, correctness and format pairs
+say "mmpr.build: $N samples per training question at T = 1"
+[[ -f "$OUT/pairs/manifest.json" ]] || $PY -m mmpr.build --model "$OUT/sft/final" --engine transformers \
+  --sources "synthetic_grid=$OUT/data/train.jsonl" --out "$OUT/pairs" --n $N --temperature 1.0 --max-tokens 96
+
+evaluate() {  # evaluate MODEL DIR: greedy CoT and direct answers on the held-out questions
+  for prompt in cot direct; do
+    [[ -f "$2/$prompt/results.json" ]] || $PY -m evals.run --tasks synthetic_grid --model "$1" --engine hf \
+      --prompt $prompt --data "synthetic_grid=$OUT/data/test.parquet" --out "$2/$prompt" | tail -2
+  done
+}
+say "evaluating the start (and with shuffled images)"
+evaluate "$OUT/sft/final" "$OUT/eval/sft/seed0"
+for prompt in cot direct; do
+  [[ -f "$OUT/eval/sft/seed0/${prompt}_shuffled/results.json" ]] || $PY -m evals.run --tasks synthetic_grid \
+    --model "$OUT/sft/final" --engine hf --prompt $prompt --data "synthetic_grid=$OUT/data/test_shuffled.parquet" \
+    --out "$OUT/eval/sft/seed0/${prompt}_shuffled" | tail -2
+done
+
+# 4-5. the arms: same start, same pairs, same steps; (name, loss_weights, lr). The seeds run side by side, one
+# torch thread each.
+ARMS=("sft_chosen [0,0,1] $LR" "dpo [1,0,0] $LR" "mpo [0.8,0.2,1.0] $LR"
+      "high_lr_dpo [1,0,0] $HIGH_LR" "high_lr_mpo [0.8,0.2,1.0] $HIGH_LR")
+run_seed() {  # run_seed SEED: train and evaluate every arm of one seed
+  local seed=$1 arm name weights lr dir
+  export OMP_NUM_THREADS=1
+  for arm in "${ARMS[@]}"; do
+    read -r name weights lr <<< "$arm"
+    dir="$OUT/arms/$name/seed$seed"
+    mkdir -p "$(dirname "$dir")"
+    done_train "$dir" || { say "arm $name, seed $seed: loss_weights=$weights lr=$lr, $ARM_STEPS steps x 8 pairs"
+      $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft/final" data="[$OUT/pairs]" \
+        output_dir="$dir" loss_weights="$weights" learning_rate=$lr max_steps=$ARM_STEPS per_device_batch_size=8 \
+        reference=online seed=$seed > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }; }
+    evaluate "$dir/final" "$OUT/eval/$name/seed$seed"
+  done
+}
+pids=()
+for seed in $SEEDS; do
+  run_seed "$seed" & pids+=($!)
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || { echo "an arm failed (its log is above)"; exit 1; }
+done
+
+# 6. the table, the chart, the gate checks and the effects
+say "report"
+$PY -m evals.grid_report "$OUT"
+say "done: $OUT/results.json, $OUT/results.md, $OUT/results.png"

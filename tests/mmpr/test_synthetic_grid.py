@@ -1,0 +1,79 @@
+import json
+import random
+
+from mmpr import synthetic_grid as sg
+from mmpr.answers import extract_final_answer, is_correct
+from mmpr.images import ImageStore
+from mmpr.problems import ProblemLog
+from mmpr.sources import SourceSpec, make_source
+
+
+def test_image_is_one_28px_cell_per_qwen2_vl_token():
+    q = sg.make_question(random.Random(0), "q")
+    image = sg.render(q.grid)
+    assert image.size == (84, 84)
+    for r in range(3):
+        for c in range(3):
+            assert image.getpixel((c * 28 + 14, r * 28 + 14)) == sg.COLOURS[q.grid[r][c]]
+
+
+def test_reference_cot_transcribes_tallies_and_its_final_answer_is_judged_correct():
+    rng = random.Random(1)
+    qs = [sg.make_question(rng, str(i)) for i in range(300)]
+    assert {q.kind for q in qs} == {"count", "compare"}
+    for q in qs:
+        cells = [c for row in q.grid for c in row]
+        text = q.cot()
+        assert text.splitlines()[0].startswith("line 1: " + " ".join(q.grid[0]) + " (")
+        last_tally = text.splitlines()[2].split("(")[1].rstrip(")")
+        assert last_tally == ", ".join(f"{c} {cells.count(c)}" for c in q.colours)
+        extracted = extract_final_answer(text)
+        assert is_correct(extracted, q.answer, answer_type=q.answer_type)
+        if q.kind == "count":
+            assert q.answer == str(cells.count(q.colours[0]))
+        else:
+            a, b = (cells.count(c) for c in q.colours)
+            assert q.answer == ("yes" if a > b else "no")
+
+
+def test_chance_is_below_30_percent_and_baselines_are_measured():
+    assert sg.CHANCE < 0.3
+    train = sg.questions(2000, seed=0, prefix="a")
+    test = sg.questions(500, seed=1, prefix="b")
+    base = sg.baselines(train, test)
+    assert abs(base["chance"] - sg.CHANCE) < 0.03
+    majority = {k: max({q.answer for q in train if q.kind == k}, key=[q.answer for q in train if q.kind == k].count)
+                for k in ("count", "compare")}
+    assert base["majority"] == round(sum(majority[q.kind] == q.answer for q in test) / len(test), 4)
+
+
+def test_write_data_gives_a_source_eval_sets_and_supervised_rows(tmp_path):
+    summary = sg.write_data(tmp_path, train=12, test=6, sft=20, direct_share=0.75, seed=3)
+    assert json.loads((tmp_path / "task.json").read_text()) == summary
+    source = make_source(SourceSpec(name="synthetic_grid", path=str(tmp_path / "train.jsonl")))
+    problems = ProblemLog()
+    items = list(source.items(ImageStore(tmp_path / "store"), problems))
+    assert len(items) == 12 and problems.total == 0
+    assert {i.answer_type for i in items} <= {"integer", "yes_no"} and all(len(i.images) == 1 for i in items)
+    from datasets import load_dataset
+
+    test = load_dataset("parquet", data_files=str(tmp_path / "test.parquet"), split="train")
+    shuffled = load_dataset("parquet", data_files=str(tmp_path / "test_shuffled.parquet"), split="train")
+    assert test["answer"] == shuffled["answer"]
+    moved = sum(a.tobytes() != b.tobytes() for a, b in zip(test["image"], shuffled["image"], strict=True))
+    assert moved >= 4  # two random grids can coincide, but not most
+    cot = [json.loads(line) for line in (tmp_path / "sft_cot.jsonl").read_text().splitlines()]
+    shift = [json.loads(line) for line in (tmp_path / "sft_shift.jsonl").read_text().splitlines()]
+    assert all(r["question"].startswith("Answer the question below.") for r in cot)
+    direct = [r for r in shift if r["question"].endswith("single word or phrase.")]
+    assert 0 < len(direct) < len(shift)
+    assert all("\n" not in r["response"] for r in direct)
+
+
+def test_tiny_tokenizer_learns_the_task_words(tmp_path):
+    from transformers import AutoTokenizer
+
+    sg.write_model(tmp_path / "m", hidden=32, layers=1)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    for word in (" red", " green", " blue", " yellow", " squares"):
+        assert len(tok(word, add_special_tokens=False)["input_ids"]) == 1, word

@@ -1,0 +1,32 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_run_writes_results_gates_and_chart(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "run"
+    done = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(out), "--quick"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    for arm in ("sft", "sft_chosen", "dpo", "mpo"):
+        assert 0 <= results[arm]["accuracy"]["mean"] <= 100
+        assert 0 <= results[arm]["unparsable"]["mean"] <= 100
+    assert set(results["high_lr"]) == {"dpo", "mpo", "mpo_minus_dpo_ci95"}
+    assert results["mpo_minus_sft_ci95"]["questions"] == 24
+    assert set(results["gates"]) == {"shuffled_accuracy", "reads_image", "cot_below_direct", "sampled_cot_in_30_70"}
+    assert results["baselines"]["chance"] < 30
+    assert sum(results["pairs"].values()) > 0
+    assert (out / "results.png").stat().st_size > 1000
+    # every step resumes: a second run finds everything done and trains nothing
+    again = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(out), "--quick"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "trained" not in again.stdout
