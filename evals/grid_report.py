@@ -20,6 +20,8 @@ import math
 import sys
 from pathlib import Path
 
+from mmpr.cli import front_door
+from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
 
 ARMS = ("sft", "sft_chosen", "dpo", "mpo")
@@ -183,6 +185,7 @@ def plot(results: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+@front_door
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.grid_report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -190,9 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         results = report(args.out)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except KeyError as e:
+        raise UserError(f"{args.out}: a step's output lacks the field {e}; rerun scripts/reproduce_tiny.sh") from e
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
     plot(results, args.out / "results.png")
     text = table(results)

@@ -6,10 +6,13 @@ one per cell. Questions: 60 % "How many {c} squares are in the grid?" (integer 0
 The chain of thought transcribes the grid line by line with a running tally of the asked colours, then states the
 answer::
 
-    line 1: red blue red (red 2)
-    line 2: green red yellow (red 3)
-    line 3: blue blue green (red 3)
+    line 1: red blue red; red 2
+    line 2: green red yellow; red 3
+    line 3: blue blue green; red 3
     Final answer: 3
+
+The tally repeats the asked colour as the question writes it (the same token, " red"), so that copying it is one
+attention step for a tiny model.
 
 ``python -m mmpr.synthetic_grid data OUT`` writes the training questions (a source for ``mmpr.build``),
 the held-out questions (an evaluation set for ``evals.run``, plus a copy with shuffled images), supervised
@@ -60,7 +63,7 @@ class GridQuestion:
         for i, row in enumerate(self.grid):
             totals = [t + row.count(c) for t, c in zip(totals, self.colours, strict=True)]
             tally = ", ".join(f"{c} {t}" for c, t in zip(self.colours, totals, strict=True))
-            lines.append(f"line {i + 1}: {' '.join(row)} ({tally})")
+            lines.append(f"line {i + 1}: {' '.join(row)}; {tally}")
         if self.kind == "compare":
             a, b = totals
             lines.append(f"{a} is {'more' if a > b else 'not more'} than {b}")

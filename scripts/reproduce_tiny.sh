@@ -25,34 +25,41 @@ PY=${PYTHON:-python}
 
 if [[ "$QUICK" == "--quick" ]]; then
   TRAIN=24 TEST=24 SFT=200 HIDDEN=64 LAYERS=1 BATCH=8
-  COT_STEPS=150 SHIFT_STEPS=5 N=4 ARM_STEPS=4 SEEDS="0"
+  COT_STEPS=150 SHIFT_STEPS=20 N=4 ARM_STEPS=4 SEEDS="0"
 else
-  TRAIN=300 TEST=300 SFT=3000 HIDDEN=128 LAYERS=2 BATCH=16
-  COT_STEPS=500 SHIFT_STEPS=150 N=8 ARM_STEPS=80 SEEDS="0 1 2"
+  TRAIN=400 TEST=300 SFT=4000 HIDDEN=128 LAYERS=2 BATCH=16
+  COT_STEPS=2000 SHIFT_STEPS=800 N=8 ARM_STEPS=300 SEEDS="0 1 2"
 fi
 LR=1e-4 HIGH_LR=3e-4
 mkdir -p "$OUT"
 START=$(date +%s)
 say() { echo "[$(( $(date +%s) - START ))s] $*"; }
-done_train() { [[ -f "$1/final/config.json" ]]; }
+train_step() {  # train_step WHAT DIR SETTINGS...: mpo_train into DIR (its log in DIR.log) unless already done
+  local what=$1 dir=$2
+  shift 2
+  [[ -f "$dir/final/config.json" ]] && return 0
+  say "$what"
+  mkdir -p "$(dirname "$dir")"
+  $PY -m mpo_train "${TRAIN_ARGS[@]}" output_dir="$dir" "$@" > "$dir.log" 2>&1 || {
+    tail -n 20 "$dir.log"; echo "failed: $what (log: $dir.log)"; return 1; }
+}
 TRAIN_ARGS=(--config mpo_train/recipes/tiny_cpu.yaml eval_fraction=0 save_steps=100000 num_workers=0
-            warmup_ratio=0.05 max_length=512)
+            warmup_ratio=0.02 max_length=512)
 
 # 1. the task (train questions = the build's source; held-out questions, also with shuffled images) and the model
 say "task data and tiny model"
 [[ -f "$OUT/data/task.json" ]] || $PY -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT
 [[ -f "$OUT/model/config.json" ]] || $PY -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS
 
-# 2. the start: learn the task with CoT and direct answers together (the direct rows teach the perception fast,
-# the CoT rows the format), then train mostly on direct answers (90 %) so that CoT degrades
-say "SFT on CoT and direct answers ($COT_STEPS steps)"
-done_train "$OUT/sft_cot" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/model" \
-  data="[$OUT/data/sft_cot.jsonl,$OUT/data/sft_shift.jsonl]" \
-  output_dir="$OUT/sft_cot" loss_weights=[0,0,1] max_steps=$COT_STEPS per_device_batch_size=$BATCH learning_rate=3e-3
-say "SFT shift to direct answers ($SHIFT_STEPS steps)"
-done_train "$OUT/sft" || $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft_cot/final" \
-  data="[$OUT/data/sft_shift.jsonl]" output_dir="$OUT/sft" loss_weights=[0,0,1] max_steps=$SHIFT_STEPS \
-  per_device_batch_size=$BATCH learning_rate=1e-3 lr_scheduler=constant
+# 2. the start: learn the task with CoT and direct answers together (lr 1e-3, cosine: at 3e-3 the tiny model never
+# learned to copy the asked colour), then train mostly on direct answers (90 %, constant lr) so that CoT degrades
+# while direct answering improves: the paper's SFT model, whose CoT is worse than its direct answers
+train_step "SFT on CoT and direct answers ($COT_STEPS steps)" "$OUT/sft_cot" model="$OUT/model" \
+  data="[$OUT/data/sft_cot.jsonl,$OUT/data/sft_shift.jsonl]" loss_weights=[0,0,1] max_steps=$COT_STEPS \
+  per_device_batch_size=$BATCH learning_rate=1e-3
+train_step "SFT shift to direct answers ($SHIFT_STEPS steps)" "$OUT/sft" model="$OUT/sft_cot/final" \
+  data="[$OUT/data/sft_shift.jsonl]" loss_weights=[0,0,1] max_steps=$SHIFT_STEPS per_device_batch_size=$BATCH \
+  learning_rate=1e-3 lr_scheduler=constant
 
 # 3. preference data from the start, the paper's way: N samples at T = 1, correctness and format pairs
 say "mmpr.build: $N samples per training question at T = 1"
@@ -83,11 +90,9 @@ run_seed() {  # run_seed SEED: train and evaluate every arm of one seed
   for arm in "${ARMS[@]}"; do
     read -r name weights lr <<< "$arm"
     dir="$OUT/arms/$name/seed$seed"
-    mkdir -p "$(dirname "$dir")"
-    done_train "$dir" || { say "arm $name, seed $seed: loss_weights=$weights lr=$lr, $ARM_STEPS steps x 8 pairs"
-      $PY -m mpo_train "${TRAIN_ARGS[@]}" model="$OUT/sft/final" data="[$OUT/pairs]" \
-        output_dir="$dir" loss_weights="$weights" learning_rate=$lr max_steps=$ARM_STEPS per_device_batch_size=8 \
-        reference=online seed=$seed > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }; }
+    train_step "arm $name, seed $seed: loss_weights=$weights lr=$lr, $ARM_STEPS steps x 8 pairs" "$dir" \
+      model="$OUT/sft/final" data="[$OUT/pairs]" loss_weights="$weights" learning_rate=$lr max_steps=$ARM_STEPS \
+      per_device_batch_size=8 reference=online seed=$seed
     evaluate "$dir/final" "$OUT/eval/$name/seed$seed"
   done
 }
@@ -96,7 +101,7 @@ for seed in $SEEDS; do
   run_seed "$seed" & pids+=($!)
 done
 for pid in "${pids[@]}"; do
-  wait "$pid" || { echo "an arm failed (its log is above)"; exit 1; }
+  wait "$pid" || { echo "an arm failed (its log's end is above)"; exit 1; }
 done
 
 # 6. the table, the chart, the gate checks and the effects

@@ -65,3 +65,9 @@ def test_report_reads_the_run_layout_and_checks_gates_and_effects(tmp_path):
     assert gr.main([str(tmp_path)]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["baselines"] == {"chance": 25.0, "majority": 40.0}
     assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def test_a_run_with_missing_outputs_is_one_line_and_exit_2(tmp_path, capsys):
+    assert gr.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "task.json" in err and "\n" not in err

@@ -24,8 +24,8 @@ def test_reference_cot_transcribes_tallies_and_its_final_answer_is_judged_correc
     for q in qs:
         cells = [c for row in q.grid for c in row]
         text = q.cot()
-        assert text.splitlines()[0].startswith("line 1: " + " ".join(q.grid[0]) + " (")
-        last_tally = text.splitlines()[2].split("(")[1].rstrip(")")
+        assert text.splitlines()[0].startswith("line 1: " + " ".join(q.grid[0]) + "; ")
+        last_tally = text.splitlines()[2].split("; ")[1]
         assert last_tally == ", ".join(f"{c} {cells.count(c)}" for c in q.colours)
         extracted = extract_final_answer(text)
         assert is_correct(extracted, q.answer, answer_type=q.answer_type)
@@ -77,3 +77,10 @@ def test_tiny_tokenizer_learns_the_task_words(tmp_path):
     tok = AutoTokenizer.from_pretrained(tmp_path / "m")
     for word in (" red", " green", " blue", " yellow", " squares"):
         assert len(tok(word, add_special_tokens=False)["input_ids"]) == 1, word
+    # the tally names the asked colour with the very token the question uses, so copying it is one lookup
+    q = next(q for q in sg.questions(50, seed=3, prefix="t") if q.kind == "count")
+    colour = tok(" " + q.colours[0], add_special_tokens=False)["input_ids"][0]
+    question_ids = tok(sg.cot_prompt(q), add_special_tokens=False)["input_ids"]
+    cot_ids = tok(q.cot(), add_special_tokens=False)["input_ids"]
+    assert colour in question_ids
+    assert cot_ids.count(colour) >= 3  # once per line's tally, whatever the cells hold

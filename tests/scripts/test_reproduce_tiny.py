@@ -26,7 +26,13 @@ def test_quick_run_writes_results_gates_and_chart(tmp_path):
     assert results["baselines"]["chance"] < 30
     assert sum(results["pairs"].values()) > 0
     assert (out / "results.png").stat().st_size > 1000
-    # every step resumes: a second run finds everything done and trains nothing
+    # every step resumes: a second run finds everything done and trains, samples and evaluates nothing
+    done = sorted(out.glob("**/final/config.json")) + [out / "pairs" / "manifest.json"]
+    done += sorted(out.glob("eval/**/results.json"))
+    assert len(done) == 2 + 5 + 1 + 4 + 10  # start stages, arms; pairs; start evaluations, arm evaluations
+    stamps = [p.stat().st_mtime_ns for p in done]
     again = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(out), "--quick"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "trained" not in again.stdout
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "SFT on" not in again.stdout and "arm " not in again.stdout
+    assert [p.stat().st_mtime_ns for p in done] == stamps
