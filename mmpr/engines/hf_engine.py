@@ -45,10 +45,13 @@ class TransformersEngine:
 
     def _greedy_batch(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
         """Greedy answers of several plain requests in one left-padded ``generate``; anything unusual (a
-        continuation, n > 1, an unreadable image, a too-long prompt, a failing batch) goes one at a time."""
+        continuation, n > 1, no padding token, an unreadable image, a too-long prompt, a failing batch) goes one
+        at a time."""
         import torch
 
-        if len(requests) == 1 or any(r.prefix is not None or r.n != 1 for r in requests):
+        tokenizer = self.processor.tokenizer
+        if (len(requests) == 1 or tokenizer.pad_token_id is None
+                or any(r.prefix is not None or r.n != 1 for r in requests)):
             return [self._one(r, sampling) for r in requests]
         try:
             images = [open_rgb(p) for r in requests for p in r.images] or None
@@ -56,7 +59,6 @@ class TransformersEngine:
             return [self._one(r, sampling) for r in requests]
         prompts = [self.processor.apply_chat_template(conversation(r.question, len(r.images)), tokenize=False,
                                                       add_generation_prompt=True) for r in requests]
-        tokenizer = self.processor.tokenizer
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         try:
             inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding=True).to(self.device)

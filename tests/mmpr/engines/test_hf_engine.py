@@ -31,3 +31,7 @@ def test_greedy_requests_run_batched_and_answer_as_one_at_a_time(tiny_model_dir,
     alone = single.generate(requests, greedy)
     assert [r[0].text for r in together] == [r[0].text for r in alone]
     assert [r[0].prompt_tokens for r in together] == [r[0].prompt_tokens for r in alone]
+    # a tokenizer without a padding token (InternVL2's, converted) cannot pad a batch: one at a time instead
+    batched.processor.tokenizer.pad_token = None
+    assert batched.processor.tokenizer.pad_token_id is None
+    assert [r[0].text for r in batched.generate(requests, greedy)] == [r[0].text for r in alone]
