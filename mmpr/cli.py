@@ -84,9 +84,12 @@ def front_door(main: Callable[[list[str] | None], int | None]) -> Callable[[list
         except SystemExit:
             raise
         except BaseException as e:  # noqa: BLE001 - sorted below; bugs are re-raised with their traceback
-            line, code = error_line(e)
-            if not code:
-                raise
+            try:
+                line, code = error_line(e)
+                if not code:
+                    raise
+            except KeyboardInterrupt:  # Ctrl-C while an error was being reported still means interrupted
+                line, code = INTERRUPTED, EXIT_INTERRUPTED
             print(line, file=sys.stderr, flush=True)
             return code
 

@@ -380,9 +380,10 @@ class _Silent:
         self.sock.listen(8)
         self.sock.settimeout(120)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.clients = []  # held open: a dropped connection would reset the client before the SIGINT lands
 
     def wait_for_a_client(self):
-        return self.sock.accept()[0]
+        self.clients.append(self.sock.accept()[0])
 
 
 def _interrupt(argv, tmp_path, *, ready, out=None):

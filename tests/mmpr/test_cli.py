@@ -77,6 +77,20 @@ def test_front_door_prints_one_line_and_keeps_tracebacks_for_bugs(capsys):
         buggy([])
 
 
+def test_ctrl_c_while_an_error_is_being_reported_is_still_interrupted(monkeypatch, capsys):
+    def interrupted(e):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mmpr.cli.error_line", interrupted)
+
+    @front_door
+    def unreachable(argv):
+        raise Unreachable("--judge http://x/v1: did not answer")
+
+    assert unreachable([]) == 130
+    assert capsys.readouterr().err == INTERRUPTED + "\n"
+
+
 def test_config_file_keys_are_flag_names_and_flags_win(tmp_path):
     parser = argparse.ArgumentParser()
     parser.add_argument("--config")
