@@ -67,19 +67,18 @@ say "mmpr.build: $N samples per training question at T = 1"
 [[ -f "$OUT/pairs/manifest.json" ]] || $PY -m mmpr.build --model "$OUT/sft/final" --engine transformers \
   --sources "synthetic_grid=$OUT/data/train.jsonl" --out "$OUT/pairs" --n $N --temperature 1.0 --max-tokens 96
 
-evaluate() {  # evaluate MODEL DIR: greedy CoT and direct answers on the held-out questions
+evaluate() {  # evaluate MODEL DIR [VARIANT]: greedy CoT and direct answers on the held-out questions (into
+  # DIR/cot and DIR/direct), or on their VARIANT (test_VARIANT.parquet, into DIR/cot_VARIANT and DIR/direct_VARIANT)
+  local prompt to
   for prompt in cot direct; do
-    [[ -f "$2/$prompt/results.json" ]] || $PY -m evals.run --tasks synthetic_grid --model "$1" --engine hf \
-      --prompt $prompt --data "synthetic_grid=$OUT/data/test.parquet" --out "$2/$prompt" | tail -2
+    to="$2/$prompt${3:+_$3}"
+    [[ -f "$to/results.json" ]] || $PY -m evals.run --tasks synthetic_grid --model "$1" --engine hf \
+      --prompt $prompt --data "synthetic_grid=$OUT/data/test${3:+_$3}.parquet" --out "$to" | tail -2
   done
 }
 say "evaluating the start (and with shuffled images)"
 evaluate "$OUT/sft/final" "$OUT/eval/sft/seed0"
-for prompt in cot direct; do
-  [[ -f "$OUT/eval/sft/seed0/${prompt}_shuffled/results.json" ]] || $PY -m evals.run --tasks synthetic_grid \
-    --model "$OUT/sft/final" --engine hf --prompt $prompt --data "synthetic_grid=$OUT/data/test_shuffled.parquet" \
-    --out "$OUT/eval/sft/seed0/${prompt}_shuffled" | tail -2
-done
+evaluate "$OUT/sft/final" "$OUT/eval/sft/seed0" shuffled
 
 # 4-5. the arms: same start, same pairs, same steps; (name, loss_weights, lr). The seeds run side by side, one
 # torch thread each.

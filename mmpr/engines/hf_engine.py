@@ -47,16 +47,20 @@ class TransformersEngine:
         """Greedy answers of several plain requests in one left-padded ``generate``; anything unusual (a
         continuation, n > 1, no padding token, an unreadable image, a too-long prompt, a failing batch) goes one
         at a time."""
+        return self._batched(requests, sampling) or [self._one(r, sampling) for r in requests]
+
+    def _batched(self, requests: list[Request], sampling: SamplingConfig) -> list[Result] | None:
+        """The batch's answers from one ``generate``, or None where it cannot be batched."""
         import torch
 
         tokenizer = self.processor.tokenizer
         if (len(requests) == 1 or tokenizer.pad_token_id is None
                 or any(r.prefix is not None or r.n != 1 for r in requests)):
-            return [self._one(r, sampling) for r in requests]
+            return None
         try:
             images = [open_rgb(p) for r in requests for p in r.images] or None
         except OSError:
-            return [self._one(r, sampling) for r in requests]
+            return None
         prompts = [self.processor.apply_chat_template(conversation(r.question, len(r.images)), tokenize=False,
                                                       add_generation_prompt=True) for r in requests]
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -66,14 +70,14 @@ class TransformersEngine:
             tokenizer.padding_side = side
         width = inputs["input_ids"].shape[1]
         if self.max_length and width + 1 > self.max_length:
-            return [self._one(r, sampling) for r in requests]
+            return None
         max_new = min(sampling.max_tokens, self.max_length - width) if self.max_length else sampling.max_tokens
         with torch.inference_mode():
             try:
                 out = self.model.generate(**inputs, do_sample=False, max_new_tokens=max_new,
                                           pad_token_id=tokenizer.pad_token_id)
             except (RuntimeError, ValueError):
-                return [self._one(r, sampling) for r in requests]
+                return None
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         return [self._completions(out[i:i + 1, width:], int(lengths[i])) for i in range(len(requests))]
 
