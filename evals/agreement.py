@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from mmpr.cli import EXIT_CODES, add_output_arguments, front_door, quiet_logs
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
 from mmpr.errors import NothingMade, UserError
 from mmpr.io import atomic_write_text
 from mmpr.locations import check_server
@@ -114,7 +114,7 @@ def read_samples(path: Path) -> list[dict]:
 
 @front_door
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.agreement", description=__doc__, epilog=EXIT_CODES,
+    parser = ArgumentParser(prog="python -m evals.agreement", description=__doc__, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="an evals.run output folder with MathVista CoT samples")
     parser.add_argument("--judge-url", help="OpenAI-compatible server for lmms-eval's answer extraction")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from evals.registry import BENCHMARKS
 from evals.run import RunResult, TaskResult
-from mmpr.cli import EXIT_CODES, add_output_arguments, front_door, new_folder, one_line, quiet_logs
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, new_folder, one_line, quiet_logs
 from mmpr.errors import NothingMade, UserError
 from mmpr.io import atomic_write_text
 from mmpr.locations import check_out
@@ -136,7 +136,7 @@ OUTPUTS = ("comparison.md", "comparison.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evals.compare", description=__doc__, epilog=EXIT_CODES,
+    parser = ArgumentParser(prog="python -m evals.compare", description=__doc__, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="evals.run output folders; the first is the baseline")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))

@@ -20,7 +20,7 @@ import math
 import sys
 from pathlib import Path
 
-from mmpr.cli import front_door
+from mmpr.cli import ArgumentParser, front_door
 from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
 
@@ -187,7 +187,7 @@ def plot(results: dict, path: Path) -> None:
 
 @front_door
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.grid_report", description=__doc__,
+    parser = ArgumentParser(prog="python -m evals.grid_report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the OUT folder of scripts/reproduce_tiny.sh")
     args = parser.parse_args(argv)

@@ -39,6 +39,7 @@ from evals.registry import Benchmark
 from evals.scoring import MissingField
 from mmpr.cli import (
     EXIT_CODES,
+    ArgumentParser,
     add_output_arguments,
     flag_keys,
     front_door,
@@ -282,7 +283,7 @@ def _same_run(model: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
+    parser = ArgumentParser(prog="python -m evals.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("--tasks", required=True, help=f"comma-separated benchmarks ({', '.join(registry.BENCHMARKS)}) "

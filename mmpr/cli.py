@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -94,6 +94,14 @@ def front_door(main: Callable[[list[str] | None], int | None]) -> Callable[[list
             return code
 
     return wrapper
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The tools' parser: a usage error (unknown flag, missing argument, bad choice) is one line that names it
+    and points to ``--help``, exit 2, instead of argparse's whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {one_line(message)}; see {self.prog} --help\n")
 
 
 # ------------------------------------------------------------------------------------------------ settings

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from mmpr import hub
 from mmpr.cli import (
     EXIT_CODES,
+    ArgumentParser,
     add_output_arguments,
     flag_keys,
     front_door,
@@ -107,7 +108,7 @@ def parse_size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmpr.convert", description=__doc__,
+    parser = ArgumentParser(prog="python -m mmpr.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("release_dir", help="folder with meta.json, the annotation .jsonl files and the images")

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from mmpr.chat import user_parts, with_placeholders
 from mmpr.cli import (
     EXIT_CODES,
+    ArgumentParser,
     add_output_arguments,
     flag_keys,
     front_door,
@@ -209,7 +210,7 @@ def export(location: str | Path, fmt: str, out: str | Path, *, revision: str | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmpr.export", description=__doc__,
+    parser = ArgumentParser(prog="python -m mmpr.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("dataset", help="dataset folder written by mmpr, or a Hub repo id")

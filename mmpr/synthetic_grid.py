@@ -32,6 +32,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from mmpr.cli import ArgumentParser
 from mmpr.io import atomic_write_text
 from mmpr.prompts import get_template
 
@@ -204,7 +205,7 @@ def write_model(out: Path, *, hidden: int, layers: int, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmpr.synthetic_grid", description=__doc__,
+    parser = ArgumentParser(prog="python -m mmpr.synthetic_grid", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="write the task's questions, evaluation sets and supervised rows")

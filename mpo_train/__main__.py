@@ -21,7 +21,15 @@ import os
 import sys
 from pathlib import Path
 
-from mmpr.cli import EXIT_CODES, add_output_arguments, config_keys_help, front_door, new_folder, quiet_logs
+from mmpr.cli import (
+    EXIT_CODES,
+    ArgumentParser,
+    add_output_arguments,
+    config_keys_help,
+    front_door,
+    new_folder,
+    quiet_logs,
+)
 from mmpr.errors import UserError
 from mmpr.locations import check_location, check_out
 from mmpr.model_ref import check_model
@@ -31,7 +39,7 @@ RUN_CONFIG = "train_config.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mpo_train", description=__doc__,
+    parser = ArgumentParser(prog="python -m mpo_train", description=__doc__,
                                      epilog=f"{config_keys_help(TrainConfig, title='keys (recipe YAML or key=value)')}"
                                             f"\n\n{EXIT_CODES}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

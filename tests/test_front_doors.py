@@ -369,6 +369,18 @@ def test_agreement_without_a_judge_server_is_one_line_not_a_rate(tmp_path, capsy
     assert not (tmp_path / "agreement.json").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", ["mmpr.build", "mmpr.convert", "mmpr.export", "mmpr.synthetic_grid", "mpo_train",
+                                  "mpo_train.convert_internvl", "evals.run", "evals.compare", "evals.agreement",
+                                  "evals.grid_report"])
+def test_an_unknown_flag_is_one_line_and_exit_2(tool):
+    proc = subprocess.run([sys.executable, "-m", tool, "--no-such-flag"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == 2
+    lines = _message_lines(proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and f"python -m {tool} --help" in lines[0], proc.stderr
+
+
 # ------------------------------------------------------------------------------------------------------- Ctrl-C
 
 class _Silent:

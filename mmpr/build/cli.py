@@ -43,6 +43,7 @@ from mmpr.build.runner import merge, run
 from mmpr.build.summary import BuildSummary
 from mmpr.cli import (
     EXIT_CODES,
+    ArgumentParser,
     add_output_arguments,
     flag_keys,
     front_door,
@@ -73,7 +74,7 @@ def _source_spec(spec: str | dict) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mmpr.build", description=__doc__,
+    p = ArgumentParser(prog="python -m mmpr.build", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="YAML file whose keys are the flag names below (engine_args, "
                    "max_tokens, ...); flags given on the command line override it")
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def merge_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m mmpr.build merge", description="Join shard builds into one "
+    p = ArgumentParser(prog="python -m mmpr.build merge", description="Join shard builds into one "
                                 "versioned dataset.", epilog=EXIT_CODES)
     p.add_argument("shards", nargs="+", type=Path, help="the --out folders of the shard runs")
     p.add_argument("--out", type=Path, required=True)

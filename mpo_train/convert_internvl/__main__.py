@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mmpr.cli import ArgumentParser
 from mpo_train.convert_internvl import LayoutError, to_hf, to_original
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mpo_train.convert_internvl", description=__doc__,
+    parser = ArgumentParser(prog="python -m mpo_train.convert_internvl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="checkpoint folder to convert")
     parser.add_argument("out", help="output folder")

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmpr.cli import (
     INTERRUPTED,
+    ArgumentParser,
     error_line,
     front_door,
     new_folder,
@@ -89,6 +90,19 @@ def test_ctrl_c_while_an_error_is_being_reported_is_still_interrupted(monkeypatc
 
     assert unreachable([]) == 130
     assert capsys.readouterr().err == INTERRUPTED + "\n"
+
+
+def test_usage_errors_are_one_line_pointing_to_help(capsys):
+    parser = ArgumentParser(prog="python -m tool")
+    parser.add_argument("out")
+    parser.add_argument("--mode", choices=["a", "b"])
+    for argv, needle in ([], "required: out"), (["o", "--bogus"], "unrecognized arguments: --bogus"), (
+            ["o", "--mode", "c"], "invalid choice: 'c'"):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(argv)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err and err.endswith("see python -m tool --help\n"), err
 
 
 def test_config_file_keys_are_flag_names_and_flags_win(tmp_path):
