@@ -16,12 +16,11 @@ import time
 
 from mmpr.build import BuildConfig, ray_runner
 from mmpr.build import run as run_local
-from mmpr.cli import ArgumentParser
 from mmpr.dataset_writer import read_manifest
 
 
 def main() -> None:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="tiny:qwen2_vl")
     p.add_argument("--n", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=64)

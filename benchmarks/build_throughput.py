@@ -15,7 +15,6 @@ import time
 
 from mmpr.answers import answer_score, extract_final_answer
 from mmpr.build import BuildConfig, process_chunk
-from mmpr.cli import ArgumentParser
 from mmpr.engines import make_engine
 from mmpr.engines.vllm_engine import VLLMEngine
 from mmpr.images import ImageStore
@@ -100,7 +99,7 @@ def judging(count: int) -> None:
 
 
 def main() -> None:
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny:qwen2_vl")
     parser.add_argument("--questions", type=int, default=104)
     parser.add_argument("--n", type=int, default=8)

@@ -115,7 +115,7 @@ def read_samples(path: Path) -> list[dict]:
 @front_door
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m evals.agreement", description=__doc__, epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="an evals.run output folder with MathVista CoT samples")
     parser.add_argument("--judge-url", help="OpenAI-compatible server for lmms-eval's answer extraction")
     parser.add_argument("--judge-model", help="the model name that server serves")

@@ -137,7 +137,7 @@ OUTPUTS = ("comparison.md", "comparison.png")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m evals.compare", description=__doc__, epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="evals.run output folders; the first is the baseline")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--no-categories", action="store_true", help="benchmarks only")

@@ -188,7 +188,7 @@ def plot(results: dict, path: Path) -> None:
 @front_door
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m evals.grid_report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the OUT folder of scripts/reproduce_tiny.sh")
     args = parser.parse_args(argv)
     try:

@@ -284,7 +284,7 @@ def _same_run(model: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m evals.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("--tasks", required=True, help=f"comma-separated benchmarks ({', '.join(registry.BENCHMARKS)}) "
                         f"and presets ({'; '.join(f'{k}: {chr(44).join(v)}' for k, v in registry.PRESETS.items())})")

@@ -109,7 +109,7 @@ def parse_size(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m mmpr.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("release_dir", help="folder with meta.json, the annotation .jsonl files and the images")
     parser.add_argument("--out", required=True, help="output dataset folder (same layout as the Hub repo)")

@@ -211,7 +211,7 @@ def export(location: str | Path, fmt: str, out: str | Path, *, revision: str | N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m mmpr.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("dataset", help="dataset folder written by mmpr, or a Hub repo id")
     parser.add_argument("--format", required=True, choices=FORMATS)

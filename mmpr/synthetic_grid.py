@@ -206,7 +206,7 @@ def write_model(out: Path, *, hidden: int, layers: int, seed: int = 0) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m mmpr.synthetic_grid", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="write the task's questions, evaluation sets and supervised rows")
     data.add_argument("out", type=Path)

@@ -40,9 +40,9 @@ RUN_CONFIG = "train_config.json"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m mpo_train", description=__doc__,
-                                     epilog=f"{config_keys_help(TrainConfig, title='keys (recipe YAML or key=value)')}"
-                                            f"\n\n{EXIT_CODES}",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            epilog=f"{config_keys_help(TrainConfig, title='keys (recipe YAML or key=value)')}"
+                                   f"\n\n{EXIT_CODES}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML recipe (see mpo_train/recipes/)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings over the recipe, e.g. learning_rate=1e-6 lora.r=8 data=[a,b]")

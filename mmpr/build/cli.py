@@ -75,7 +75,7 @@ def _source_spec(spec: str | dict) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m mmpr.build", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="YAML file whose keys are the flag names below (engine_args, "
                    "max_tokens, ...); flags given on the command line override it")
     p.add_argument("--model", help="model path, Hub id, or tiny:qwen2_vl / tiny:llava / tiny:internvl")
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def merge_main(argv: list[str]) -> int:
     p = ArgumentParser(prog="python -m mmpr.build merge", description="Join shard builds into one "
-                                "versioned dataset.", epilog=EXIT_CODES)
+                       "versioned dataset.", epilog=EXIT_CODES)
     p.add_argument("shards", nargs="+", type=Path, help="the --out folders of the shard runs")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name")

@@ -21,7 +21,7 @@ from mpo_train.convert_internvl import LayoutError, to_hf, to_original
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m mpo_train.convert_internvl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="checkpoint folder to convert")
     parser.add_argument("out", help="output folder")
     parser.add_argument("--to", choices=["hf", "original"], default="hf", help="target layout (default hf)")
