@@ -1,8 +1,10 @@
 """A synthetic visual reasoning task small enough for a tiny VLM on a CPU: counting coloured squares in a grid.
 
-Each image is a 3x3 grid of 28 px cells in four colours: exactly 9 Qwen2-VL image tokens (patch 14, merge 2),
-one per cell. Questions: 60 % "How many {c} squares are in the grid?" (integer 0-9) and 40 % "Are there more
-{a} squares than {b} squares in the grid?" (yes/no). Guessing uniformly scores 0.6 * 1/10 + 0.4 * 1/2 = 26 %.
+Each image is a SIDE x SIDE grid of 28 px cells in four colours: exactly SIDE * SIDE Qwen2-VL image tokens
+(patch 14, merge 2), one per cell (3x3 by default: 9 tokens). Questions: 60 % "How many {c} squares are in the
+grid?" (integer 0 to SIDE * SIDE) and 40 % "Are there more {a} squares than {b} squares in the grid?" (yes/no).
+Guessing uniformly scores 0.6 * 1/10 + 0.4 * 1/2 = 26 % on a 3x3 grid, 0.6 * 1/17 + 0.4 * 1/2 = 23.5 % on a 4x4
+one.
 The chain of thought transcribes the grid line by line with a running tally of the asked colours, then states the
 answer::
 
@@ -40,8 +42,11 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), 
 CELL = 28
 SIDE = 3
 COUNT_SHARE = 0.6
-COUNT_ANSWERS = SIDE * SIDE + 1  # 0..9
-CHANCE = COUNT_SHARE / COUNT_ANSWERS + (1 - COUNT_SHARE) / 2
+
+
+def chance(side: int = SIDE) -> float:
+    """Expected accuracy of uniform guessing: 1 in side * side + 1 counts, 1 in 2 comparisons."""
+    return COUNT_SHARE / (side * side + 1) + (1 - COUNT_SHARE) / 2
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,9 @@ class GridQuestion:
         return "\n".join(lines)
 
 
-def make_question(rng: random.Random, qid: str) -> GridQuestion:
+def make_question(rng: random.Random, qid: str, side: int = SIDE) -> GridQuestion:
     names = list(COLOURS)
-    grid = tuple(tuple(rng.choice(names) for _ in range(SIDE)) for _ in range(SIDE))
+    grid = tuple(tuple(rng.choice(names) for _ in range(side)) for _ in range(side))
     cells = [c for row in grid for c in row]
     if rng.random() < COUNT_SHARE:
         colour = rng.choice(names)
@@ -86,16 +91,16 @@ def make_question(rng: random.Random, qid: str) -> GridQuestion:
 
 
 def render(grid: tuple[tuple[str, ...], ...]) -> Image.Image:
-    image = Image.new("RGB", (SIDE * CELL, SIDE * CELL))
+    image = Image.new("RGB", (len(grid[0]) * CELL, len(grid) * CELL))
     for r, row in enumerate(grid):
         for c, colour in enumerate(row):
             image.paste(COLOURS[colour], (c * CELL, r * CELL, (c + 1) * CELL, (r + 1) * CELL))
     return image
 
 
-def questions(n: int, *, seed: int, prefix: str) -> list[GridQuestion]:
+def questions(n: int, *, seed: int, prefix: str, side: int = SIDE) -> list[GridQuestion]:
     rng = random.Random(seed)
-    return [make_question(rng, f"{prefix}-{i:05d}") for i in range(n)]
+    return [make_question(rng, f"{prefix}-{i:05d}", side) for i in range(n)]
 
 
 def cot_prompt(q: GridQuestion) -> str:
@@ -108,12 +113,12 @@ def direct_prompt(q: GridQuestion) -> str:
     return get_template("direct").render(q.question)
 
 
-def corpus() -> list[str]:
+def corpus(side: int = SIDE) -> list[str]:
     """Text that teaches a tiny tokenizer the task's words: prompts, questions and reasoning."""
     rng = random.Random(12345)
     out = []
     for i in range(400):
-        q = make_question(rng, str(i))
+        q = make_question(rng, str(i), side)
         out += [cot_prompt(q), direct_prompt(q), q.cot()]
     return out
 
@@ -123,7 +128,7 @@ def baselines(train: list[GridQuestion], test: list[GridQuestion]) -> dict[str, 
     kind), as accuracies in [0, 1] on ``test``."""
     majority = {kind: Counter(q.answer for q in train if q.kind == kind).most_common(1)[0][0]
                 for kind in {q.kind for q in train}}
-    expected = sum(1 / COUNT_ANSWERS if q.kind == "count" else 0.5 for q in test) / len(test)
+    expected = sum(1 / (len(q.grid) ** 2 + 1) if q.kind == "count" else 0.5 for q in test) / len(test)
     hits = sum(majority.get(q.kind) == q.answer for q in test) / len(test)
     return {"chance": round(expected, 4), "majority": round(hits, 4)}
 
@@ -159,28 +164,34 @@ def _eval_parquet(path: Path, qs: list[GridQuestion], images: list[Path]) -> Non
     tmp.replace(path)
 
 
-def write_data(out: Path, *, train: int, test: int, sft: int, direct_share: float, seed: int = 0) -> dict:
+def write_data(out: Path, *, train: int, test: int, sft: int, direct_share: float, seed: int = 0,
+               side: int = SIDE, val: int = 0) -> dict:
     """Write the task's files under ``out`` and return the summary (also ``out/task.json``).
 
     - ``train.jsonl``: the training questions, the ``synthetic_grid`` source of ``mmpr.build``;
     - ``test.parquet`` / ``test_shuffled.parquet``: held-out questions for ``evals.run`` (the second with each
       image moved to another question, to check that the model reads the image);
+    - ``val.parquet`` (when ``val`` > 0): validation questions, apart from the held-out ones, for choices made
+      while training (such as where to stop the shift) so that the held-out questions stay untouched;
     - ``sft_cot.jsonl``: supervised rows (prompt, image, response) with the CoT prompt and reasoning;
     - ``sft_shift.jsonl``: the same questions answered mostly directly (``direct_share`` of the rows with the
       direct prompt and the bare answer, the rest CoT): the shift that makes CoT worse than direct answering;
     - ``task.json``: sizes and the chance and majority baselines on the held-out questions.
     """
     out.mkdir(parents=True, exist_ok=True)
-    train_qs = questions(train, seed=seed, prefix="train")
-    test_qs = questions(test, seed=seed + 1, prefix="test")
-    sft_qs = questions(sft, seed=seed + 2, prefix="sft")
-    images = _save_images(train_qs + test_qs + sft_qs, out / "images")
+    train_qs = questions(train, seed=seed, prefix="train", side=side)
+    test_qs = questions(test, seed=seed + 1, prefix="test", side=side)
+    sft_qs = questions(sft, seed=seed + 2, prefix="sft", side=side)
+    val_qs = questions(val, seed=seed + 4, prefix="val", side=side)
+    images = _save_images(train_qs + test_qs + sft_qs + val_qs, out / "images")
     _jsonl(out / "train.jsonl", [{"id": q.id, "question": q.question, "answer": q.answer,
                                   "answer_type": q.answer_type, "image": str(images[q.id])} for q in train_qs])
     test_images = [images[q.id] for q in test_qs]
     _eval_parquet(out / "test.parquet", test_qs, test_images)
     shuffled = test_images[1:] + test_images[:1]  # a derangement: no question keeps its image
     _eval_parquet(out / "test_shuffled.parquet", test_qs, shuffled)
+    if val_qs:
+        _eval_parquet(out / "val.parquet", val_qs, [images[q.id] for q in val_qs])
     rng = random.Random(seed + 3)
     _jsonl(out / "sft_cot.jsonl", [{"id": q.id, "question": cot_prompt(q), "images": [str(images[q.id])],
                                     "response": q.cot()} for q in sft_qs])
@@ -190,18 +201,19 @@ def write_data(out: Path, *, train: int, test: int, sft: int, direct_share: floa
         shift.append({"id": q.id, "question": direct_prompt(q) if direct else cot_prompt(q),
                       "images": [str(images[q.id])], "response": q.answer if direct else q.cot()})
     _jsonl(out / "sft_shift.jsonl", shift)
-    summary = {"train": train, "test": test, "sft": sft, "direct_share": direct_share, "seed": seed,
-               "baselines": baselines(train_qs + sft_qs, test_qs)}
+    summary = {"side": side, "train": train, "val": val, "test": test, "sft": sft, "direct_share": direct_share,
+               "seed": seed, "baselines": baselines(train_qs + sft_qs, test_qs)}
     atomic_write_text(out / "task.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def write_model(out: Path, *, hidden: int, layers: int, seed: int = 0) -> Path:
-    """A tiny Qwen2-VL whose tokenizer also learned the task's text (see :func:`corpus`)."""
+def write_model(out: Path, *, hidden: int, layers: int, seed: int = 0, side: int = SIDE) -> Path:
+    """A tiny Qwen2-VL whose tokenizer also learned the task's text (see :func:`corpus`) and whose image budget
+    holds a side x side grid (one token per cell)."""
     from mmpr.testing import tiny_vlm
 
-    return tiny_vlm(out, "qwen2_vl", seed=seed, layers=layers, hidden=hidden, max_image_tokens=16,
-                    extra_corpus=tuple(corpus()))
+    return tiny_vlm(out, "qwen2_vl", seed=seed, layers=layers, hidden=hidden,
+                    max_image_tokens=max(16, side * side), extra_corpus=tuple(corpus(side)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,23 +224,28 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("out", type=Path)
     data.add_argument("--train", type=int, default=600, help="training questions (the build's source)")
     data.add_argument("--test", type=int, default=400, help="held-out questions")
+    data.add_argument("--val", type=int, default=0, help="validation questions (none by default)")
     data.add_argument("--sft", type=int, default=4000, help="questions of the supervised stages")
     data.add_argument("--direct-share", type=float, default=0.9, help="share of direct answers in the shift")
     data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--side", type=int, default=SIDE, help="cells per grid line (one image token per cell)")
     model = sub.add_parser("model", help="write a tiny Qwen2-VL with the task's vocabulary")
     model.add_argument("out", type=Path)
     model.add_argument("--hidden", type=int, default=128)
     model.add_argument("--layers", type=int, default=2)
     model.add_argument("--seed", type=int, default=0)
+    model.add_argument("--side", type=int, default=SIDE, help="the grid's side the model will read")
     args = parser.parse_args(argv)
+    if not 2 <= args.side <= 8:
+        parser.error("--side must be between 2 and 8")
     if args.command == "data":
         if not 0 <= args.direct_share <= 1:
             parser.error("--direct-share must be in [0, 1]")
         summary = write_data(args.out, train=args.train, test=args.test, sft=args.sft,
-                             direct_share=args.direct_share, seed=args.seed)
+                             direct_share=args.direct_share, seed=args.seed, side=args.side, val=args.val)
         print(json.dumps(summary))
     else:
-        print(write_model(args.out, hidden=args.hidden, layers=args.layers, seed=args.seed))
+        print(write_model(args.out, hidden=args.hidden, layers=args.layers, seed=args.seed, side=args.side))
     return 0
 
 
