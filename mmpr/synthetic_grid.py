@@ -44,9 +44,14 @@ SIDE = 3
 COUNT_SHARE = 0.6
 
 
+def count_answers(side: int = SIDE) -> int:
+    """How many answers a count question has on a side x side grid: 0 to side * side."""
+    return side * side + 1
+
+
 def chance(side: int = SIDE) -> float:
-    """Expected accuracy of uniform guessing: 1 in side * side + 1 counts, 1 in 2 comparisons."""
-    return COUNT_SHARE / (side * side + 1) + (1 - COUNT_SHARE) / 2
+    """Expected accuracy of uniform guessing: 1 in count_answers(side) counts, 1 in 2 comparisons."""
+    return COUNT_SHARE / count_answers(side) + (1 - COUNT_SHARE) / 2
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ def baselines(train: list[GridQuestion], test: list[GridQuestion]) -> dict[str, 
     kind), as accuracies in [0, 1] on ``test``."""
     majority = {kind: Counter(q.answer for q in train if q.kind == kind).most_common(1)[0][0]
                 for kind in {q.kind for q in train}}
-    expected = sum(1 / (len(q.grid) ** 2 + 1) if q.kind == "count" else 0.5 for q in test) / len(test)
+    expected = sum(1 / count_answers(len(q.grid)) if q.kind == "count" else 0.5 for q in test) / len(test)
     hits = sum(majority.get(q.kind) == q.answer for q in test) / len(test)
     return {"chance": round(expected, 4), "majority": round(hits, 4)}
 

@@ -29,8 +29,8 @@ def test_quick_run_writes_results_gates_and_chart(tmp_path):
     assert (out / "results.png").stat().st_size > 1000
     # the first stage trains every weight; the shift and the arms leave the image side (tower, projector) as it is
     def trained(log):
-        total, trained = re.search(r"\(([\d,]+) parameters, ([\d,]+) trained\)", log.read_text()).groups()
-        return int(trained.replace(",", "")) / int(total.replace(",", ""))
+        total, count = re.search(r"\(([\d,]+) parameters, ([\d,]+) trained\)", log.read_text()).groups()
+        return int(count.replace(",", "")) / int(total.replace(",", ""))
     assert trained(out / "sft_cot.log") == 1
     assert all(trained(log) < 0.9 for log in [out / "sft.log", *out.glob("arms/*/seed0.log")])
     # every step resumes: a second run finds everything done and trains, samples and evaluates nothing
