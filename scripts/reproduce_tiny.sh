@@ -3,7 +3,7 @@
 #   (Table 3) MPO lifts the CoT accuracy of an SFT model whose CoT is worse than its direct answers;
 #   (Table 6) DPO alone, at a high learning rate, loses accuracy and leaves unparsable answers; MPO does not.
 #
-#   bash scripts/reproduce_tiny.sh OUT            # full run: 17 min measured on 2 idle cores
+#   bash scripts/reproduce_tiny.sh OUT            # full run: 22 min measured on 2 idle cores
 #   bash scripts/reproduce_tiny.sh OUT --quick    # the same steps at toy sizes (a few minutes; CI runs it)
 #
 # Steps: a synthetic grid-counting task and a tiny Qwen2-VL that knows its words (mmpr.synthetic_grid) ->
@@ -24,11 +24,12 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export OMP_NUM_THREADS=${THREADS:-2}   # a fixed, small number of torch threads: timings comparable between runs
 PY=${PYTHON:-python}
 
+# Full size: 1,000 build questions (with 400 the arms fit their questions and MPO stayed below direct: README)
 if [[ "$QUICK" == "--quick" ]]; then
   TRAIN=24 TEST=24 SFT=200 HIDDEN=64 LAYERS=1 BATCH=8
   COT_STEPS=200 START_LR=3e-3 SHIFT_STEPS=5 N=6 ARM_STEPS=4 SEEDS="0"
 else
-  TRAIN=400 TEST=300 SFT=4000 HIDDEN=128 LAYERS=2 BATCH=16
+  TRAIN=1000 TEST=300 SFT=4000 HIDDEN=128 LAYERS=2 BATCH=16
   COT_STEPS=2000 START_LR=1e-3 SHIFT_STEPS=800 N=8 ARM_STEPS=300 SEEDS="0 1 2"
 fi
 LR=1e-4 HIGH_LR=3e-4
