@@ -5,6 +5,7 @@
 #
 #   bash scripts/reproduce_tiny.sh OUT            # full run: 22 min measured on 2 idle cores
 #   bash scripts/reproduce_tiny.sh OUT --quick    # the same steps at toy sizes (a few minutes; CI runs it)
+#   TASK_SEED=1 bash scripts/reproduce_tiny.sh OUT  # another draw of the task's questions and the model's weights
 #
 # Steps: a synthetic grid-counting task and a tiny Qwen2-VL that knows its words (mmpr.synthetic_grid) ->
 # SFT on CoT answers, then a shift to mostly direct answers with the image side frozen (mpo_train, SFT term
@@ -23,6 +24,7 @@ QUICK=${2:-}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export OMP_NUM_THREADS=${THREADS:-2}   # a fixed, small number of torch threads: timings comparable between runs
 PY=${PYTHON:-python}
+TASK_SEED=${TASK_SEED:-0}
 
 # Full size: 1,000 build questions (with 400 the arms fit their questions and MPO stayed below direct: README)
 if [[ "$QUICK" == "--quick" ]]; then
@@ -54,8 +56,10 @@ FROZEN=(freeze_vision_tower=true freeze_projector=true)
 
 # 1. the task (train questions = the build's source; held-out questions, also with shuffled images) and the model
 say "task data and tiny model"
-[[ -f "$OUT/data/task.json" ]] || $PY -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT
-[[ -f "$OUT/model/config.json" ]] || $PY -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS
+[[ -f "$OUT/data/task.json" ]] || $PY -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT \
+  --seed $TASK_SEED
+[[ -f "$OUT/model/config.json" ]] || $PY -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS \
+  --seed $TASK_SEED
 
 # 2. the start: learn the task with CoT and direct answers together (lr 1e-3, cosine: at 3e-3 the full-size model
 # never learned to copy the asked colour; the toy model of --quick needs 3e-3 to learn the format in 200 steps),

@@ -43,3 +43,24 @@ def test_quick_run_writes_results_gates_and_chart(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert not re.search(r"^\[\d+s\] (SFT on|SFT shift|arm )", again.stdout, re.M), again.stdout
     assert [p.stat().st_mtime_ns for p in done] == stamps
+
+
+@pytest.mark.parametrize("task_seed", [None, "1"])
+def test_task_seed_draws_the_questions_and_the_model(tmp_path, task_seed):
+    # a stand-in interpreter that records each command, lets the two synthetic_grid steps pass and fails the first
+    # training step, so that the script stops right after writing the task and the model
+    calls = tmp_path / "calls.txt"
+    shim = tmp_path / "python"
+    shim.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n[[ "$2" == mmpr.synthetic_grid ]]\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(shim)}
+    env.pop("TASK_SEED", None)
+    if task_seed:
+        env["TASK_SEED"] = task_seed
+    done = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(tmp_path / "run")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "failed: SFT on CoT" in done.stdout
+    data, model, train = calls.read_text().splitlines()
+    assert data.startswith("-m mmpr.synthetic_grid data") and model.startswith("-m mmpr.synthetic_grid model")
+    assert train.startswith("-m mpo_train")
+    assert data.endswith(f"--seed {task_seed or 0}") and model.endswith(f"--seed {task_seed or 0}")
