@@ -56,6 +56,16 @@ FROZEN=(freeze_vision_tower=true freeze_projector=true)
 
 # 1. the task (train questions = the build's source; held-out questions, also with shuffled images) and the model
 say "task data and tiny model"
+if [[ -f "$OUT/data/task.json" ]]; then  # resuming: OUT must hold the same sizes and draw, or nothing would be redone
+  $PY - "$OUT/data/task.json" "$TRAIN" "$TEST" "$SFT" "$TASK_SEED" <<'EOF' || exit 1
+import json, sys
+path, *asked = sys.argv[1:]
+have = json.load(open(path))
+for key, value in zip(("train", "test", "sft", "seed"), asked):
+    if str(have.get(key)) != value:
+        sys.exit(f"{path}: {key} is {have.get(key)} but this run asks for {value}; give another OUT")
+EOF
+fi
 [[ -f "$OUT/data/task.json" ]] || $PY -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT \
   --seed $TASK_SEED
 [[ -f "$OUT/model/config.json" ]] || $PY -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS \

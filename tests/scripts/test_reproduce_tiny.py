@@ -64,3 +64,20 @@ def test_task_seed_draws_the_questions_and_the_model(tmp_path, task_seed):
     assert data.startswith("-m mmpr.synthetic_grid data") and model.startswith("-m mmpr.synthetic_grid model")
     assert train.startswith("-m mpo_train")
     assert data.endswith(f"--seed {task_seed or 0}") and model.endswith(f"--seed {task_seed or 0}")
+
+
+@pytest.mark.parametrize("flags, env_seed, says", [([], "1", "seed is 0 but this run asks for 1"),
+                                                   (["--quick"], None, "train is 1000 but this run asks for 24")])
+def test_resume_into_another_runs_folder_is_refused(tmp_path, flags, env_seed, says):
+    out = tmp_path / "run"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "task.json").write_text(json.dumps({"train": 1000, "test": 300, "sft": 4000, "seed": 0}))
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("TASK_SEED", None)
+    if env_seed:
+        env["TASK_SEED"] = env_seed
+    done = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(out), *flags], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"{out / 'data' / 'task.json'}: {says}; give another OUT"
+    assert sorted(p.name for p in out.rglob("*")) == ["data", "task.json"]
