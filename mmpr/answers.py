@@ -111,6 +111,27 @@ def _same_answer(a: str, b: str) -> bool:
     return normalize_text(a) == normalize_text(b)
 
 
+_THINK_OPEN = re.compile(r"<think(?:ing)?>", re.I)
+_THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.I)
+
+
+def split_thinking(response: str) -> tuple[str | None, int]:
+    """``(answer part, thinking length in characters)`` of a thinking model's response.
+
+    The answer part is the text after the last ``</think>``; the thinking is everything before it (chat
+    templates that open ``<think>`` in the generation prompt leave only the closing tag in the response). A
+    response that opens a think block and never closes it has no answer part (None): it is unparsable, not
+    judged on its half-finished reasoning. A response with no think tags is returned whole, with length 0.
+    """
+    close = _last(_THINK_CLOSE, response)
+    if close is not None:
+        return response[close.end():], len(_THINK_OPEN.sub("", response[:close.start()], count=1))
+    opened = _THINK_OPEN.search(response)
+    if opened is not None:
+        return None, len(response) - opened.end()
+    return response, 0
+
+
 def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATIONALE_WORDS,
                          strict: bool = False) -> str | None:
     """The final answer a chain-of-thought response states, or None.
@@ -124,18 +145,26 @@ def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATION
     ``strict`` (the data engine) also returns None when the response states several *different* final answers
     anywhere (a corrected ``Final answer:``, a box that disagrees with the answer line): the reference pipeline
     rejects such responses, and a chosen response must commit to one answer.
+
+    A ``<think>...</think>`` block is removed first (:func:`split_thinking`); a think block that never closes
+    makes the response unparsable. The thinking counts as reasoning before the answer.
     """
+    answer_part, _ = split_thinking(response)
+    if answer_part is None:
+        return None
+    thought = _THINK_CLOSE.sub(" ", _THINK_OPEN.sub(" ", response[:len(response) - len(answer_part)]))
+    response = answer_part
     has_tag = any(t in response for t in ("answer>", "Answer>", "ANSWER>"))
     tag = _last(_ANSWER_TAG, response) if has_tag else None
     if tag is not None:
-        if not _rationale_ok(response[:tag.start()], min_rationale_words):
+        if not _rationale_ok(thought + response[:tag.start()], min_rationale_words):
             return None
         answer = _one_answer(tag[1].strip())
     else:
         final = _last(_FINAL, response) or _last(_BOXED, response) or _last(_ANSWER, response)
         if final is None:
             return None
-        if not _rationale_ok(response[:final.start()], min_rationale_words):
+        if not _rationale_ok(thought + response[:final.start()], min_rationale_words):
             return None
         if final.re is _BOXED:  # judge the whole line the last box is on: two different boxes there are ambiguous
             line = _after(response, response.rfind("\n", 0, final.start()) + 1)

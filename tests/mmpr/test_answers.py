@@ -12,6 +12,7 @@ from mmpr.answers import (
     is_correct,
     normalize_text,
     parse_number,
+    split_thinking,
 )
 
 COT = "First we look at the figure carefully and compute. "
@@ -203,3 +204,20 @@ def test_strict_extraction_rejects_several_different_final_answers():
     assert extract_final_answer(COT + "It is \\boxed{4}.\nFinal answer: 4", strict=True) == "4"
     assert extract_final_answer(COT + "It is \\boxed{3}.\nFinal answer: 4", strict=True) is None
     assert extract_final_answer(COT + "Final answer: 4.0\nFinal answer: 4", strict=True) == "4"
+
+
+@pytest.mark.parametrize(("response", "expected"), [
+    ("<think>The bars read 3 and 4, so the sum is 7.</think>\nFinal answer: 7", ("\nFinal answer: 7", 39)),
+    ("The template opened the block. Counting gives 7.</think>Final answer: 7", ("Final answer: 7", 48)),
+    ("<think>Counting the bars one by one: 3, then", (None, 37)),
+    ("No tags here. Final answer: 7", ("No tags here. Final answer: 7", 0)),
+])
+def test_split_thinking(response, expected):
+    assert split_thinking(response) == expected
+
+
+def test_extraction_strips_thinking_and_counts_it_as_reasoning():
+    assert extract_final_answer("<think>3 plus 4 makes 7, and the box says \\boxed{8}</think>\n"
+                                "Final answer: 7", strict=True) == "7"
+    assert extract_final_answer("<think>3 plus 4 makes 7. Final answer: 7") is None
+    assert extract_final_answer("<think>\n\n</think>\n\nFinal answer: 7") is None  # no reasoning anywhere
