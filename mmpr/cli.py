@@ -221,6 +221,10 @@ def quiet_logs(verbose: bool, log_file: str | Path | None = None) -> None:
     handler.setFormatter(fmt)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    vllm = logging.getLogger("vllm")  # vLLM imported before this call keeps its own stdout handler
+    for own in list(vllm.handlers):
+        vllm.removeHandler(own)
+    vllm.propagate = True
     logging.captureWarnings(True)
     _quiet_loguru(verbose, log_file)
     if not verbose:

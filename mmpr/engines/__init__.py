@@ -7,24 +7,20 @@ from typing import Any
 
 from mmpr.engines.base import Completion, Engine, EngineError, Request, Result, request_seed
 
-ENGINES = ("vllm", "openai", "transformers")
+from mmpr.registry import Registry
+
+ENGINE_REGISTRY: Registry[type[Engine]] = Registry("engine")
+ENGINE_REGISTRY.register("vllm", "mmpr.engines.vllm_engine:VLLMEngine", description="vLLM in-process")
+ENGINE_REGISTRY.register("openai", "mmpr.engines.openai_engine:OpenAIEngine",
+                         description="any OpenAI-compatible server (vllm serve, SGLang, lmdeploy)")
+ENGINE_REGISTRY.register("transformers", "mmpr.engines.hf_engine:TransformersEngine",
+                         description="transformers generate (fallback)")
+ENGINES = tuple(ENGINE_REGISTRY.names())
 
 
 def make_engine(name: str, model: str, **args: Any) -> Engine:
     """Start engine ``name`` on ``model`` with engine-specific ``args``."""
-    if name == "vllm":
-        from mmpr.engines.vllm_engine import VLLMEngine
-
-        return VLLMEngine(model, **args)
-    if name == "openai":
-        from mmpr.engines.openai_engine import OpenAIEngine
-
-        return OpenAIEngine(model, **args)
-    if name == "transformers":
-        from mmpr.engines.hf_engine import TransformersEngine
-
-        return TransformersEngine(model, **args)
-    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    return ENGINE_REGISTRY.get(name)(model, **args)
 
 
-__all__ = ["ENGINES", "Completion", "Engine", "EngineError", "Request", "Result", "make_engine", "request_seed"]
+__all__ = ["ENGINES", "ENGINE_REGISTRY", "Completion", "Engine", "EngineError", "Request", "Result", "make_engine", "request_seed"]

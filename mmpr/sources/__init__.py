@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmpr.errors import UserError
+from mmpr.registry import Registry
 from mmpr.schemas import AnswerType, Category
 from mmpr.sources.base import Columns, DatasetSource
 
@@ -35,30 +35,22 @@ class SourceSpec(BaseModel):
 
 
 Factory = Callable[[SourceSpec], DatasetSource]
-_REGISTRY: dict[str, tuple[Factory, str]] = {}
+SOURCES: Registry[Factory] = Registry("source", builtins=("mmpr.sources.named",))
 
 
 def register_source(name: str, description: str) -> Callable[[Factory], Factory]:
-    def decorate(factory: Factory) -> Factory:
-        _REGISTRY[name] = (factory, description)
-        return factory
-
-    return decorate
+    return SOURCES.register(name, description=description)
 
 
 def available_sources() -> dict[str, str]:
     """Registered source names and what each reads."""
-    _load_builtins()
-    return {name: description for name, (_, description) in sorted(_REGISTRY.items())}
+    return SOURCES.describe()
 
 
 def make_source(spec: SourceSpec | str) -> DatasetSource:
-    _load_builtins()
     if isinstance(spec, str):
         spec = SourceSpec(name=spec)
-    if spec.name not in _REGISTRY:
-        raise UserError(f"unknown source {spec.name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    source = _REGISTRY[spec.name][0](spec)
+    source = SOURCES.get(spec.name)(spec)
     for attr in ("path", "split", "config", "revision", "limit", "answer_type", "category", "require_image"):
         value = getattr(spec, attr)
         if value is not None:
@@ -68,8 +60,4 @@ def make_source(spec: SourceSpec | str) -> DatasetSource:
     return source
 
 
-def _load_builtins() -> None:
-    from mmpr.sources import named  # noqa: F401  (registers the built-in sources)
-
-
-__all__ = ["Columns", "DatasetSource", "SourceSpec", "available_sources", "make_source", "register_source"]
+__all__ = ["SOURCES", "Columns", "DatasetSource", "SourceSpec", "available_sources", "make_source", "register_source"]

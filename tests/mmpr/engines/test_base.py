@@ -1,6 +1,7 @@
 import pytest
 
 from mmpr.engines import make_engine, request_seed
+from mmpr.registry import UnknownName
 from mmpr.engines.base import error_code
 
 
@@ -20,5 +21,7 @@ def test_error_codes(message, code):
 
 
 def test_unknown_engine():
-    with pytest.raises(ValueError, match="choose one of vllm, openai, transformers"):
+    with pytest.raises(UnknownName, match=r"unknown engine 'tgi'; available: openai, transformers, vllm"):
         make_engine("tgi", "m")
+    with pytest.raises(UnknownName, match=r"did you mean 'vllm'"):
+        make_engine("vlm", "m")
