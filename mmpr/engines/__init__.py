@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from mmpr.engines.base import Completion, Engine, EngineError, Request, Result, request_seed
-
 from mmpr.registry import Registry
 
 ENGINE_REGISTRY: Registry[type[Engine]] = Registry("engine")
@@ -23,4 +22,5 @@ def make_engine(name: str, model: str, **args: Any) -> Engine:
     return ENGINE_REGISTRY.get(name)(model, **args)
 
 
-__all__ = ["ENGINES", "ENGINE_REGISTRY", "Completion", "Engine", "EngineError", "Request", "Result", "make_engine", "request_seed"]
+__all__ = ["ENGINES", "ENGINE_REGISTRY", "Completion", "Engine", "EngineError", "Request", "Result", "make_engine",
+           "request_seed"]
