@@ -1,8 +1,8 @@
 import pytest
 
 from mmpr.engines import make_engine, request_seed
-from mmpr.registry import UnknownName
 from mmpr.engines.base import error_code
+from mmpr.registry import UnknownName
 
 
 def test_request_seed_depends_on_seed_and_key_only():
