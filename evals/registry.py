@@ -36,6 +36,10 @@ class Benchmark(BaseModel):
     prompts: tuple[str, ...] = Field(default=PROMPTS, description="Prompt styles the benchmark supports.")
     headline: str = Field(default="accuracy", description="The score compared with the paper: 'accuracy' or a key "
                           "of the benchmark's summarize() metrics.")
+    resample_by: str | None = Field(default=None, description="For an aggregate headline: the reference field "
+                                    "grouping samples into the units it averages over (summarize() of one unit's "
+                                    "samples is that unit's value); its interval resamples these units.")
+    unit: str = Field(default="item", description="What the headline's interval resamples, in words.")
     max_new_tokens: dict[str, int] = Field(default={"cot": 2048, "direct": 64, "reasoning": 4096})
     paper: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="model -> {prompt style or 'reported' (style not stated): score}.")
@@ -86,12 +90,12 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
                       "question_type", "metadata"),
               scorer="option letter (the options are drawn in the image); free-form by math-verify"),
     Benchmark(name="dynamath", folder="dynamath", task="mmpr_dynamath", dataset="lscpku/DynaMath_Sample",
-              split="sample_all", headline="worst_case",
+              split="sample_all", headline="worst_case", resample_by="seed", unit="seed",
               fields=("id", "question", "decoded_image", "ground_truth", "answer_type", "subject", "knowledge_level"),
               scorer=f"{_MC} / float (relative 1e-3) / text; worst case: a seed question counts only if every "
                      "variant of it is right"),
     Benchmark(name="wemath", folder="wemath", task="mmpr_wemath_testmini", dataset="We-Math/We-Math",
-              split="testmini", headline="strict",
+              split="testmini", headline="strict", resample_by="ID", unit="problem",
               fields=("ID", "split", "knowledge concept", "question", "option", "answer", "image_path", "key",
                       "question number"),
               scorer=f"{_MC}; multi-step problems grouped by ID into the loose and strict scores"),

@@ -31,12 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
 from evals import registry
 from evals.prompting import PROMPT_STYLES, template_text
 from evals.registry import Benchmark
+from evals.results import CategoryScore, Interval, RunResult, TaskResult
+from evals.sampling import sampled_scores
 from evals.scoring import MissingField
+from evals.thinking import for_scoring, thinking_stats
+from evals.uncertainty import headline_interval
 from mmpr.cli import (
     EXIT_CODES,
     ArgumentParser,
@@ -57,56 +60,8 @@ from mmpr.locations import check_out, check_server
 from mmpr.model_ref import check_model, resolve_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
-
-
-class CategoryScore(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    accuracy: float
-    correct: int
-    total: int
-
-
-class TaskResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    benchmark: str
-    task: str
-    accuracy: float = Field(description="Percent correct, judge-free.")
-    correct: int
-    total: int
-    unparsable: int
-    unparsable_rate: float = Field(description="Percent of responses with no extractable final answer.")
-    unscorable: int = Field(default=0, description="Samples of items whose ground truth cannot be judged (e.g. it "
-                            "names none of the options); counted wrong, listed in unscorable_items.")
-    unscorable_items: dict[str, str] = Field(default_factory=dict, description="doc_id -> why it is unscorable.")
-    judged: int = Field(default=0, description="Unparsable answers sent to the --judge (0 without one).")
-    accuracy_with_judge: float | None = None
-    headline: str = Field(default="accuracy", description="Which score the benchmark reports: 'accuracy' or a key "
-                          "of metrics (DynaMath's worst_case, WeMath's strict).")
-    score: float | None = Field(default=None, description="The headline score, percent; None when the samples "
-                                "evaluated cannot give it.")
-    metrics: dict[str, float] = Field(default_factory=dict, description="The benchmark's own scores beyond "
-                                      "per-sample accuracy, and their counts.")
-    categories: dict[str, dict[str, CategoryScore]] = Field(default_factory=dict)
-    dataset: str
-    dataset_revision: str | None = None
-
-
-class RunResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    engine: str
-    prompt: str
-    prompt_template: str
-    generation: dict[str, Any]
-    lmms_eval_version: str
-    created_at: datetime
-    limit: int | None
-    tasks: dict[str, TaskResult]
-    engine_failures: dict[str, int] = Field(default_factory=dict, description="Requests the engine failed on, by "
-                                            "cause; scored as empty answers here, asked again on a rerun.")
+# benchmarks with a judged protocol scored beside the judge-free headline when --judge is given
+JUDGED_PROTOCOLS = ("mathvista",)
 
 
 def task_yaml(bench: Benchmark, prompt: str, data: str | None = None, max_new_tokens: int | None = None) -> str:
@@ -186,9 +141,11 @@ def check_data(benches: list[Benchmark], data: dict[str, str]) -> None:
 def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", prompt: str = "cot",
              limit: int | None = None, out: Path, data: dict[str, str] | None = None, judge: str | None = None,
              engine_args: dict | None = None, batch_size: int = 16, engine_instance=None,
-             max_new_tokens: int | None = None) -> RunResult:
+             max_new_tokens: int | None = None, samples: int = 0, temperature: float = 1.0,
+             strip_thinking: bool = False, judge_model: str | None = None) -> RunResult:
     """Run ``benchmarks`` (names and presets) through lmms-eval; write ``results.json`` and
-    ``samples_<task>.jsonl`` to ``out``. ``max_new_tokens`` overrides each benchmark's budget for the prompt."""
+    ``samples_<task>.jsonl`` to ``out``. ``max_new_tokens`` overrides each benchmark's budget for the prompt;
+    ``samples`` > 0 also draws that many answers per item at ``temperature`` for avg@k / pass@k / majority@k."""
     benches = check_selection(benchmarks, prompt)
     check_data(benches, data or {})
     for name, path in (data or {}).items():
@@ -214,24 +171,52 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
         task_dict = get_task_dict(task_names, manager)
         _check_fields(task_dict, benches, prompt)
         lm = MmprModel(resolved, engine=engine, cache_dir=out / "cache", batch_size=batch_size,
-                       engine_args=engine_args, engine_instance=engine_instance)
+                       engine_args=engine_args, engine_instance=engine_instance, samples=samples,
+                       temperature=temperature, strip_thinking=strip_thinking, style=prompt)
         # the tasks already built (their datasets loaded once)
         raw = simple_evaluate(model=lm, tasks=[task_dict[name] for name in task_names], limit=limit,
                               log_samples=True, task_manager=manager,
                               verbosity="WARNING", random_seed=0, numpy_random_seed=0, torch_random_seed=0)
-    return _write(raw, benches, prompt, model, engine, limit, out, data or {}, judge, dict(lm.failures))
+        sampled = {b.task_name(prompt): _score_samples(b, prompt, task_dict[b.task_name(prompt)], lm.sampled)
+                   for b in benches} if samples else {}
+    return _write(raw, benches, prompt, model, engine, limit, out, data or {}, judge, dict(lm.failures),
+                  raw_responses=lm.raw, sampled=sampled, temperature=temperature, strip_thinking=strip_thinking,
+                  judge_model=judge_model)
+
+
+def _score_samples(bench: Benchmark, prompt: str, task, answers: dict[tuple[str, int], list[str]]) -> dict:
+    """lmms-eval doc index -> the scored records of its sampled answers, by the task's own process_results."""
+    name = bench.task_name(prompt)
+    process = getattr(bench.utils(), f"process_results_{prompt}")
+    docs = task.dataset[bench.split]
+    return {index: [process(docs[index], [text])["accuracy"] for text in texts]
+            for (task_name, index), texts in answers.items() if task_name == name and texts}
 
 
 def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine: str, limit: int | None, out: Path,
-           data: dict, judge: str | None, failures: dict[str, int] | None = None) -> RunResult:
+           data: dict, judge: str | None, failures: dict[str, int] | None = None, *,
+           raw_responses: dict[tuple[str, int], str] | None = None, sampled: dict[str, dict] | None = None,
+           temperature: float = 1.0, strip_thinking: bool = False, judge_model: str | None = None) -> RunResult:
     from evals.judge import judge_unparsable
+    from evals.judged import Judge, judge_records, write_table
     from evals.models import MmprModel
 
     tasks = {}
+    judged_protocol = None
     for bench in benches:
         task = bench.task_name(prompt)
-        records = [{**s["accuracy"], "response": _response(s)} for s in raw["samples"][task]]
+        records = []
+        for s in raw["samples"][task]:
+            response = (raw_responses or {}).get((task, s.get("doc_id")), _response(s))
+            _, think_chars, unclosed = for_scoring(response, strip=strip_thinking, style=prompt)
+            records.append({**s["accuracy"], "response": response, "think_chars": think_chars,
+                            "think_unclosed": unclosed})
         judged, with_judge = judge_unparsable(records, judge) if judge else (0, None)
+        comparison = None
+        if judge and bench.name in JUDGED_PROTOCOLS:
+            judged_protocol = judged_protocol or Judge(judge, out / "cache" / "judge.jsonl", model=judge_model)
+            comparison = judge_records(records, judged_protocol, judge_model=judged_protocol.model)
+            write_table(comparison, out / f"judged_{task}.md", bench.name)
         with atomic_path(out / f"samples_{task}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
             for record in records:
                 f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
@@ -242,15 +227,19 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
         summarize = getattr(bench.utils(), "summarize", None)
         metrics = summarize(records) if summarize else {}
         accuracy = round(100 * correct / max(total, 1), 2)
+        # None when nothing it needs was evaluated (e.g. --limit cut every WeMath problem short)
+        score = accuracy if bench.headline == "accuracy" else metrics.get(bench.headline)
+        per_item = [v for s in raw["samples"][task] if (v := (sampled or {}).get(task, {}).get(s.get("doc_id")))]
         tasks[bench.name] = TaskResult(
             benchmark=bench.name, task=task, accuracy=accuracy, correct=correct, total=total,
             unparsable=unparsable, unparsable_rate=round(100 * unparsable / max(total, 1), 2),
             unscorable=len(unscorable), unscorable_items=unscorable, judged=judged,
             accuracy_with_judge=with_judge, categories=_breakdown(records),
-            headline=bench.headline,
-            # None when nothing it needs was evaluated (e.g. --limit cut every WeMath problem short)
-            score=accuracy if bench.headline == "accuracy" else metrics.get(bench.headline),
-            metrics=metrics, dataset=data.get(bench.name) or raw["configs"][task].get("dataset_path"),
+            headline=bench.headline, score=score,
+            interval=headline_interval(bench, records) if score is not None and total else None,
+            metrics=metrics, sampled=sampled_scores(per_item, temperature) if per_item else None,
+            judge_comparison=comparison, thinking=thinking_stats(records, strip_thinking),
+            dataset=data.get(bench.name) or raw["configs"][task].get("dataset_path"),
             dataset_revision=(raw["configs"][task].get("dataset_kwargs") or {}).get("revision"))
     # the settings the engine applied (greedy unless the task samples; stop strings are not used: CoT answers span
     # paragraphs)
@@ -258,7 +247,9 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
         "generation_kwargs", {})).model_dump() for b in benches}
     result = RunResult(model=model, engine=engine, prompt=prompt, prompt_template=template_text(prompt),
                        generation=generation, lmms_eval_version=version("lmms_eval"), created_at=datetime.now(UTC),
-                       limit=limit, tasks=tasks, engine_failures=failures or {})
+                       limit=limit, tasks=tasks, engine_failures=failures or {},
+                       judge_failures=sum(t.judge_comparison.judge_failures for t in tasks.values()
+                                          if t.judge_comparison))
     atomic_write_text(out / "results.json", result.model_dump_json(indent=2) + "\n")
     return result
 
@@ -296,8 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--data", action="extend", nargs="+", default=[], metavar="BENCHMARK=PATH",
                         help="a local copy of a benchmark (parquet file/folder or save_to_disk folder)")
-    parser.add_argument("--judge", help="OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1): only the unparsable "
-                        "answers are sent to it; the judge-free score is reported as well")
+    parser.add_argument("--judge", help="OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1): the unparsable "
+                        "answers are sent to it, and MathVista is also scored under its judged protocol (LLM "
+                        "extraction, official comparison) beside the judge-free headline")
+    parser.add_argument("--judge-model", help="the model name the --judge server serves (default: its first)")
+    parser.add_argument("--samples", type=int, default=0, metavar="K",
+                        help="also draw K answers per item at --temperature: avg@K (with its interval), pass@K and "
+                        "majority@K beside the greedy score")
+    parser.add_argument("--temperature", type=float, default=1.0, help="temperature of the --samples answers")
+    parser.add_argument("--strip-thinking", action="store_true",
+                        help="remove a <think>...</think> span before extraction; a block never closed is "
+                        "unparsable (the think length is recorded either way)")
     parser.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -338,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     engine_args = parse_pairs(args.engine_args, "--engine-args")
     import lmms_eval.models  # noqa: F401 - it points loguru at stdout when imported; quiet_logs undoes that
 
+    if args.samples < 0 or (args.samples and args.temperature <= 0):
+        raise UserError(f"--samples {args.samples} --temperature {args.temperature}: K must be >= 0 and sampled "
+                        "answers need a temperature above 0")
     check_model(args.model)  # a missing model is one line here, not a Hub retry later
     if args.judge:
         check_server(args.judge.rstrip("/") + "/models", "--judge")
@@ -347,24 +350,52 @@ def main(argv: list[str] | None = None) -> int:
         with reading("a benchmark's data", "check --data or re-download it"):
             result = evaluate(tasks, args.model, engine=args.engine, prompt=args.prompt, limit=args.limit,
                               out=args.out, data=data, judge=args.judge, engine_args=engine_args,
-                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                              samples=args.samples, temperature=args.temperature,
+                              strip_thinking=args.strip_thinking, judge_model=args.judge_model)
         if not any(task.total for task in result.tasks.values()):
             raise NothingMade(f"0 samples scored for {', '.join(tasks)}; check --data and --limit")
     for name, task in result.tasks.items():
-        judge_note = f", {task.accuracy_with_judge:.2f} with the judge on {task.judged}" if task.judged else ""
         if task.unscorable:
             print(f"{name}: {task.unscorable} unscorable samples (counted wrong): "
                   f"{', '.join(f'{k}: {v}' for k, v in list(task.unscorable_items.items())[:5])}", file=sys.stderr)
-        extra = "".join(f", {k} {v:.2f}" for k, v in task.metrics.items() if k in ("worst_case", "loose", "strict"))
-        print(f"{name}: {task.accuracy:.2f} ({task.correct}/{task.total}){extra}, unparsable "
-              f"{task.unparsable_rate:.1f}%{judge_note}")
+        print(summary_line(name, task))
     print(f"results in {args.out / 'results.json'}")
+    if result.judge_failures:
+        print(f"error: the judge gave no usable reply for {result.judge_failures} items; their judged score is "
+              f"withheld (listed under failed_items); rerun the same command to ask again", file=sys.stderr)
     if result.engine_failures:
         causes = ", ".join(f"{k} {v}" for k, v in sorted(result.engine_failures.items()))
         print(f"error: the engine failed on {sum(result.engine_failures.values())} samples ({causes}), scored as "
               f"empty answers; rerun the same command to ask again", file=sys.stderr)
-        return EXIT_NOTHING_MADE
-    return 0
+    return EXIT_NOTHING_MADE if result.engine_failures or result.judge_failures else 0
+
+
+def _span(interval: Interval | None) -> str:
+    return f" [{interval.low:.1f}, {interval.high:.1f}]" if interval else ""
+
+
+def summary_line(name: str, task: TaskResult) -> str:
+    """One benchmark's result in a line: headline with its interval, counts, and what else was measured."""
+    parts = [f"{name}: {task.accuracy:.2f}" + (_span(task.interval) if task.headline == "accuracy" else "") +
+             f" ({task.correct}/{task.total})"]
+    if task.headline != "accuracy":
+        parts.append(f"{task.headline} " + ("-" if task.score is None else f"{task.score:.2f}") + _span(task.interval))
+    parts += [f"{k} {task.metrics[k]:.2f}" for k in ("worst_case", "loose", "strict")
+              if k in task.metrics and k != task.headline]
+    parts.append(f"unparsable {task.unparsable_rate:.1f}%")
+    if task.judged:
+        parts.append(f"{task.accuracy_with_judge:.2f} with the judge on {task.judged}")
+    if s := task.sampled:
+        parts.append(f"avg@{s.k} {s.avg_at_k:.2f}{_span(s.avg_at_k_interval)}, pass@{s.k} {s.pass_at_k:.2f}, "
+                     f"majority@{s.k} {s.majority_at_k:.2f} (T={s.temperature:g})")
+    if c := task.judge_comparison:
+        judged = "withheld" if c.judged is None else f"{c.judged:.2f}{_span(c.judged_interval)}"
+        parts.append(f"judged {judged}, {len(c.differing)} items differ, {c.judge_failures} judge failures")
+    if t := task.thinking:
+        parts.append(f"{t.responses_with_thinking} think (mean {t.mean_think_chars:.0f} chars), {t.unclosed} "
+                     "never closed")
+    return ", ".join(parts)
 
 
 if __name__ == "__main__":
