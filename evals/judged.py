@@ -23,6 +23,7 @@ from pathlib import Path
 
 from Levenshtein import distance
 
+from evals.cache import ResponseCache
 from evals.intervals import RESAMPLES, SEED
 from evals.results import JudgedComparison, JudgedDifference
 from evals.uncertainty import interval, paired_difference
@@ -132,12 +133,10 @@ class Judge:
     temperature when the reply is empty (as VLMEvalKit does), None when no usable reply comes."""
 
     def __init__(self, url: str, cache: Path, *, model: str | None = None, api_key: str = "EMPTY",
-                 timeout: float = 120.0, tries: int = 3):
+                 timeout: float = 120.0, tries: int = 3, retries: int = 2):
         from openai import OpenAI
 
-        from evals.models import ResponseCache
-
-        self.client = OpenAI(base_url=url, api_key=api_key, timeout=timeout, max_retries=2)
+        self.client = OpenAI(base_url=url, api_key=api_key, timeout=timeout, max_retries=retries)
         self.model = model or self.client.models.list().data[0].id
         self.cache = ResponseCache(cache)
         self.tries = tries

@@ -1,5 +1,8 @@
 """A tiny OpenAI-compatible chat server on 127.0.0.1 that answers like an answer-extraction judge would: the text
-after the last "answer is" / "Final answer:", or the last number, or NONE. Deterministic, for tests."""
+after the last "answer is" / "Final answer:", or the last number, or NONE. Deterministic, for tests.
+
+``JudgeServer(fail_on=TEXT)`` answers HTTP 500 to every request whose prompt contains TEXT, and
+``JudgeServer(empty_on=TEXT)`` an empty reply: a judge that fails on some items."""
 
 from __future__ import annotations
 
@@ -41,7 +44,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append(payload)
         text = payload["messages"][-1]["content"]
         text = text if isinstance(text, str) else " ".join(p.get("text", "") for p in text)
-        answer = extract(text)
+        if self.server.fail_on and self.server.fail_on in text:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        answer = "" if self.server.empty_on and self.server.empty_on in text else extract(text)
         self._send({"id": "x", "object": "chat.completion", "created": 0, "model": MODEL,
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": answer}}],
@@ -49,9 +57,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class JudgeServer:
+    def __init__(self, fail_on: str | None = None, empty_on: str | None = None):
+        self.fail_on, self.empty_on = fail_on, empty_on
+
     def __enter__(self):
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.requests = []
+        self.server.fail_on, self.server.empty_on = self.fail_on, self.empty_on
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
         return self

@@ -62,3 +62,49 @@ def test_engine_failures_are_counted_by_cause_not_cached_and_asked_again(tmp_pat
     assert rerun.generate_until(instances()) == ["Final answer: 1"] * 3
     assert len(engine.asked) == 4 and engine.asked[3] == engine.asked[0], "only the failed one is asked again"
     assert not rerun.failures
+
+
+class _SamplingEngine:
+    """Greedy: "Final answer: 0"; sampled: answer i for the i-th of the n samples asked for; records each call."""
+
+    name = "sampling"
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, requests, sampling):
+        self.calls.append((sampling.temperature, [(r.key, r.n, r.seed) for r in requests]))
+        return [[Completion(f"<think>hm</think>Final answer: {i if sampling.temperature else 0}", 3, 3, "stop")
+                 for i in range(r.n)] for r in requests]
+
+
+def _instances(n=2):
+    return [Instance("generate_until", (f"question {i}", {"max_new_tokens": 8}, lambda doc: [], i, "t", "test"),
+                     idx=0, metadata={"task": "t", "doc_id": i, "repeats": 1}) for i in range(n)]
+
+
+def test_k_samples_per_item_are_cached_each_under_its_own_key_and_a_rerun_resumes(tmp_path):
+    engine = _SamplingEngine()
+    model = MmprModel("m", cache_dir=tmp_path, engine_instance=engine, samples=3, temperature=0.7,
+                      strip_thinking=True, style="direct")
+    model.task_dict = {"t": {"test": {i: {} for i in range(2)}}}
+    assert model.generate_until(_instances()) == ["Final answer: 0"] * 2, "the think span stripped"
+    assert model.raw[("t", 0)] == "<think>hm</think>Final answer: 0"
+    assert model.sampled[("t", 1)] == [f"Final answer: {i}" for i in range(3)]
+    (greedy_t, greedy), (sampled_t, sampled) = engine.calls
+    assert greedy_t == 0 and [n for _, n, _ in greedy] == [1, 1] and {s for _, _, s in greedy} == {0}
+    assert sampled_t == 0.7 and [n for _, n, _ in sampled] == [3, 3] and len({s for _, _, s in sampled}) == 2
+    assert len(model.cache.responses) == 2 + 6
+    # a run killed after the first sample of item 1 was cached: the rerun asks only for the two missing
+    lines = (tmp_path / "responses.jsonl").read_text().splitlines()
+    (tmp_path / "responses.jsonl").write_text("\n".join(lines[:6]) + "\n")
+    rerun = MmprModel("m", cache_dir=tmp_path, engine_instance=engine, samples=3, temperature=0.7)
+    rerun.task_dict = model.task_dict
+    rerun.generate_until(_instances())
+    temperature, [(key, n, _)] = engine.calls[2]
+    assert temperature == 0.7 and n == 2 and key == sampled[1][0].removesuffix(":0") + ":1"
+    assert len(rerun.sampled[("t", 1)]) == 3
+    more = MmprModel("m", cache_dir=tmp_path, engine_instance=engine, samples=3, temperature=0.7)
+    more.task_dict = model.task_dict
+    more.generate_until(_instances())
+    assert len(engine.calls) == 3, "everything cached: the engine is not asked"
