@@ -17,7 +17,7 @@ MODEL = "rule-judge"
 def extract(text: str) -> str:
     response = text.split("Response:", 1)[-1] if "Response:" in text else text.rsplit("\n\n", 2)[-2] if \
         text.count("\n\n") >= 2 else text
-    m = re.findall(r"(?:answer is|Final answer:)\s*\(?([^\s.)\"]+)", response, re.I)
+    m = re.findall(r"(?:answer is|Final answer:)\s*\(?(-?\d+(?:\.\d+)?|[^\s.)\"]+)", response, re.I)
     if m:
         return m[-1]
     numbers = re.findall(r"-?\d+(?:\.\d+)?", response)

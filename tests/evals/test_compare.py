@@ -1,8 +1,9 @@
+import json
 from datetime import UTC, datetime
 
 import pytest
 
-from evals.compare import NotComparable, main, paper_number, table
+from evals.compare import NotComparable, load, main, paired_differences, paper_number, table
 from evals.run import CategoryScore, RunResult, TaskResult
 from mmpr.io import atomic_write_text
 
@@ -72,3 +73,32 @@ def test_runs_with_different_prompts_or_limits_are_refused_or_flagged(tmp_path, 
     assert "not comparable" in capsys.readouterr().err and not (tmp_path / "cmp").exists()
     assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"), "--allow-mismatch"]) == 0
     assert "WARNING" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+def _with_samples(folder, model, right):
+    """A run folder whose MathVista samples are right on the first ``right`` of 100 items."""
+    folder.mkdir()
+    with open(folder / "samples_t.jsonl", "w") as f:
+        for i in range(100):
+            f.write(json.dumps({"doc_id": str(i), "correct": i < right, "reference": {}, "response": "r"}) + "\n")
+    atomic_write_text(folder / "results.json", _run(model, float(right)).model_dump_json())
+
+
+def test_paired_differences_have_intervals_and_those_consistent_with_zero_are_marked(tmp_path, capsys):
+    for name, right in (("a", 50), ("same", 50), ("slightly", 52), ("better", 70)):
+        _with_samples(tmp_path / name, f"m/{name}", right)
+    runs = [(str(tmp_path / n), load(tmp_path / n)) for n in ("a", "same", "slightly", "better")]
+    paired = paired_differences(runs)["mathvista"]
+    assert [p[0] for p in paired] == [0.0, 2.0, 20.0]
+    assert (paired[0][1].low, paired[0][1].high) == (0.0, 0.0), "two identical runs: [0, 0]"
+    assert paired[1][1].low == 0.0 and paired[2][1].low > 10 and paired[2][1].units == 100
+    text = table(runs, paired=paired_differences(runs))
+    row = next(line for line in text.splitlines() if line.startswith("| **mathvista**"))
+    assert "| +0.00 [+0.0, +0.0] ~0 |" in row and "| +2.00 [+0.0, +5.0] ~0 |" in row
+    assert f"| +20.00 [{paired[2][1].low:+.1f}, {paired[2][1].high:+.1f}] |" in row
+    assert "~0 marks a delta whose interval includes zero" in text
+    assert main([str(tmp_path / "a"), str(tmp_path / "better"), "--out", str(tmp_path / "cmp")]) == 0
+    assert "+20.00 [+" in (tmp_path / "cmp" / "comparison.md").read_text()
+    # a run whose samples are gone still compares, without the interval
+    (tmp_path / "better" / "samples_t.jsonl").unlink()
+    assert paired_differences(runs)["mathvista"][2] is None

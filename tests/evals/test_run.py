@@ -186,3 +186,81 @@ def test_reasoning_suite_end_to_end_on_local_files(mathvista_parquet, tmp_path, 
     assert tasks["dynamath"]["score"] == tasks["dynamath"]["metrics"]["worst_case"]
     assert tasks["wemath"]["metrics"]["problems"] == 1 and tasks["wemath"]["score"] is not None
     assert {"loose", "strict"} <= set(tasks["wemath"]["metrics"])
+
+
+def test_results_hold_the_interval_the_judged_comparison_and_thinking(tmp_path):
+    from evals.run import summary_line
+    from evals.tasks.mathvista import utils
+    from tests.evals.judge_server import JudgeServer
+
+    rows = mathvista_rows(8)
+    cot = "I count the shapes in the figure one by one.\n"
+    # rows alternate multiple choice (answer i % 4 + 1, options 1-4) and float (i.5, one decimal): rows 0, 1, 7
+    # right; row 3's answer only the judge reads; row 6 never closes its think block
+    responses = [cot + "Final answer: 1", cot + "Final answer: 1.5", cot + "Final answer: 2",
+                 "<think>" + cot + "</think>so the answer is 3.5", cot + "Final answer: 4", cot + "Final answer: 9",
+                 "<think>never done", cot + "Final answer: 7.5"]
+    task = "mmpr_mathvista_testmini_cot"
+    samples = [{**utils.process_results_cot(doc, [resp]), "resps": [[resp]], "doc_id": i}
+               for i, (doc, resp) in enumerate(zip(rows, responses, strict=True))]
+    raw = {"samples": {task: samples}, "configs": {task: {"dataset_path": "local", "generation_kwargs": {}}}}
+    with JudgeServer() as server:
+        result = _write(raw, [get("mathvista")], "cot", "m", "hf", None, tmp_path, {}, server.url).tasks["mathvista"]
+    assert (result.correct, result.total, result.unparsable) == (3, 8, 2)
+    assert result.interval.low <= 37.5 <= result.interval.high and result.interval.units == 8
+    assert result.interval.method == "percentile bootstrap over items" and result.interval.resamples == 1000
+    comparison = result.judge_comparison
+    assert (comparison.judge_free, comparison.judged, comparison.judge_failures) == (37.5, 50.0, 0)
+    assert [(d.doc_id, d.judge_free_extracted, d.judged_extracted) for d in comparison.differing] == [
+        ("4", None, "3.5")]
+    assert (result.thinking.responses_with_thinking, result.thinking.unclosed) == (2, 1)
+    saved = json.loads((tmp_path / "results.json").read_text())["tasks"]["mathvista"]
+    assert saved["interval"]["level"] == 0.95 and saved["judge_comparison"]["judged"] == 50.0
+    assert "| 4 | 3.5 | - | False | 3.5 | 3.5 | True |" in (tmp_path / f"judged_{task}.md").read_text()
+    line = summary_line("mathvista", result)
+    assert line.startswith(f"mathvista: 37.50 [{result.interval.low:.1f}, {result.interval.high:.1f}] (3/8)")
+    assert "judged 50.00 [" in line and "1 items differ, 0 judge failures" in line and "1 never closed" in line
+
+
+@pytest.mark.slow
+def test_samples_judge_and_thinking_end_to_end_resume_without_the_engine(tmp_path, capsys):
+    from tests.evals.judge_server import JudgeServer
+
+    class Sampler(ScriptedEngine):
+        """Greedy: the scripted answer; sampled: item i's first i % 3 + 1 samples right, the rest "2" (wrong)."""
+
+        def generate(self, requests, sampling):
+            if not sampling.temperature:
+                return super().generate(requests, sampling)
+            self.sampled = getattr(self, "sampled", 0) + 1
+            items = [int(re.search(r"\((\d+)\)", r.question)[1]) for r in requests]
+            return [[Response(item_id=r.key, sample_index=j, text=cot + "Final answer: " + (
+                gold[i] if j < i % 3 + 1 else "2"), prompt_tokens=1, completion_tokens=1) for j in range(r.n)]
+                for r, i in zip(requests, items, strict=True)]
+
+    rows = mathvista_rows(4)
+    gold = [r["answer"] for r in rows]
+    path = tmp_path / "mv.parquet"
+    Dataset.from_list(rows, features=MATHVISTA_FEATURES).to_parquet(str(path))
+    cot = "I count the shapes in the figure one by one.\n"
+    engine = Sampler([cot + "Final answer: 1", "<think>" + cot + "</think>Final answer: 1.5", cot + "A",
+                      "<think>no end"])
+    with JudgeServer() as server:
+        kwargs = dict(out=tmp_path / "run", data={"mathvista": str(path)}, engine_instance=engine, samples=3,
+                      temperature=0.8, strip_thinking=True, judge=server.url)
+        result = evaluate(["mathvista"], "scripted", **kwargs).tasks["mathvista"]
+        assert (result.correct, result.unparsable) == (2, 2) and result.thinking.unclosed == 1
+        sampled = result.sampled
+        # 1, 2, 3 and 1 right samples of 3: avg 7/12; the majority is right on items 1 and 2
+        assert (sampled.k, sampled.items, sampled.temperature) == (3, 4, 0.8)
+        assert sampled.pass_at_k == 100.0 and sampled.avg_at_k == pytest.approx(58.33)
+        assert sampled.majority_at_k == 50.0 and sampled.avg_at_k_interval.units == 4
+        assert result.judge_comparison.items == 4 and result.judge_comparison.judge_failures == 0
+        def extractions():
+            return sum("Extracted answer:" in r["messages"][0]["content"] for r in server.requests)
+
+        assert extractions() == 4
+        again = evaluate(["mathvista"], "scripted", **kwargs).tasks["mathvista"]
+        assert extractions() == 4, "the judged protocol's replies are cached too"
+    assert engine.sampled == 1, "every sample was cached: the rerun does not sample again"
+    assert again.sampled == sampled and again.interval == result.interval
