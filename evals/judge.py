@@ -7,7 +7,7 @@ score stays the headline; the with-judge score is reported beside it.
 
 from __future__ import annotations
 
-from openai import OpenAI
+from openai import OpenAI, OpenAIError
 
 from evals.scoring import Target, judge
 
@@ -17,10 +17,11 @@ PROMPT = ("Below is a model's response to a question. Reply with the final answe
 
 
 def judge_unparsable(records: list[dict], url: str, *, model: str | None = None, api_key: str = "EMPTY",
-                     timeout: float = 120.0) -> tuple[int, float]:
-    """Ask the judge about each unparsable record; mark ``judge_extracted`` / ``judge_correct`` on them.
-    Returns (how many were sent, accuracy in percent counting judged answers)."""
-    client = OpenAI(base_url=url, api_key=api_key, timeout=timeout, max_retries=3)
+                     timeout: float = 120.0, retries: int = 3) -> tuple[int, float]:
+    """Ask the judge about each unparsable record; mark ``judge_extracted`` / ``judge_correct`` on them, or
+    ``judge_failed`` where the call failed. Returns (how many were answered, accuracy in percent counting judged
+    answers)."""
+    client = OpenAI(base_url=url, api_key=api_key, timeout=timeout, max_retries=retries)
     model = model or client.models.list().data[0].id
     sent = 0
     for record in records:
@@ -28,9 +29,13 @@ def judge_unparsable(records: list[dict], url: str, *, model: str | None = None,
             continue
         target = Target(**record["target"])
         choices = f"; options: {target.choices}" if target.choices else ""
-        reply = client.chat.completions.create(model=model, temperature=0, max_tokens=32, messages=[
-            {"role": "user", "content": PROMPT.format(answer_type=target.answer_type, choices=choices,
-                                                      response=record["response"][-4000:])}])
+        try:
+            reply = client.chat.completions.create(model=model, temperature=0, max_tokens=32, messages=[
+                {"role": "user", "content": PROMPT.format(answer_type=target.answer_type, choices=choices,
+                                                          response=record["response"][-4000:])}])
+        except OpenAIError:  # counted by the caller; the answer stays unjudged (wrong), never guessed
+            record["judge_failed"] = True
+            continue
         answer = (reply.choices[0].message.content or "").strip()
         sent += 1
         record["judge_extracted"] = None if answer.upper() == "NONE" or not answer else answer

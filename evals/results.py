@@ -104,6 +104,8 @@ class TaskResult(BaseModel):
     unscorable_items: dict[str, str] = Field(default_factory=dict, description="doc_id -> why it is unscorable.")
     judged: int = Field(default=0, description="Unparsable answers sent to the --judge (0 without one).")
     accuracy_with_judge: float | None = None
+    judge_failures: int = Field(default=0, description="Unparsable answers the --judge gave no reply for: left "
+                                "unjudged (wrong), counted here; a rerun asks again.")
     headline: str = Field(default="accuracy", description="Which score the benchmark reports: 'accuracy' or a key "
                           "of metrics (DynaMath's worst_case, WeMath's strict).")
     score: float | None = Field(default=None, description="The headline score, percent; None when the samples "

@@ -234,6 +234,7 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
             benchmark=bench.name, task=task, accuracy=accuracy, correct=correct, total=total,
             unparsable=unparsable, unparsable_rate=round(100 * unparsable / max(total, 1), 2),
             unscorable=len(unscorable), unscorable_items=unscorable, judged=judged,
+            judge_failures=sum(bool(r.get("judge_failed")) for r in records),
             accuracy_with_judge=with_judge, categories=_breakdown(records),
             headline=bench.headline, score=score,
             interval=headline_interval(bench, records) if score is not None and total else None,
@@ -248,8 +249,8 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
     result = RunResult(model=model, engine=engine, prompt=prompt, prompt_template=template_text(prompt),
                        generation=generation, lmms_eval_version=version("lmms_eval"), created_at=datetime.now(UTC),
                        limit=limit, tasks=tasks, engine_failures=failures or {},
-                       judge_failures=sum(t.judge_comparison.judge_failures for t in tasks.values()
-                                          if t.judge_comparison))
+                       judge_failures=sum(t.judge_failures + (t.judge_comparison.judge_failures if
+                                                               t.judge_comparison else 0) for t in tasks.values()))
     atomic_write_text(out / "results.json", result.model_dump_json(indent=2) + "\n")
     return result
 

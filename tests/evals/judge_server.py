@@ -75,3 +75,23 @@ class JudgeServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the rule judge until interrupted: ``python -m tests.evals.judge_server --port 8011``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.evals.judge_server", description=__doc__)
+    parser.add_argument("--port", type=int, default=8011)
+    args = parser.parse_args(argv)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _Handler)
+    server.requests, server.fail_on, server.empty_on = [], None, None
+    print(f"rule judge at http://127.0.0.1:{args.port}/v1", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

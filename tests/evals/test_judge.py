@@ -18,3 +18,11 @@ def test_only_unparsable_answers_go_to_the_judge():
     assert records[2]["judge_extracted"] is None and not records[2]["judge_correct"]
     assert "judge_extracted" not in records[0]
     assert accuracy == 50.0
+
+
+def test_a_judge_call_that_fails_is_marked_not_guessed():
+    records = [_record("so the answer is 4", False, False), _record("it is 4 I think", False, False)]
+    with JudgeServer(fail_on="it is 4 I think") as server:
+        sent, accuracy = judge_unparsable(records, server.url, retries=0)
+    assert sent == 1 and accuracy == 50.0
+    assert records[1]["judge_failed"] and "judge_extracted" not in records[1]
