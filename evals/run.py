@@ -211,7 +211,7 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
             _, think_chars, unclosed = for_scoring(response, strip=strip_thinking, style=prompt)
             records.append({**s["accuracy"], "response": response, "think_chars": think_chars,
                             "think_unclosed": unclosed})
-        judged, with_judge = judge_unparsable(records, judge) if judge else (0, None)
+        judged, with_judge = judge_unparsable(records, judge, model=judge_model) if judge else (0, None)
         comparison = None
         if judge and bench.name in JUDGED_PROTOCOLS:
             judged_protocol = judged_protocol or Judge(judge, out / "cache" / "judge.jsonl", model=judge_model)
