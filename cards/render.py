@@ -45,8 +45,9 @@ def _size_category(n: int) -> str:
     return "10M<n<100M"
 
 
-def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None) -> str:
-    """The dataset card (README.md with YAML configs) for ``manifest``."""
+def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None, folder: str | None = None) -> str:
+    """The dataset card (README.md with YAML configs) for ``manifest``; its loading snippet names ``repo_id`` once
+    pushed, else the local ``folder``'s name as a relative path (``./name``, loadable next to it)."""
     kind_totals: Counter[str] = Counter()
     category_totals: Counter[str] = Counter()
     sources = set()
@@ -59,7 +60,8 @@ def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None) -> st
                            content_hash=manifest.content_hash, num_pairs=manifest.num_pairs,
                            note=manifest.extra.get("note", ""))
     return _ENV.get_template("dataset_card.md.j2").render(
-        m=manifest, repo_id=repo_id, all_config=ALL_CONFIG, size_category=_size_category(manifest.num_pairs),
+        m=manifest, repo_id=repo_id, location=repo_id or f"./{folder or manifest.name}", all_config=ALL_CONFIG,
+        size_category=_size_category(manifest.num_pairs),
         kinds=[k for k in _KINDS if kind_totals[k]], kind_totals=kind_totals,
         category_totals=dict(category_totals.most_common()),
         licences={s: _licence(s) for s in sorted(sources)}, history=[*manifest.history, current])

@@ -25,7 +25,7 @@ def judge_unparsable(records: list[dict], url: str, *, model: str | None = None,
     model = model or client.models.list().data[0].id
     sent = 0
     for record in records:
-        if record["parsable"]:
+        if record["parsable"] or record["target"] is None:  # parsed already, or nothing to judge against
             continue
         target = Target(**record["target"])
         choices = f"; options: {target.choices}" if target.choices else ""

@@ -102,6 +102,9 @@ class TaskResult(BaseModel):
     unscorable: int = Field(default=0, description="Samples of items whose ground truth cannot be judged (e.g. it "
                             "names none of the options); counted wrong, listed in unscorable_items.")
     unscorable_items: dict[str, str] = Field(default_factory=dict, description="doc_id -> why it is unscorable.")
+    skipped: int = Field(default=0, description="Items left out, their image null, not decodable or above the "
+                         "pixel limit (--max-image-pixels); not in total, listed in skipped_items.")
+    skipped_items: dict[str, str] = Field(default_factory=dict, description="document -> why it was left out.")
     judged: int = Field(default=0, description="Unparsable answers sent to the --judge (0 without one).")
     accuracy_with_judge: float | None = None
     judge_failures: int = Field(default=0, description="Unparsable answers the --judge gave no reply for: left "

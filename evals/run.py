@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from evals import registry
+from evals import registry, task_utils
 from evals.prompting import PROMPT_STYLES, template_text
 from evals.registry import Benchmark
 from evals.results import CategoryScore, Interval, RunResult, TaskResult
@@ -55,6 +55,7 @@ from mmpr.cli import (
     unknown_keys,
 )
 from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError
+from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.io import atomic_path, atomic_write_text
 from mmpr.locations import check_out, check_server
 from mmpr.model_ref import check_model, resolve_model
@@ -88,7 +89,7 @@ def task_yaml(bench: Benchmark, prompt: str, data: str | None = None, max_new_to
                                      "do_sample": False},
                "lmms_eval_specific_kwargs": {"default": {"prompt": prompt}}, "metadata": {"version": 1.0}}
     functions = {"doc_to_visual": "doc_to_visual", "doc_to_text": "doc_to_text", "doc_to_target": "doc_to_target",
-                 "process_results": f"process_results_{prompt}"}
+                 "process_results": f"process_results_{prompt}", "process_docs": "process_docs"}
     metrics = ("  - metric: accuracy\n    aggregation: !function utils.accuracy\n    higher_is_better: true\n"
                "  - metric: unparsable\n    aggregation: !function utils.unparsable\n    higher_is_better: false\n")
     return (yaml.safe_dump(config, sort_keys=False) + "".join(f"{k}: !function utils.{v}\n" for k, v in
@@ -168,6 +169,7 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
             (folder / f"{bench.task_name(prompt)}.yaml").write_text(
                 task_yaml(bench, prompt, (data or {}).get(bench.name), max_new_tokens))
         manager = TaskManager("WARNING", include_path=str(include), include_defaults=False)
+        task_utils.SKIPPED.clear()
         task_dict = get_task_dict(task_names, manager)
         _check_fields(task_dict, benches, prompt)
         lm = MmprModel(resolved, engine=engine, cache_dir=out / "cache", batch_size=batch_size,
@@ -224,6 +226,7 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
         unparsable = sum(not r["parsable"] for r in records)
         total = len(records)
         unscorable = {str(r["doc_id"]): r.get("problem") or "" for r in records if not r.get("scorable", True)}
+        skipped = task_utils.SKIPPED.get(bench.name, {})
         summarize = getattr(bench.utils(), "summarize", None)
         metrics = summarize(records) if summarize else {}
         accuracy = round(100 * correct / max(total, 1), 2)
@@ -233,8 +236,8 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
         tasks[bench.name] = TaskResult(
             benchmark=bench.name, task=task, accuracy=accuracy, correct=correct, total=total,
             unparsable=unparsable, unparsable_rate=round(100 * unparsable / max(total, 1), 2),
-            unscorable=len(unscorable), unscorable_items=unscorable, judged=judged,
-            judge_failures=sum(bool(r.get("judge_failed")) for r in records),
+            unscorable=len(unscorable), unscorable_items=unscorable, skipped=len(skipped), skipped_items=skipped,
+            judged=judged, judge_failures=sum(bool(r.get("judge_failed")) for r in records),
             accuracy_with_judge=with_judge, categories=_breakdown(records),
             headline=bench.headline, score=score,
             interval=headline_interval(bench, records) if score is not None and total else None,
@@ -304,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, help="override every benchmark's generation budget (recorded "
                         "in results.json; quick CPU checks only: CoT answers need the default)")
+    add_max_pixels_argument(parser)
     add_output_arguments(parser)
     parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"
     return parser
@@ -330,6 +334,7 @@ def check_parquet(path: Path, what: str) -> None:
 @front_door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
+    set_max_pixels(args.max_image_pixels)
     benches = check_selection(args.tasks, args.prompt)
     tasks = [b.name for b in benches]
     data = parse_pairs(args.data, "--data", typed=False)
@@ -357,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         if not any(task.total for task in result.tasks.values()):
             raise NothingMade(f"0 samples scored for {', '.join(tasks)}; check --data and --limit")
     for name, task in result.tasks.items():
+        if task.skipped:
+            print(f"{name}: {task.skipped} items skipped (not scored): "
+                  f"{', '.join(f'{k}: {v}' for k, v in list(task.skipped_items.items())[:5])}", file=sys.stderr)
         if task.unscorable:
             print(f"{name}: {task.unscorable} unscorable samples (counted wrong): "
                   f"{', '.join(f'{k}: {v}' for k, v in list(task.unscorable_items.items())[:5])}", file=sys.stderr)

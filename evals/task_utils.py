@@ -8,11 +8,20 @@ correctness, whether it was parsable, and the categories.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from evals.prompting import PROMPT_STYLES, extract, render, score_response
 from evals.scoring import SampleScore, Target
+from mmpr.images import PROBLEMS, UNREADABLE, max_pixels
 from mmpr.prompts import strip_direct_instructions
+
+# the ground-truth column of every registered benchmark (DynaMath's is ground_truth)
+ANSWER_FIELDS = ("answer", "ground_truth")
+NULL_ANSWER = "the ground truth is null"
+# task folder -> {document: why it was left out}: the documents :func:`usable_docs` dropped in this process
+SKIPPED: dict[str, dict[str, str]] = {}
 
 
 def prompt(question: str, style: str, choices: list[str] | None = None) -> str:
@@ -21,17 +30,26 @@ def prompt(question: str, style: str, choices: list[str] | None = None) -> str:
     return render(strip_direct_instructions(question), style, choices)
 
 
-def process(doc: dict, results: list[str], target: Target, style: str, categories: dict[str, list[str]],
+def null_answer(doc: dict) -> bool:
+    """The document's ground truth is missing (null): nothing to score against."""
+    return any(field in doc and doc[field] is None for field in ANSWER_FIELDS)
+
+
+def process(doc: dict, results: list[str], target: Target | None, style: str, categories: dict[str, list[str]],
             doc_id, reference: dict | None = None, judge_fn: Callable[[str], bool] | None = None) -> dict:
     """``reference`` keeps the document fields another scorer needs (for the agreement report and a benchmark's
-    ``summarize``); ``judge_fn`` replaces the plain judge where the benchmark has its own rule."""
+    ``summarize``); ``judge_fn`` replaces the plain judge where the benchmark has its own rule. A ``target`` of
+    None (a null ground truth) makes the sample unscorable."""
     try:
+        if target is None:
+            raise ValueError(NULL_ANSWER)
         result = score_response(results[0], target, style, judge_fn)
     except ValueError as e:  # a benchmark rule that cannot judge this item: counted as unscorable, never raised
         extracted = extract(results[0], style)
         result = SampleScore(extracted=extracted, parsable=extracted is not None, correct=False, scorable=False,
-                             problem=f"{type(e).__name__}: {e}")
-    record = {"doc_id": doc_id, "target": dataclasses.asdict(target), "extracted": result.extracted,
+                             problem=NULL_ANSWER if target is None else f"{type(e).__name__}: {e}")
+    record = {"doc_id": doc_id, "target": dataclasses.asdict(target) if target else None,
+              "extracted": result.extracted,
               "correct": result.correct, "parsable": result.parsable, "scorable": result.scorable,
               "problem": result.problem, "categories": categories, "reference": reference or {}}
     return {"accuracy": record, "unparsable": record}
@@ -40,20 +58,88 @@ def process(doc: dict, results: list[str], target: Target, style: str, categorie
 def processors(target: Callable[[dict], Target], categories: Callable[[dict], dict[str, list[str]]],
                doc_id: Callable[[dict], object], reference: Callable[[dict], dict] | None = None,
                judge: Callable[[dict, str], bool] | None = None) -> dict[str, Callable]:
-    """``doc_to_target`` and ``process_results_<style>`` for every prompt style, for a task's ``utils.py``:
-    ``globals().update(processors(...))``. ``judge(doc, extracted)`` is the benchmark's own rule, if any."""
+    """``doc_to_target``, ``process_docs`` (:func:`usable_docs` with the task's ``doc_to_visual``) and
+    ``process_results_<style>`` for every prompt style, for a task's ``utils.py``: ``globals().update(processors(
+    ...))``, called at its import. ``judge(doc, extracted)`` is the benchmark's own rule, if any; a document whose
+    ground truth is null (:data:`ANSWER_FIELDS`) is unscorable."""
 
     def make(style: str):
         def process_results(doc, results):
-            return process(doc, results, target(doc), style, categories(doc), doc_id(doc),
-                           reference(doc) if reference else None,
+            return process(doc, results, None if null_answer(doc) else target(doc), style, categories(doc),
+                           doc_id(doc), reference(doc) if reference else None,
                            (lambda extracted: judge(doc, extracted)) if judge else None)
         return process_results
 
     def doc_to_target(doc):
-        return target(doc).answer
+        return "" if null_answer(doc) else target(doc).answer
 
-    return {"doc_to_target": doc_to_target, **{f"process_results_{style}": make(style) for style in PROMPT_STYLES}}
+    task = sys._getframe(1).f_globals  # the task's utils module, which calls this function at import
+
+    def process_docs(dataset):
+        return usable_docs(dataset, task["doc_to_visual"], doc_id, Path(task["__file__"]).parent.name)
+
+    return {"doc_to_target": doc_to_target, "process_docs": process_docs,
+            **{f"process_results_{style}": make(style) for style in PROMPT_STYLES}}
+
+
+def _image_columns(features) -> list[str]:
+    from datasets import Image
+
+    return [name for name, f in features.items()
+            if isinstance(f, Image) or isinstance(getattr(f, "feature", None), Image)]
+
+
+def _visual_problem(dataset, index: int, doc_to_visual, columns: list[str], raw: dict) -> str | None:
+    """Why document ``index`` cannot be shown to the model (a key of :data:`mmpr.images.PROBLEMS`), or None."""
+    from PIL import Image
+
+    try:
+        visuals = doc_to_visual(dataset[index]) or []
+    except Image.DecompressionBombError:
+        return "image_too_large"
+    except UNREADABLE:
+        return "image_unreadable"
+    except (AttributeError, TypeError):
+        if any(raw[c] is None or (isinstance(raw[c], list) and None in raw[c]) for c in columns):
+            return "image_missing"
+        raise
+    return "image_too_large" if any(v.width * v.height > max_pixels() for v in visuals) else None
+
+
+def usable_docs(dataset, doc_to_visual, doc_id, task: str):
+    """``dataset`` without the documents whose images cannot be used (null, not decodable, above the pixel limit),
+    each recorded in :data:`SKIPPED` under ``task`` with the reason: one bad image never stops an evaluation."""
+    from datasets import Image
+
+    columns = _image_columns(dataset.features)
+    if not columns:
+        return dataset
+    raw = dataset
+    for column in columns:  # the same rows with the images as stored: the labels of those that do not decode
+        raw = raw.cast_column(column, _undecoded(dataset.features[column], Image))
+    keep, skipped = [], {}
+    for index in range(len(dataset)):
+        row = raw[index]
+        try:
+            problem = _visual_problem(dataset, index, doc_to_visual, columns, row)
+        except KeyError:  # a column the task needs is missing: the field check names it before anything runs
+            return dataset
+        if problem is None:
+            keep.append(index)
+            continue
+        try:
+            label = str(doc_id(row))
+        except (KeyError, TypeError, ValueError):
+            label = f"row {index}"
+        skipped[label] = f"image {PROBLEMS[problem]} ({problem})"
+    SKIPPED[task] = skipped
+    return dataset.select(keep) if skipped else dataset
+
+
+def _undecoded(feature, image_type):
+    if isinstance(feature, image_type):
+        return image_type(decode=False)
+    return type(feature)(image_type(decode=False))
 
 
 def style_of(kwargs: dict | None) -> str:

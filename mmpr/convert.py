@@ -29,14 +29,16 @@ from mmpr.cli import (
     parse_args,
     quiet_logs,
 )
-from mmpr.dataset_writer import EmptyDatasetError, SubsetInput, read_manifest, write_dataset
+from mmpr.dataset_writer import STAGING_PREFIX, EmptyDatasetError, SubsetInput, read_manifest, write_dataset
 from mmpr.errors import NothingMade, UserError
-from mmpr.locations import check_out
+from mmpr.images import add_max_pixels_argument, set_max_pixels
+from mmpr.locations import check_out, claim, claimed_by
 from mmpr.problems import ProblemLog
-from mmpr.release import SubsetStats, empty_reason, iter_subset, read_meta
+from mmpr.release import SubsetStats, empty_reason, iter_subset, read_meta, repeat_warning
 from mmpr.schemas import SourceInfo
 
 SKIPPED_REPORT = "skipped.json"
+MARKER = ".mmpr-convert.json"  # the release this folder converts (local, never pushed: hidden files stay home)
 
 
 def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = None, version: str = "1.0.0",
@@ -49,6 +51,7 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
     release_dir, out_dir = Path(release_dir), Path(out_dir)
     specs = read_meta(release_dir, subsets=subsets)
     with new_folder(out_dir):
+        claim(out_dir, MARKER, {"release": str(release_dir.resolve())})
         return _convert(release_dir, out_dir, specs, name=name, version=version, seed=seed,
                         apply_repeat=apply_repeat, max_shard_bytes=max_shard_bytes, progress=progress)
 
@@ -70,31 +73,44 @@ def _convert(release_dir: Path, out_dir: Path, specs, *, name, version, seed, ap
                            image_root=spec.root, repeat_time=spec.repeat_time, repeat_applied=apply_repeat,
                            why_empty=lambda: empty_reason(spec, stats))
 
-    sources = [SourceInfo(name=s.name, location=str(s.annotation), num_items=s.length or 0) for s in specs]
+    sources = [SourceInfo(name=s.name, location=_in_release(s.annotation, release_dir), num_items=s.length or 0)
+               for s in specs]
     try:
         manifest = write_dataset(out_dir, (subset_input(s) for s in specs), name=name or release_dir.name,
                                  version=version, max_shard_bytes=max_shard_bytes, on_pair=on_pair,
                                  manifest_fields=lambda: {"sources": sources, "extra": {
-                                     "converted_from": str(release_dir), "seed": seed,
+                                     "converted_from": release_dir.resolve().name, "seed": seed,
                                      "skipped": dict(problems.counts), "summary": problems.summary()}})
     except EmptyDatasetError as e:
         raise NothingMade(f"0 pairs from {release_dir}: {one_line(e)}; bad rows skipped: {problems.summary()}") from e
     finally:
+        bar.set_postfix(skipped=problems.total, refresh=False)  # the final count, as the summary prints it
         bar.close()
     problems.write(out_dir / SKIPPED_REPORT)
     return manifest, problems
 
 
+def _in_release(path: Path, release_dir: Path) -> str:
+    """A file of the release as the card names it: ``<release>/<path inside it>``, never this machine's folders."""
+    try:
+        return f"{release_dir.resolve().name}/{path.resolve().relative_to(release_dir.resolve()).as_posix()}"
+    except ValueError:
+        return path.name
+
+
 def _same_conversion(release_dir: Path):
     """An --out folder that holds a conversion of this release (or only a killed run's staging) is this job's."""
+    claimed = claimed_by(MARKER, {"release": str(release_dir.resolve())})
+
     def same(out: Path) -> bool:
-        if all(p.name.startswith(".staging-") for p in out.iterdir()):
+        if all(p.name.startswith(STAGING_PREFIX) or p.name == MARKER for p in out.iterdir()) or claimed(out):
             return True
-        try:
+        try:  # a conversion written before the marker: its manifest named the release's folder in full
             converted_from = read_manifest(out).extra.get("converted_from")
         except (OSError, ValueError):
             return False
-        return converted_from is not None and Path(converted_from).resolve() == release_dir.resolve()
+        return converted_from is not None and Path(converted_from).is_absolute() and \
+            Path(converted_from).resolve() == release_dir.resolve()
     return same
 
 
@@ -120,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the repeat_time < 1 subsampling")
     parser.add_argument("--no-repeat", action="store_true", help="ignore repeat_time: keep every row exactly once")
     parser.add_argument("--max-shard-size", default="500MB", help="bound on a parquet shard's size, e.g. 200MB")
+    add_max_pixels_argument(parser)
     add_output_arguments(parser)
     hub.add_push_arguments(parser)
     parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"
@@ -131,13 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     hub.check_push_arguments(args)
     quiet_logs(args.verbose)
+    set_max_pixels(args.max_image_pixels)
     release_dir = Path(args.release_dir).expanduser()
     if not release_dir.is_dir():
         raise UserError(f"{args.release_dir}: no such folder; give an MMPR release folder (with meta.json)")
+    subsets = args.subsets.split(",") if args.subsets else None
+    specs = read_meta(release_dir, subsets=subsets)
     check_out(args.out, marker="a conversion of this release", same_job=_same_conversion(release_dir),
               overwrite=args.overwrite)
+    warning = None if args.no_repeat else repeat_warning(specs)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     manifest, problems = convert(release_dir, args.out, name=args.name, version=args.version or "1.0.0",
-                                 subsets=args.subsets.split(",") if args.subsets else None, seed=args.seed,
+                                 subsets=subsets, seed=args.seed,
                                  apply_repeat=not args.no_repeat, max_shard_bytes=parse_size(args.max_shard_size))
     print(f"wrote {manifest.num_pairs} pairs in {len(manifest.subsets)} subset(s) to {args.out} "
           f"(version {manifest.dataset_version}, hash {manifest.content_hash[:12]})")

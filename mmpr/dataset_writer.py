@@ -37,6 +37,7 @@ from datasets import Features, Image, List, Value
 from mmpr.errors import NothingMade
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_write_text
+from mmpr.locations import without_local_paths
 from mmpr.schemas import ALL_CONFIG, LengthStats, Manifest, PreferencePair, SubsetInfo
 from mmpr.versioning import ContentHash, pair_digest
 
@@ -59,6 +60,7 @@ image's name relative to its source folder, so an export restores the original l
 DATA_DIR = "data"
 MANIFEST = "manifest.json"
 CARD = "README.md"
+STAGING_PREFIX = ".staging-"
 
 
 class EmptyDatasetError(NothingMade):
@@ -208,7 +210,9 @@ def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / f".staging-{uuid.uuid4().hex[:8]}"
+    for stale in out_dir.glob(f"{STAGING_PREFIX}*"):  # a killed run's unfinished staging: this writer's own
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = out_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
     stats = _Stats()
     infos: dict[str, SubsetInfo] = {}
     seen: set[str] = set()
@@ -231,9 +235,10 @@ def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: 
         fields = dict((manifest_fields() if callable(manifest_fields) else manifest_fields) or {})
         if empty:
             fields["extra"] = {**fields.get("extra", {}), "empty_subsets": empty}
-        manifest = Manifest(name=name, dataset_version=version, content_hash=stats.hash.hexdigest(),
-                            num_pairs=stats.hash.count, subsets=infos,
-                            lengths={k: s for k, r in stats.lengths.items() if (s := r.stats())}, **fields)
+        manifest = _published(Manifest(name=name, dataset_version=version, content_hash=stats.hash.hexdigest(),
+                                       num_pairs=stats.hash.count, subsets=infos,
+                                       lengths={k: s for k, r in stats.lengths.items() if (s := r.stats())},
+                                       **fields))
         final_data = out_dir / DATA_DIR
         if final_data.exists():
             shutil.rmtree(final_data)
@@ -242,11 +247,19 @@ def write_dataset(out_dir: str | Path, subsets: Iterable[SubsetInput], *, name: 
             (staging / DATA_DIR).rename(final_data)
         else:
             final_data.mkdir()
-        atomic_write_text(out_dir / CARD, render_dataset_card(manifest))
+        atomic_write_text(out_dir / CARD, render_dataset_card(manifest, folder=out_dir.resolve().name))
         atomic_write_text(out_dir / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _published(manifest: Manifest) -> Manifest:
+    """The manifest as it may be pushed: where the data came from, with no folder of this machine in it."""
+    data = manifest.model_dump(mode="json")
+    for key in ("sources", "generator", "extra"):
+        data[key] = without_local_paths(data[key])
+    return Manifest.model_validate(data)
 
 
 def _write_subset(folder: Path, subset: SubsetInput, stats: _Stats, max_shard_bytes: int, rows_per_group: int,

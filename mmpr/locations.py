@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from mmpr.errors import UserError
@@ -65,6 +67,61 @@ def check_out(out: str | Path, *, marker: str, same_job, overwrite: bool, what: 
         else:
             child.unlink()
     return out
+
+
+# an absolute path in text: a "/" that starts a word, then no spaces, quotes or brackets
+_ABSOLUTE = re.compile(r"(?<![\w.~/:-])/[^\s'\"`()\[\]{},;]+")
+
+
+def _local_part(match: re.Match) -> str:
+    path = Path(match.group(0).rstrip(".:"))
+    parts = path.parts
+    if len(parts) < 2 or not Path(parts[0], parts[1]).exists():  # not a folder of this machine: leave it
+        return match.group(0)
+    return path.name + match.group(0)[len(str(path)):]
+
+
+def without_local_paths(value):
+    """``value`` (text, or lists and dicts of it) with every absolute path of this machine cut to its last part:
+    what is published (a dataset card, a manifest) must not carry the folders of the machine that made it."""
+    if isinstance(value, str):
+        return _ABSOLUTE.sub(_local_part, value)
+    if isinstance(value, list | tuple):
+        return [without_local_paths(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_local_paths(v) for k, v in value.items()}
+    return value
+
+
+def check_apart(src: str | Path, out: str | Path, *, what_src: str, what_out: str = "--out") -> None:
+    """A :class:`UserError` when writing ``out`` could touch ``src``: the same folder, ``out`` inside ``src``, or
+    ``src`` inside ``out`` (which ``--overwrite`` would empty)."""
+    a, b = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
+    if a == b:
+        raise UserError(f"{what_out} {out}: is {what_src} itself; writing there would replace it; choose another "
+                        f"{what_out}")
+    if b.is_relative_to(a):
+        raise UserError(f"{what_out} {out}: inside {what_src} {src}; choose a folder outside it")
+    if a.is_relative_to(b):
+        raise UserError(f"{what_out} {out}: holds {what_src} {src}; choose a folder outside it")
+
+
+def claim(out: str | Path, marker: str, settings: dict) -> None:
+    """Record in ``out/marker``, before anything else is written, which job writes ``out``: a rerun of the same job
+    (:func:`claimed_by`) then resumes or redoes it, and any other content stays another job's."""
+    from mmpr.io import atomic_write_text
+
+    atomic_write_text(Path(out) / marker, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def claimed_by(marker: str, settings: dict) -> Callable[[Path], bool]:
+    """``same_job`` for :func:`check_out`: ``out`` holds this job's ``marker`` with these settings."""
+    def same(out: Path) -> bool:
+        try:
+            return json.loads((out / marker).read_text()) == json.loads(json.dumps(settings))
+        except (OSError, ValueError):
+            return False
+    return same
 
 
 def check_server(url: str, what: str, *, timeout: float = 5.0) -> None:

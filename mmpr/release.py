@@ -12,6 +12,7 @@ reason, and skipped. The pair kind comes from the subset name's suffix (:data:`S
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import zlib
@@ -22,7 +23,8 @@ from pathlib import Path, PurePosixPath
 from pydantic import ValidationError
 
 from mmpr.chat import IMAGE_PLACEHOLDER
-from mmpr.images import image_problem
+from mmpr.errors import UserError
+from mmpr.images import PROBLEMS, image_problem
 from mmpr.problems import ProblemLog
 from mmpr.schemas import Category, PairKind, PreferencePair
 
@@ -146,7 +148,7 @@ def remap(path: str, base: Path) -> Path:
 
 
 def read_meta(release_dir: str | Path, *, subsets: list[str] | None = None) -> list[SubsetSpec]:
-    """Parse ``meta.json``; raises ValueError naming the subset and field when an entry is unusable.
+    """Parse ``meta.json``; raises :class:`UserError` naming the subset and field when an entry is unusable.
 
     ``root`` may be null (text-only subsets in the authors' meta): image names then resolve under the release."""
     release_dir = Path(release_dir)
@@ -156,25 +158,27 @@ def read_meta(release_dir: str | Path, *, subsets: list[str] | None = None) -> l
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_path}:{e.lineno}: not valid JSON ({e.msg})") from e
+        raise UserError(f"{meta_path}:{e.lineno}: not valid JSON ({e.msg})") from e
     if not isinstance(meta, dict):
-        raise ValueError(f"{meta_path}: expected an object mapping subset names to entries")
+        raise UserError(f"{meta_path}: expected an object mapping subset names to entries")
     unknown = sorted(set(subsets or []) - set(meta))
     if unknown:
-        raise ValueError(f"{meta_path}: no subset named {', '.join(unknown)}; it has: {', '.join(sorted(meta))}")
+        raise UserError(f"{meta_path}: no subset named {', '.join(unknown)}; it has: {', '.join(sorted(meta))}")
     specs = []
     for name, entry in meta.items():
         if subsets and name not in subsets:
             continue
         if not isinstance(entry, dict):
-            raise ValueError(f"{meta_path}: subset {name!r}: the entry must be an object")
+            raise UserError(f"{meta_path}: subset {name!r}: the entry must be an object")
         if not isinstance(entry.get("annotation"), str):
-            raise ValueError(f"{meta_path}: subset {name!r}: field 'annotation' is missing or not a string")
+            raise UserError(f"{meta_path}: subset {name!r}: field 'annotation' is missing or not a string")
         if "root" not in entry or not isinstance(entry["root"], str | None):
-            raise ValueError(f"{meta_path}: subset {name!r}: field 'root' is missing or not a string or null")
+            raise UserError(f"{meta_path}: subset {name!r}: field 'root' is missing or not a string or null")
         repeat = entry.get("repeat_time", 1)
-        if isinstance(repeat, bool) or not isinstance(repeat, int | float) or repeat <= 0:
-            raise ValueError(f"{meta_path}: subset {name!r}: repeat_time must be a positive number, got {repeat!r}")
+        if isinstance(repeat, bool) or not isinstance(repeat, int | float) or not math.isfinite(repeat) or \
+                repeat <= 0:
+            raise UserError(f"{meta_path}: subset {name!r}: field 'repeat_time' must be a finite positive number "
+                            f"(a share below 1, a count of copies above), got {repeat!r}; fix meta.json")
         annotation = remap(entry["annotation"], release_dir)
         if not annotation.is_file():
             raise FileNotFoundError(f"{meta_path}: subset {name!r}: annotation {entry['annotation']!r} not found "
@@ -186,6 +190,24 @@ def read_meta(release_dir: str | Path, *, subsets: list[str] | None = None) -> l
                                 length=length if isinstance(length, int) else None, kind=kind, source=source,
                                 category=subset_category(name)))
     return specs
+
+
+REPEAT_WARNING = 100  # a repeat_time that copies rows more often than this is almost always a typo
+
+
+def repeat_warning(specs: list[SubsetSpec], *, limit: int = REPEAT_WARNING) -> str | None:
+    """A warning, before anything is read, when ``repeat_time`` copies some subset's rows more than ``limit`` times
+    (as :func:`selected_lines` applies it): those subsets and the total number of rows the release then makes."""
+    big = [s for s in specs if int(s.repeat_time) > limit]
+    if not big:
+        return None
+    lines = {s.name: s.length if s.length is not None else _line_count(s.annotation) for s in specs}
+    rows = {s.name: lines[s.name] * int(s.repeat_time) if s.repeat_time >= 1 else int(lines[s.name] * s.repeat_time)
+            for s in specs}
+    each = "; ".join(f"subset {s.name!r}: repeat_time {s.repeat_time:g} x {lines[s.name]:,} lines = "
+                     f"{rows[s.name]:,} rows" for s in big)
+    return (f"repeat_time copies rows more than {limit} times ({each}); {sum(rows.values()):,} rows in all from "
+            f"{sum(lines.values()):,} lines; check meta.json, or add --no-repeat to keep every row once")
 
 
 def _line_count(path: Path) -> int:
@@ -310,8 +332,8 @@ def _parse_row(spec: SubsetSpec, line: str, line_no: int, problems: ProblemLog) 
     for name, path in zip(names, paths, strict=True):
         problem = image_problem(path)
         if problem:
-            what = "not found" if problem == "image_missing" else "cannot be decoded"
-            problems.add(problem, file, f"image {name!r} {what} (looked at {path})", line=line_no, field="image")
+            problems.add(problem, file, f"image {name!r} {PROBLEMS[problem]} (looked at {path})", line=line_no,
+                         field="image")
             return None
     metadata = {k: v for k, v in row.items() if k not in _ROW_FIELDS}
     answer_gt = row.get("answer_gt")

@@ -83,9 +83,16 @@ class WorkStore:
         """Every record of every finished chunk, in chunk order; image paths remapped into this folder if it
         was moved (a shard built on another machine)."""
         for path in sorted(self.chunks.glob("*.jsonl")):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    yield self._localise(ItemRecord.model_validate_json(line))
+            yield from self._read(path)
+
+    def chunk_records(self, shard: str, index: int) -> Iterator[ItemRecord]:
+        """The records of one finished chunk."""
+        yield from self._read(self.chunk_path(shard, index))
+
+    def _read(self, path: Path) -> Iterator[ItemRecord]:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield self._localise(ItemRecord.model_validate_json(line))
 
     def _localise(self, record: ItemRecord) -> ItemRecord:
         images = record.item.images

@@ -19,7 +19,8 @@ attention step for a tiny model.
 ``python -m mmpr.synthetic_grid data OUT`` writes the training questions (a source for ``mmpr.build``),
 the held-out questions (an evaluation set for ``evals.run``, plus a copy with shuffled images), supervised
 rows for ``mpo_train`` and the baselines; ``python -m mmpr.synthetic_grid model OUT`` writes a tiny Qwen2-VL
-whose tokenizer knows the task's words.
+whose tokenizer knows the task's words. OUT must be new, empty, or hold an unfinished run of the same command with
+the same settings; anything else (a trained model, other data) needs ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmpr.cli import ArgumentParser
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, new_folder
 from mmpr.io import atomic_write_text
+from mmpr.locations import check_out, claim, claimed_by
 from mmpr.prompts import get_template
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), "yellow": (230, 200, 40)}
 CELL = 28
 SIDE = 3
 COUNT_SHARE = 0.6
+MARKER = ".synthetic_grid.json"  # the command and settings that wrote OUT
 
 
 def count_answers(side: int = SIDE) -> int:
@@ -221,8 +224,9 @@ def write_model(out: Path, *, hidden: int, layers: int, seed: int = 0, side: int
                     max_image_tokens=max(16, side * side), extra_corpus=tuple(corpus(side)))
 
 
+@front_door
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m mmpr.synthetic_grid", description=__doc__,
+    parser = ArgumentParser(prog="python -m mmpr.synthetic_grid", description=__doc__, epilog=EXIT_CODES,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="write the task's questions, evaluation sets and supervised rows")
@@ -240,17 +244,24 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--layers", type=int, default=2)
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--side", type=int, default=SIDE, help="the grid's side the model will read")
+    for command in (data, model):
+        add_output_arguments(command)
     args = parser.parse_args(argv)
     if not 2 <= args.side <= 8:
         parser.error("--side must be between 2 and 8")
-    if args.command == "data":
-        if not 0 <= args.direct_share <= 1:
-            parser.error("--direct-share must be in [0, 1]")
-        summary = write_data(args.out, train=args.train, test=args.test, sft=args.sft,
-                             direct_share=args.direct_share, seed=args.seed, side=args.side, val=args.val)
-        print(json.dumps(summary))
-    else:
-        print(write_model(args.out, hidden=args.hidden, layers=args.layers, seed=args.seed, side=args.side))
+    if args.command == "data" and not 0 <= args.direct_share <= 1:
+        parser.error("--direct-share must be in [0, 1]")
+    job = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "verbose")}
+    check_out(args.out, marker=f"this task's {args.command}", same_job=claimed_by(MARKER, job),
+              overwrite=args.overwrite)
+    with new_folder(args.out):
+        claim(args.out, MARKER, job)
+        if args.command == "data":
+            summary = write_data(args.out, train=args.train, test=args.test, sft=args.sft,
+                                 direct_share=args.direct_share, seed=args.seed, side=args.side, val=args.val)
+            print(json.dumps(summary))
+        else:
+            print(write_model(args.out, hidden=args.hidden, layers=args.layers, seed=args.seed, side=args.side))
     return 0
 
 

@@ -55,6 +55,7 @@ from mmpr.cli import (
 )
 from mmpr.engines import ENGINES
 from mmpr.errors import NothingMade, UserError
+from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.prompts import DEFAULT_TEMPLATE
 from mmpr.sources import SourceSpec, available_sources
 from mmpr.store import WORK_DIR
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="dataset version X.Y.Z")
     p.add_argument("--release-out", type=Path, help="also write the MMPR release layout to this folder")
     p.add_argument("--list-sources", action="store_true", help="list the registered sources and exit")
+    add_max_pixels_argument(p)
     add_output_arguments(p)
     hub.add_push_arguments(p)
     p.epilog = f"YAML keys: {', '.join(flag_keys(p))}\n\n{EXIT_CODES}"
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<12} {description}")
         return 0
     hub.check_push_arguments(args)
+    set_max_pixels(args.max_image_pixels)
     cfg = config_from_args(args)
     quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / "build.log")
     if args.runner == "ray-llm":

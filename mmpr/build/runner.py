@@ -128,20 +128,23 @@ def _run(build: BuildInputs, *, progress: bool, check: Callable[[BuildSummary], 
     cfg, store = build.cfg, build.store
     engine: Engine | None = None
     bar = tqdm(total=build.total, unit="q", desc="building", disable=not progress, dynamic_ncols=True)
-    pairs = samples = 0
+    pairs = samples = skipped = 0
     started = time.monotonic()
     try:
         for index, chunk in build.chunks():
-            if not store.has_chunk(build.shard_name, index):
+            if store.has_chunk(build.shard_name, index):
+                records = list(store.chunk_records(build.shard_name, index))
+            else:
                 if engine is None:
                     engine = make_engine(cfg.engine, build.model, **cfg.engine_args)
                     started = time.monotonic()
                 records = process_chunk(chunk, engine, cfg)
                 store.write_chunk(build.shard_name, index, records)
                 samples += sum(len(r.responses) for r in records)
-                pairs += sum(len(r.pairs) for r in records)
-                bar.set_postfix(samples_per_s=f"{samples / max(time.monotonic() - started, 1e-9):.1f}", pairs=pairs,
-                                skipped=build.problems.total, refresh=False)
+            pairs += sum(len(r.pairs) for r in records)
+            skipped += sum(r.problem is not None for r in records)  # as the summary counts them, with the sources'
+            bar.set_postfix(samples_per_s=f"{samples / max(time.monotonic() - started, 1e-9):.1f}", pairs=pairs,
+                            skipped=skipped + build.problems.total, refresh=False)
             bar.update(len(chunk))
     finally:
         bar.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mmpr.images import ImageStore, image_problem
+from mmpr.images import ImageProblem, ImageStore, image_problem
 from mmpr.problems import ProblemLog
 from mmpr.schemas import AnswerType, Category, SourceInfo, SourceItem
 
@@ -160,6 +160,9 @@ class DatasetSource:
             return None
         try:
             images = self._images(row.get(c.image) if c.image else None, store, base)
+        except ImageProblem as e:
+            problems.add(e.code, where, str(e), line=line, field=c.image)
+            return None
         except (OSError, ValueError) as e:
             problems.add("image_unreadable", where, f"image cannot be read: {e}", line=line, field=c.image)
             return None
@@ -204,7 +207,7 @@ class DatasetSource:
             path = store.put(v)
             problem = image_problem(path)
             if problem:
-                raise ValueError("not a decodable image" if problem == "image_unreadable" else "image missing")
+                raise ImageProblem(problem, str(v) if isinstance(v, Path) else "the row's image")
             out.append(path)
         return out
 

@@ -12,8 +12,9 @@ import json
 import shutil
 from pathlib import Path
 
+from mmpr.locations import check_apart
 from mpo_train.convert_internvl.configs import LayoutError, internvl_config, llm_kind, tiling
-from mpo_train.convert_internvl.files import is_weights_file, read_state, write_json, write_state
+from mpo_train.convert_internvl.files import is_weights_file, read_state, write_json, write_state, write_text
 from mpo_train.convert_internvl.processor import build_processor, load_tokenizer
 from mpo_train.convert_internvl.weights import hf_to_original, original_to_hf
 
@@ -30,7 +31,8 @@ def _heads(text: dict) -> dict:
 def _copy_non_weights(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for path in sorted(src.iterdir()):
-        if path.is_file() and not is_weights_file(path.name) and path.name not in skip:
+        if path.is_file() and not is_weights_file(path.name) and path.name not in skip and \
+                not path.name.startswith("."):  # hidden: this tool's own job marker, editor files
             shutil.copy2(path, dst / path.name)
 
 
@@ -40,7 +42,9 @@ def to_hf(src: str | Path, out: str | Path, *, max_shard_bytes: int = 5 * 1024**
     from transformers import GenerationConfig, InternVLConfig, InternVLForConditionalGeneration
 
     src, out = Path(src), Path(out)
-    config = json.loads((src / "config.json").read_text())
+    check_apart(src, out, what_src="the checkpoint")
+    config_text = (src / "config.json").read_text()
+    config = json.loads(config_text)
     kind = llm_kind(config, where=str(src / "config.json"))
     out.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(src, kind=kind, template=config.get("template", "internlm2-chat"))
@@ -64,7 +68,8 @@ def to_hf(src: str | Path, out: str | Path, *, max_shard_bytes: int = 5 * 1024**
         eos.append(tok.eos_token_id)
     GenerationConfig(eos_token_id=eos, pad_token_id=tok.pad_token_id).save_pretrained(out)
     _copy_non_weights(src, out / ORIGINAL_DIR, skip=("config.json",))
-    shutil.copy2(src / "config.json", out / ORIGINAL_DIR / "config.json")  # last: marks a finished conversion
+    # last: marks a finished conversion; the text read before anything was written, the source's own
+    write_text(out / ORIGINAL_DIR / "config.json", config_text)
     return out
 
 
@@ -73,6 +78,9 @@ def to_original(src: str | Path, out: str | Path, *, original_from: str | Path |
     """A transformers-native InternVL checkpoint -> the original layout, with config.json, remote code and tokenizer
     files from ``original_from`` (default ``SRC/original_layout``, written by :func:`to_hf`)."""
     src, out = Path(src), Path(out)
+    check_apart(src, out, what_src="the checkpoint")
+    if original_from:
+        check_apart(original_from, out, what_src="--original-from")
     template = Path(original_from) if original_from else src / ORIGINAL_DIR
     if not (template / "config.json").exists():
         raise FileNotFoundError(f"{template / 'config.json'} not found: pass the original checkpoint the model was "

@@ -41,6 +41,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_text(path: Path, text: str) -> None:
+    _atomic_write_text(Path(path), text)
+
+
 def write_json(path: Path, obj) -> None:
     _atomic_write_text(Path(path), json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
