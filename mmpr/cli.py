@@ -267,16 +267,17 @@ def reading(what: str, fix: str) -> Iterator[None]:
 
 
 @contextmanager
-def new_folder(path: str | Path, *, only: type[BaseException] | tuple = BaseException) -> Iterator[Path]:
+def new_folder(path: str | Path, *, only: type[BaseException] | tuple = BaseException,
+               unless: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Remove ``path`` again if this block created it and then failed with ``only`` (any error by default), so a
     failed run leaves no half-made folder; a resumable job passes ``only=UserError`` so that the work of an
-    interrupted or crashed run stays for the rerun."""
+    interrupted or crashed run stays for the rerun, and ``unless(path)`` true keeps it too (it holds results)."""
     path = Path(path)
     existed = path.exists()
     try:
         yield path
     except BaseException as e:
-        if not existed and path.exists() and isinstance(e, only):
+        if not existed and path.exists() and isinstance(e, only) and not (unless is not None and unless(path)):
             shutil.rmtree(path, ignore_errors=True)
         raise
 

@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "data" and not 0 <= args.direct_share <= 1:
         parser.error("--direct-share must be in [0, 1]")
     job = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "verbose")}
-    check_out(args.out, marker=f"this task's {args.command}", same_job=claimed_by(MARKER, job),
-              overwrite=args.overwrite)
+    check_out(args.out, marker={"data": "the grid task's data", "model": "a grid-task model"}[args.command],
+              same_job=claimed_by(MARKER, job), overwrite=args.overwrite, what="OUT")
     with new_folder(args.out):
         claim(args.out, MARKER, job)
         if args.command == "data":

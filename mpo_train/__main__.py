@@ -36,6 +36,7 @@ from mmpr.model_ref import check_model
 from mpo_train.config import TrainConfig, load_config
 
 RUN_CONFIG = "train_config.json"
+BEFORE_TRAINING = {RUN_CONFIG, "train.log", "skipped.json", "cache"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="settings over the recipe, e.g. learning_rate=1e-6 lora.r=8 data=[a,b]")
     add_output_arguments(parser)
     return parser
+
+
+def trained(output_dir: Path) -> bool:
+    """``output_dir`` holds more than what a run writes before its first step (settings, log, skip report, data
+    cache): checkpoints, metrics, probes, the model."""
+    return any(p.name not in BEFORE_TRAINING for p in Path(output_dir).iterdir())
 
 
 def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
@@ -82,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     from mmpr.io import atomic_write_text
     from mpo_train.trainer import Trainer
 
-    # a run refused on its input (0 usable pairs, a bad column) leaves no folder; a killed one keeps its checkpoints
-    with new_folder(cfg.output_dir, only=UserError):
+    # a run refused on its input (0 usable pairs, a bad column) leaves no folder; a killed one keeps its checkpoints,
+    # and one that trained keeps everything it wrote, whatever fails after
+    with new_folder(cfg.output_dir, only=UserError, unless=trained):
         if os.environ.get("RANK", "0") == "0":
             atomic_write_text(Path(cfg.output_dir) / RUN_CONFIG,
                               json.dumps(cfg.model_dump(mode="json", exclude={"output_dir"}), indent=2) + "\n")

@@ -159,6 +159,9 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
 
 # ----------------------------------------------------------------------------------------------------- encoding
 
+SKIP_RULES = "2"  # which pairs encode() skips; a change re-prepares cached data
+
+
 class PairEncoder:
     """Encodes rows with a processor's chat template; the same object serves training and reference passes."""
 
@@ -170,7 +173,7 @@ class PairEncoder:
 
     def fingerprint(self) -> str:
         template = getattr(self.processor, "chat_template", None) or self.tokenizer.chat_template or ""
-        parts = [template, str(self.max_length), str(self.truncate_responses), str(len(self.tokenizer)),
+        parts = [SKIP_RULES, template, str(self.max_length), str(self.truncate_responses), str(len(self.tokenizer)),
                  type(self.processor).__name__, json.dumps(_image_settings(self.processor), sort_keys=True)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
@@ -183,6 +186,8 @@ class PairEncoder:
         return self.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
 
     def encode(self, index: int, row: dict[str, Any]) -> EncodedPair | Skip:
+        if row["chosen"] == row["rejected"]:  # no preference to learn: the DPO term would sit at ln 2
+            return Skip("identical_responses", f"pair {row.get('id', index)}: rejected is identical to chosen")
         images = [img.convert("RGB") for img in row["images"]]
         messages = conversation(row["question"], len(images))
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -198,6 +203,9 @@ class PairEncoder:
         if truncated and not self.truncate_responses:
             return Skip("response_too_long", f"pair {row.get('id', index)}: prompt {len(prompt_ids)} + response "
                         f"{max(len(chosen), len(rejected))} tokens exceed max_length {self.max_length}")
+        if chosen[:room] == rejected[:room]:
+            return Skip("identical_responses", f"pair {row.get('id', index)}: chosen and rejected are the same in "
+                        f"the {room} tokens max_length leaves them; raise max_length")
         mm = {k: v for k, v in inputs.items() if k not in TEXT_KEYS and isinstance(v, torch.Tensor)}
         return EncodedPair(index, prompt_ids, chosen[:room], rejected[:room], mm, truncated)
 

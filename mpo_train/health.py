@@ -3,7 +3,7 @@
 - gibberish or endless repetition after DPO: a greedy generation probe on held-out prompts with the
   chain-of-thought prompt, scored for unparsable answers, length and repetition (:func:`probe_scores`);
 - the DPO failure mode where the log-prob of the *chosen* responses falls steadily (both responses are pushed
-  down, the rejected one faster), and reward margins that explode (:class:`TrendWatch`);
+  down, the rejected one faster), reward margins that explode, and margins that stay at 0 (:class:`TrendWatch`);
 - saved weights that are all zeros (a ZeRO-3 save without gathering) or NaN (:func:`check_weights`).
 
 The scoring functions are pure; :func:`generate_probe` and :func:`check_saved_model` run the model.
@@ -25,6 +25,7 @@ REPETITION_N = 4
 WINDOW = 5             # optimizer steps the trends are judged over
 CHOSEN_DROP = 2.0      # nats: chosen log-ratio below -this at every step of the window, and falling
 MARGIN_LIMIT = 20.0    # reward units (beta x nats): a margin above this, and still growing
+DEAD_MARGIN = 1e-6     # reward units: a margin this close to 0 at every step of the window learns nothing
 
 
 def repetition_score(text: str, n: int = REPETITION_N) -> float:
@@ -61,6 +62,7 @@ class TrendWatch:
     window: int = WINDOW
     chosen_drop: float = CHOSEN_DROP
     margin_limit: float = MARGIN_LIMIT
+    dead_margin: float = DEAD_MARGIN
     chosen: list[float] = field(default_factory=list)
     margin: list[float] = field(default_factory=list)
     active: set[str] = field(default_factory=set)
@@ -81,6 +83,11 @@ class TrendWatch:
                 f"step {step}: the reward margin is {self.margin[-1]:.1f} and still growing (limit "
                 f"{self.margin_limit}): the policy is drifting far from the reference; lower the learning rate or "
                 "raise beta")
+        if max(abs(m) for m in self.margin) < self.dead_margin:
+            found["margin_dead"] = (
+                f"step {step}: the reward margin has stayed at 0 for {self.window} steps: chosen and rejected get "
+                "the same reward, so the preference terms learn nothing (loss at ln 2); check that the pairs' "
+                "responses differ and that the learning rate is not 0")
         fresh = [message for kind, message in found.items() if kind not in self.active]
         self.active = set(found)
         return fresh
@@ -141,6 +148,22 @@ def generate_probe(model, processor, prompts: list[tuple[str, list]], *, max_new
 def zero_parameters(model) -> set[str]:
     """Names of the parameters that are all zeros (before training: the ones :func:`check_weights` excuses)."""
     return {name for name, p in model.named_parameters() if p.ndim >= 2 and p.numel() and not p.any()}
+
+
+# problem text of check_weights / check_saved_model -> what to do about it
+_ADVICE = (("NaN or inf", "the training diverged: lower the learning rate and check the run's metrics.jsonl"),
+           ("all zeros", "a sharded save (ZeRO-3 / FSDP) that was not gathered: check the accelerate config"),
+           ("empty", "a sharded save (ZeRO-3 / FSDP) that was not gathered: check the accelerate config"),
+           ("does not load and generate", "the weights were saved but do not reload and generate as written: "
+                                          "load them with from_pretrained to see the error in full"),
+           ("no .safetensors", "nothing was saved: check the disk and the run's train.log"),
+           ("generated no tokens", "the model reloads but says nothing: check the probe samples in probe/"))
+
+
+def saved_model_advice(problems: list[str]) -> str:
+    """What to do about the problems :func:`check_saved_model` found, for each kind of cause once."""
+    found = [advice for needle, advice in _ADVICE if any(needle in p for p in problems)]
+    return "; ".join(dict.fromkeys(found)) or "check the run's train.log"
 
 
 def check_saved_model(folder: Path, processor, prompt: tuple[str, list] | None,

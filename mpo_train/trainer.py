@@ -33,7 +33,14 @@ from mmpr.problems import ProblemLog
 from mpo_train.config import TrainConfig
 from mpo_train.data import PairDataset, PairEncoder, Prepared, collate, open_pairs, prepare
 from mpo_train.forward import SequenceLogps, dummy_image_inputs, unwrap, vision_keepalive
-from mpo_train.health import TrendWatch, check_saved_model, generate_probe, probe_scores, zero_parameters
+from mpo_train.health import (
+    TrendWatch,
+    check_saved_model,
+    generate_probe,
+    probe_scores,
+    saved_model_advice,
+    zero_parameters,
+)
 from mpo_train.losses import RewardMean, mpo_loss
 from mpo_train.metrics import MetricsLog
 from mpo_train.reference import (
@@ -165,7 +172,7 @@ class Trainer:
                            gather=gather_object if acc.num_processes > 1 else None, progress=self.progress,
                            problems=problems)
         if not prepared.kept:
-            raise ValueError(f"no usable pairs: {prepared.describe()}; first problems: {prepared.examples[:3]}")
+            raise NothingMade(f"no usable pairs: {prepared.describe()}; first problems: {prepared.examples[:3]}")
         kept = list(prepared.kept)
         random.Random(cfg.seed).shuffle(kept)
         n_eval = int(round(len(kept) * cfg.eval_fraction))
@@ -433,7 +440,7 @@ class Trainer:
                                          run.zero_at_start)
             if problems:
                 raise NothingMade(f"the saved model in {final_dir} failed its check: " + "; ".join(problems) +
-                                  "; lower the learning rate or check the run's metrics.jsonl")
+                                  f"; {saved_model_advice(problems)}; the weights and logs stay in {self.output_dir}")
             self._say(f"saved model checked: {final_dir} (weights finite and non-zero, loads and generates)")
             run.metrics_log.plot(self.output_dir / "training_curves.png")
             self._write_card(final_dir, run.prepared, run.last, run.eval_metrics, step)

@@ -27,7 +27,7 @@ from mmpr.model_ref import check_model
 from mmpr.problems import ProblemLog
 from mmpr.prompts import get_template
 from mmpr.schemas import GeneratorInfo, PreferencePair, PromptInfo, SourceInfo, SourceItem
-from mmpr.sources import make_source
+from mmpr.sources import kept_apart, make_source
 from mmpr.store import WORK_DIR, WorkStore
 
 
@@ -90,7 +90,7 @@ def check_build(cfg: BuildConfig, *, overwrite: bool = False) -> str:
 
 def open_build(cfg: BuildConfig, model: str, *, overwrite: bool = False) -> BuildInputs:
     """Open the sources and the work store (refusing to resume a build with other settings)."""
-    sources = [make_source(spec).open() for spec in cfg.sources]
+    sources = kept_apart([make_source(spec).open() for spec in cfg.sources])
     store = WorkStore(cfg.out)
     store.check_config(cfg.fingerprint(), overwrite=overwrite)
     return BuildInputs(cfg, model, sources, store)

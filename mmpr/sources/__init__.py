@@ -6,14 +6,21 @@ lists the registered ones. Register more with :func:`register_source`.
 
 from __future__ import annotations
 
+import logging
+import re
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmpr.errors import UserError
 from mmpr.registry import Registry
 from mmpr.schemas import AnswerType, Category
 from mmpr.sources.base import Columns, DatasetSource
+
+log = logging.getLogger(__name__)
 
 
 class SourceSpec(BaseModel):
@@ -60,4 +67,31 @@ def make_source(spec: SourceSpec | str) -> DatasetSource:
     return source
 
 
-__all__ = ["SOURCES", "Columns", "DatasetSource", "SourceSpec", "available_sources", "make_source", "register_source"]
+def kept_apart(sources: list[DatasetSource]) -> list[DatasetSource]:
+    """``sources`` with distinct names: a name is where each item, pair id and summary row says it came from, so
+    two sources that would share one (two files called ``train.jsonl``, a named source given twice with other
+    paths) are told apart by the folder that holds each (``a_train``, ``b_train``), then by their order. The same
+    source given twice is a :class:`UserError`."""
+    seen: dict[tuple, str] = {}
+    for source in sources:
+        key = (source.name, source.path, source.split, source.config, source.revision)
+        if key in seen:
+            raise UserError(f"source {source.name} ({source.path}) is given twice; give it once")
+        seen[key] = source.name
+    counts = Counter(s.name for s in sources)
+    taken: set[str] = {s.name for s in sources if counts[s.name] == 1}
+    for index, source in enumerate(sources):
+        if counts[source.name] == 1:
+            continue
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(source.path).rstrip("/")).parent.name).strip("_.")
+        name = f"{folder}_{source.name}" if folder else source.name
+        if name in taken:
+            name = f"{source.name}_{index + 1}"
+        log.warning("two sources are named %r; the one read from %s is named %r", source.name, source.path, name)
+        taken.add(name)
+        source.name = name
+    return sources
+
+
+__all__ = ["SOURCES", "Columns", "DatasetSource", "SourceSpec", "available_sources", "kept_apart", "make_source",
+           "register_source"]

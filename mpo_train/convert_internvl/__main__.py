@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, new_folder
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, new_folder, quiet_logs
 from mmpr.errors import UserError
 from mmpr.locations import check_apart, check_out, claim, claimed_by
 from mpo_train.convert_internvl import LayoutError, to_hf, to_original
@@ -39,16 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-shard-gb", type=float, default=5.0, help="largest safetensors shard, GB")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
+    quiet_logs(args.verbose)
     shard = int(args.max_shard_gb * 1024**3)
     if not (Path(args.src) / "config.json").is_file():
         raise UserError(f"{args.src}: no config.json; give a checkpoint folder")
-    check_apart(args.src, args.out, what_src="the checkpoint SRC")
+    check_apart(args.src, args.out, what_src="the checkpoint SRC", what_out="OUT")
     if args.original_from:
-        check_apart(args.original_from, args.out, what_src="--original-from")
+        check_apart(args.original_from, args.out, what_src="--original-from", what_out="OUT")
     job = {"src": str(Path(args.src).resolve()), "to": args.to, "max_shard_gb": args.max_shard_gb,
            "original_from": str(Path(args.original_from).resolve()) if args.original_from else None}
     check_out(args.out, marker="a conversion of this checkpoint", same_job=claimed_by(MARKER, job),
-              overwrite=args.overwrite)
+              overwrite=args.overwrite, what="OUT")
     try:
         with new_folder(args.out):
             claim(args.out, MARKER, job)
