@@ -57,7 +57,7 @@ from mmpr.cli import (
 from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError
 from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.locations import check_out, check_server
+from mmpr.locations import check_inputs_apart, check_out, check_server
 from mmpr.model_ref import check_model, resolve_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     check_model(args.model)  # a missing model is one line here, not a Hub retry later
     if args.judge:
         check_server(args.judge.rstrip("/") + "/models", "--judge")
+    check_inputs_apart(args.out, [("--model", args.model), *((f"--data {k}", v) for k, v in data.items())])
     check_out(args.out, marker="this model's evaluation", same_job=_same_run(args.model), overwrite=args.overwrite)
     quiet_logs(args.verbose, Path(args.out) / "eval.log")
     with new_folder(args.out, only=UserError):

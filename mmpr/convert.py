@@ -32,7 +32,7 @@ from mmpr.cli import (
 from mmpr.dataset_writer import STAGING_PREFIX, EmptyDatasetError, SubsetInput, read_manifest, write_dataset
 from mmpr.errors import NothingMade, UserError
 from mmpr.images import add_max_pixels_argument, set_max_pixels
-from mmpr.locations import check_out, claim, claimed_by
+from mmpr.locations import check_apart, check_out, claim, claimed_by
 from mmpr.problems import ProblemLog
 from mmpr.release import SubsetStats, empty_reason, iter_subset, read_meta, repeat_warning
 from mmpr.schemas import SourceInfo
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.release_dir}: no such folder; give an MMPR release folder (with meta.json)")
     subsets = args.subsets.split(",") if args.subsets else None
     specs = read_meta(release_dir, subsets=subsets)
+    check_apart(release_dir, args.out, what_src="the release")
     check_out(args.out, marker="a conversion of this release", same_job=_same_conversion(release_dir),
               overwrite=args.overwrite)
     warning = None if args.no_repeat else repeat_warning(specs)

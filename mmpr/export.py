@@ -44,10 +44,10 @@ from mmpr.cli import (
     reading,
 )
 from mmpr.dataset_writer import ShardWriter, open_dataset, read_manifest, subsets_of
-from mmpr.errors import NothingMade, UserError
+from mmpr.errors import NothingMade
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.locations import check_location, check_out
+from mmpr.locations import check_apart, check_location, check_out
 
 FORMATS = ("trl", "swift", "llamafactory", "mmpr")
 
@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         if read_manifest(location).num_pairs == 0:
             raise NothingMade(f"{args.dataset}: the dataset holds 0 pairs; nothing to export")
     out = Path(args.out).expanduser()
-    if Path(location).exists() and out.resolve().is_relative_to(Path(location).resolve()):
-        raise UserError(f"--out {args.out}: inside the dataset {args.dataset}; choose a folder outside it")
+    if Path(location).exists():
+        check_apart(location, out, what_src="the dataset")
     check_out(out, marker=f"a {args.format} export", same_job=lambda _: False, overwrite=args.overwrite)
     with reading(f"dataset {args.dataset}", "rebuild or re-download it"):
         n = export(location, args.format, out, revision=args.revision)

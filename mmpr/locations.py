@@ -6,7 +6,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mmpr.errors import UserError
@@ -93,17 +93,27 @@ def without_local_paths(value):
     return value
 
 
-def check_apart(src: str | Path, out: str | Path, *, what_src: str, what_out: str = "--out") -> None:
-    """A :class:`UserError` when writing ``out`` could touch ``src``: the same folder, ``out`` inside ``src``, or
-    ``src`` inside ``out`` (which ``--overwrite`` would empty)."""
+def check_apart(src: str | Path, out: str | Path, *, what_src: str, what_out: str = "--out",
+                inside_ok: bool = False) -> None:
+    """A :class:`UserError` when writing ``out`` could touch ``src``: the same folder, ``src`` inside ``out`` (which
+    ``--overwrite`` would empty) or, unless ``inside_ok``, ``out`` inside ``src``."""
     a, b = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
     if a == b:
         raise UserError(f"{what_out} {out}: is {what_src} itself; writing there would replace it; choose another "
                         f"{what_out}")
-    if b.is_relative_to(a):
+    if b.is_relative_to(a) and not inside_ok:
         raise UserError(f"{what_out} {out}: inside {what_src} {src}; choose a folder outside it")
     if a.is_relative_to(b):
         raise UserError(f"{what_out} {out}: holds {what_src} {src}; choose a folder outside it")
+
+
+def check_inputs_apart(out: str | Path, inputs: Iterable[tuple[str, str | Path | None]], *,
+                       what_out: str = "--out") -> None:
+    """:func:`check_apart` for every local input ``(what, path)`` of a job (Hub ids and ``None`` pass): the output
+    folder is never an input and never holds one; it may sit inside an input folder (results next to a model)."""
+    for what, path in inputs:
+        if path is not None and Path(str(path)).expanduser().exists():
+            check_apart(path, out, what_src=what, what_out=what_out, inside_ok=True)
 
 
 def claim(out: str | Path, marker: str, settings: dict) -> None:

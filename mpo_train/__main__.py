@@ -31,7 +31,7 @@ from mmpr.cli import (
     quiet_logs,
 )
 from mmpr.errors import UserError
-from mmpr.locations import check_location, check_out
+from mmpr.locations import check_inputs_apart, check_location, check_out
 from mmpr.model_ref import check_model
 from mpo_train.config import TrainConfig, load_config
 
@@ -67,6 +67,7 @@ def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
         return
     settings = cfg.model_dump(mode="json", exclude={"output_dir"})
     out = Path(cfg.output_dir)
+    check_inputs_apart(out, [("model", cfg.model), *(("data", d) for d in cfg.data)], what_out="output_dir")
     if overwrite:  # start over: whatever the folder holds goes
         check_out(out, marker="a training run", same_job=lambda _: False, overwrite=True)
         return

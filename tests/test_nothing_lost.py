@@ -13,7 +13,7 @@ from datasets import Dataset
 
 from mmpr.testing import tiny_images, write_release
 from tests.mpo_train.conftest import fresh_accelerate_state  # noqa: F401 - autouse: each training as its own process
-from tests.test_front_doors import _message_lines, _occupied, _refused
+from tests.test_front_doors import _message_lines, _occupied, _refused, _tree
 
 
 def bomb_png(path: Path, side: int = 20_000) -> Path:
@@ -368,3 +368,44 @@ def test_train_on_nothing_but_identical_pairs_says_so(tmp_path, capsys, tiny_mod
     argv = [f"model={tiny_model_dir('qwen2_vl')}", f"data=[{_train_rows(tmp_path, 3, identical=3)}]",
             f"output_dir={tmp_path / 'o'}", "precision=fp32", "num_workers=0", "max_length=256"]
     _refused(main, argv, capsys, 1, "identical_responses: 3", tmp_path=tmp_path, out=tmp_path / "o")
+
+
+# ------------------------------------------------------------------------------ every tool: inputs are not outputs
+
+def test_no_tool_writes_over_or_empties_its_own_input(tmp_path, capsys, tiny_model_dir, monkeypatch):
+    """--overwrite empties the output folder: never when that folder is an input or holds one."""
+    from evals.run import main as evaluate
+    from mmpr.build import runner
+    from mmpr.build.cli import main as build
+    from mmpr.convert import main as convert
+    from mmpr.export import main as export
+    from mpo_train.__main__ import main as train
+    from tests.mmpr.test_build import ScriptedEngine
+    from tests.test_front_doors import _pairs
+
+    monkeypatch.setattr(runner, "make_engine", lambda *a, **k: ScriptedEngine())
+    release = _release(tmp_path / "inputs", _rows(2))
+    data = _pairs(tmp_path / "inputs" / "data")
+    source = _build_source(tmp_path / "inputs" / "src", [_question(i) for i in range(2)])
+    model = tiny_model_dir("qwen2_vl")
+    inputs = tmp_path / "inputs"
+    cases = [
+        (convert, [str(release), "--out", str(release)], "is the release itself"),
+        (convert, [str(release), "--out", str(inputs)], "holds the release"),
+        (export, [str(data), "--format", "trl", "--out", str(inputs)], "holds the dataset"),
+        (build, ["--engine", "transformers", "--model", str(model), "--sources", f"generic={source}", "--out",
+                 str(source.parent)], "holds source generic"),
+        (build, ["--engine", "transformers", "--model", str(model), "--sources", f"generic={source}", "--out",
+                 str(tmp_path / "o"), "--release-out", str(source.parent)], "--release-out"),
+        (train, [f"model={model}", f"data=[{data}]", f"output_dir={inputs}"], "holds data"),
+        (evaluate, ["--tasks", "mathvista", "--model", str(model), "--out", str(model)], "is --model"),
+    ]
+    model_before = _tree(model)
+    for main, argv, needle in cases:
+        for extra in ([], ["--overwrite"]):
+            _refused(main, argv + extra, capsys, 2, needle, tmp_path=tmp_path, out=tmp_path / "o")
+    assert _tree(model) == model_before
+    # a --release-out that holds something else is another output folder: refused, as --out is, without --overwrite
+    argv = ["--engine", "transformers", "--model", str(model), "--sources", f"generic={source}", "--out",
+            str(tmp_path / "o"), "--release-out", str(release)]
+    _refused(build, argv, capsys, 2, "--release-out", "--overwrite", tmp_path=tmp_path, out=tmp_path / "o")

@@ -22,13 +22,15 @@ from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.engines import Engine, make_engine
 from mmpr.errors import UserError
 from mmpr.io import atomic_path
-from mmpr.locations import check_out, looks_local
+from mmpr.locations import check_inputs_apart, check_out, claim, claimed_by, looks_local
 from mmpr.model_ref import check_model
 from mmpr.problems import ProblemLog
 from mmpr.prompts import get_template
 from mmpr.schemas import GeneratorInfo, PreferencePair, PromptInfo, SourceInfo, SourceItem
 from mmpr.sources import kept_apart, make_source
 from mmpr.store import WORK_DIR, WorkStore
+
+RELEASE_MARKER = ".mmpr-build-release.json"  # the build a --release-out folder belongs to
 
 
 def _chunks(items: Iterable[SourceItem], size: int) -> Iterator[tuple[int, list[SourceItem]]]:
@@ -84,8 +86,19 @@ def check_build(cfg: BuildConfig, *, overwrite: bool = False) -> str:
     for spec in cfg.sources:
         if spec.path and looks_local(spec.path) and not Path(spec.path).expanduser().exists():
             raise UserError(f"source {spec.name}: {spec.path}: no such file or folder; check the path")
+    inputs = [("--model", cfg.model), *((f"source {s.name}", s.path) for s in cfg.sources)]
+    check_inputs_apart(cfg.out, inputs)
+    if cfg.release_out is not None:
+        check_inputs_apart(cfg.release_out, [*inputs, ("--out", cfg.out)], what_out="--release-out")
+        check_out(cfg.release_out, marker="this build's release layout", same_job=_release_of(cfg),
+                  overwrite=overwrite, what="--release-out")
     check_out(cfg.out, marker="a build", same_job=_holds_a_build, overwrite=overwrite)
     return model
+
+
+def _release_of(cfg: BuildConfig) -> Callable[[Path], bool]:
+    """A --release-out folder this build wrote (or began to) before: a rerun writes it again."""
+    return claimed_by(RELEASE_MARKER, {"build": str(Path(cfg.out).expanduser().resolve())})
 
 
 def open_build(cfg: BuildConfig, model: str, *, overwrite: bool = False) -> BuildInputs:
@@ -201,6 +214,7 @@ def assemble(cfg: BuildConfig, stores: list[WorkStore], sources: list[SourceInfo
     if cfg.release_out is not None:
         from mmpr.export import export
 
+        claim(cfg.release_out, RELEASE_MARKER, {"build": str(out.expanduser().resolve())})
         export(out, "mmpr", cfg.release_out, progress=False)
     return manifest
 
