@@ -13,7 +13,9 @@ import logging
 import math
 import re
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import Levenshtein
 
@@ -28,7 +30,7 @@ MIN_RATIONALE_WORDS = 3
 # --------------------------------------------------------------------------------------------------- extraction
 
 _FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]|答案\s*[:：]", re.I)
-_ANSWER = re.compile(r"(?<![a-z])answer\s*[:：]", re.I)
+_ANSWER = re.compile(r"(?<![a-z])answer>?\s*[:：]", re.I)  # "Answer:" and We-Math's "<Answer>:"
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 
@@ -49,14 +51,26 @@ def _boxed_contents(text: str) -> list[str]:
 
 
 _WRAPPERS = re.compile(r"^(?:\*\*|__|\$\$|\$|\\\(|\\\[|`)+|(?:\*\*|__|\$\$|\$|\\\)|\\\]|`)+$")
+_ANGLED = re.compile(r"^<+([^<>]*)>+$")  # We-Math's "<<C>>"
+_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_FULL_WIDTH = str.maketrans("（）［］：，．", "()[]:,.")
+
+
+def unwrap_text_commands(text: str) -> str:
+    """``\\text{Answer: D}`` -> ``Answer: D``: LaTeX text commands around an answer are formatting, not maths."""
+    prev = None
+    while prev != text:
+        prev, text = text, _TEXT_COMMAND.sub(r"\1", text)
+    return text
 
 
 def _clean(answer: str) -> str:
-    answer = answer.strip()
+    answer = unwrap_text_commands(answer.strip())
     prev = None
     while prev != answer:
         prev = answer
         answer = _WRAPPERS.sub("", answer).strip()
+        answer = _ANGLED.sub(r"\1", answer).strip()
         answer = answer.rstrip(".。").strip()
     return answer
 
@@ -108,7 +122,7 @@ def _same_answer(a: str, b: str) -> bool:
     x, y = parse_number(a), parse_number(b)
     if x is not None and y is not None:
         return x == y
-    return normalize_text(a) == normalize_text(b)
+    return same_text(a, b) or _compact(a) == _compact(b)
 
 
 _THINK_OPEN = re.compile(r"<think(?:ing)?>", re.I)
@@ -153,7 +167,8 @@ def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATION
     if answer_part is None:
         return None
     thought = _THINK_CLOSE.sub(" ", _THINK_OPEN.sub(" ", response[:len(response) - len(answer_part)]))
-    response = answer_part
+    # "\\[ \\text{Answer: D} \\]": the trigger hides inside a text command
+    response = unwrap_text_commands(answer_part) if "\\" in answer_part else answer_part
     has_tag = any(t in response for t in ("answer>", "Answer>", "ANSWER>"))
     tag = _last(_ANSWER_TAG, response) if has_tag else None
     if tag is not None:
@@ -198,23 +213,32 @@ _PUNCT = re.compile(r"\.(?!\d)|(?<!\d),|,(?!\d)|[;/\[\]\"{}()=+\\_\-><@`?!*#%^&$
 def normalize_text(text: str) -> str:
     """The official VQA evaluation's normalisation: lower case, digit-grouping commas dropped (``1,000`` ->
     ``1000``), periods out unless a decimal point (``5.`` -> ``5``), other punctuation out, number words to
-    digits, articles dropped, common contractions restored."""
+    digits, articles dropped (unless nothing else is left: ``A`` stays ``a``), common contractions restored."""
     text = _DIGIT_GROUP.sub("", text.lower().replace("\n", " ").replace("\t", " "))
     text = _PUNCT.sub(" ", text)
-    words = []
-    for w in text.split():
-        w = _NUMBER_WORDS.get(w, w)
-        if w in _ARTICLES:
-            continue
-        words.append(_CONTRACTIONS.get(w, w))
-    return " ".join(words)
+    words = [_CONTRACTIONS.get(w, w) for w in (_NUMBER_WORDS.get(w, w) for w in text.split())]
+    # an article is dropped only beside other words: a lone "A" is an option letter, never an article
+    kept = [w for w in words if w not in _ARTICLES]
+    return " ".join(kept if kept else words)
+
+
+def same_text(a: str, b: str) -> bool:
+    """Equal after :func:`normalize_text`; text that normalises to nothing (punctuation) equals nothing."""
+    x = normalize_text(a)
+    return bool(x) and x == normalize_text(b)
 
 
 _LATEX_TEXT = re.compile(r"\\(?:text|mathrm|textbf|mathbf|operatorname)\s*\{([^{}]*)\}")
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}")
 _UNIT_POWER = re.compile(r"([A-Za-z°])\s*(?:\^\s*\{?\s*[23]\s*\}?|[²³])")
-_NUMBER = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])"
-                     r"|(?<![\w.])[-+−]?\.\d+(?![\w.])")
+# a period after a number ends a sentence ("4 or 5."), it is no decimal point
+_NUMBER = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w]|\.\d)"
+                     r"|(?<![\w.])[-+−]?\.\d+(?![\w]|\.\d)")
+_PI = re.compile(r"([-+−]?\d+(?:\.\d+)?)?\s*\*?\s*(?:\\pi\b|π)(?:\s*/\s*(\d+(?:\.\d+)?))?")
+# Math-Verify's readings: "1,22" and "1000,99" are decimal commas (a group of three digits is a thousands
+# separator); "1 000" / "1\,000" group digits with a (thin) space
+_DECIMAL_COMMA = re.compile(r"^\s*([-+−]?\d+),(\d{1,2}|\d{4,})\s*$")
+_SPACE_GROUPS = re.compile(r"^\s*([-+−]?\d{1,3}(?:[ \u2009\u202f\u00a0]\d{3})+(?:\.\d+)?)\s*$")
 _GLUED_UNIT = re.compile(r"(\d)(?=(?:cm|mm|km|kg|mg|ml|m|g|s|h|ft|in|yd|mi|lbs?|oz)(?:\^?[23²³])?\b)")
 _FRACTION = re.compile(r"^\s*([-+−]?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
 
@@ -227,14 +251,24 @@ def _strip_latex(text: str) -> str:
     return text
 
 
+def _pi_value(m: re.Match[str]) -> str:
+    value = float((m[1] or "1").replace("−", "-")) * math.pi / float(m[2] or 1)
+    return f" {value!r} "
+
+
 @lru_cache(maxsize=65_536)
 def parse_number(text: str) -> float | None:
     """The one number ``text`` states, units, currency, percent and degree signs aside; None if it states none
-    or several (``x = 5`` -> 5, ``3/4`` -> 0.75, ``1,234 cm^2`` -> 1234)."""
+    or several (``x = 5`` -> 5, ``3/4`` -> 0.75, ``1,234 cm^2`` -> 1234, ``2π/3`` -> 2.094, ``1,22`` -> 1.22)."""
     text = _strip_latex(text)
     if "=" in text:
         text = text.rsplit("=", 1)[1]
-    text = _GLUED_UNIT.sub(r"\1 ", _UNIT_POWER.sub(r"\1", text)).replace("(", " ").replace(")", " ")
+    text = _GLUED_UNIT.sub(r"\1 ", _UNIT_POWER.sub(r"\1", text))
+    if "(" not in text and "[" not in text:
+        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
+    text = _SPACE_GROUPS.sub(lambda m: re.sub(r"\s", "", m[1]), text.replace("(", " ").replace(")", " "))
+    if "π" in text or "\\pi" in text:
+        text = _PI.sub(_pi_value, text)
     frac = _FRACTION.match(text.replace("−", "-"))
     if frac:
         den = float(frac[2])
@@ -259,24 +293,38 @@ _LETTER_FORMS = [
     re.compile(r"^\(([A-Z])\)"),                                  # (B) ...
     re.compile(r"^\[([A-Z])\]"),                                  # [B] ...
     re.compile(r"^([A-Z])(?:[.:)]|\s*$)"),                         # B | B. | B) | B:
+]
+# read only after the options' own texts: an option may itself be "(b) ..." or "option D in the image ..."
+_LATE_LETTER_FORMS = [
+    re.compile(r"^\(([a-z])\)(?=[\s.:,]|$)"),                       # (b)
     re.compile(r"^(?:the\s+)?(?:correct\s+)?(?:option|choice|answer)\s*(?:is\s*)?:?\s*\(?([A-Za-z])\)?(?![A-Za-z])",
                re.I),                                                # option B | the answer is (b)
 ]
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 
 
-def choice_indices(text: str, choices: list[str], *, gold: bool = False) -> frozenset[int]:
+def _letter(m: re.Match[str] | None, n: int) -> frozenset[int] | None:
+    return frozenset({LETTERS.index(m[1].upper())}) if m and m[1].upper() in LETTERS[:n] else None
+
+
+def choice_indices(text: str, choices: list[str], *, gold: bool = False,
+                   letter_gold: bool = False) -> frozenset[int]:
     """Every option ``text`` names, by letter (``B``, ``(B)``, ``B.``, ``option B``, ``B. text``) or by the
     option's text or value; empty if it names none or is ambiguous between different options.
 
     Options that repeat one text (MathVista has items with options 9, 12, 18, 18) are one answer: a text naming
-    it names all its copies. With ``gold`` (a ground truth) the exact option text is tried before letters, so a
-    gold ``"E"`` among options ``A``..``E`` is the option ``E`` whatever its position.
+    it names all its copies. A ground truth (``gold``) is read by its exact option text first, so a MathVista
+    gold ``"E"`` among options ``A``..``E`` is the option ``E`` whatever its position; with ``letter_gold``
+    (benchmarks whose gold is the option's letter: MMMU, M3CoT, WeMath, MathVision, ...) it is read as a
+    letter first, so the gold ``B`` of options ``F; D; B; I`` is the second option. An answer that is the
+    full text of an option names that option even where the text starts like a letter ("option D in the
+    image ..."). Full-width brackets read as ASCII ones.
     """
-    t = text.strip()
+    t = text.strip().translate(_FULL_WIDTH)
     n = len(choices)
-    if gold:
-        exact = frozenset(i for i, c in enumerate(choices) if str(c).strip() == t)
+    raw = [str(c).strip() for c in choices]
+    if gold and not letter_gold:
+        exact = frozenset(i for i, c in enumerate(raw) if c == t)
         if exact:
             return exact
     in_parens = {m for m in _PAREN_LETTER.findall(t) if m in LETTERS[:n]}
@@ -285,17 +333,18 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False) -> froz
     if len(t) == 1 and t.upper() in LETTERS[:n]:
         return frozenset({LETTERS.index(t.upper())})
     for form in _LETTER_FORMS:
-        m = form.match(t)
-        if m and m[1].upper() in LETTERS[:n]:
-            return frozenset({LETTERS.index(m[1].upper())})
-    if len(in_parens) == 1:
-        return frozenset({LETTERS.index(in_parens.pop())})
-    raw = [str(c).strip() for c in choices]
-    exact = frozenset(i for i, c in enumerate(raw) if c.lower() == t.lower())
+        if (found := _letter(form.match(t), n)) is not None:
+            return found
+    exact = frozenset(i for i, c in enumerate(raw) if c and c.lower() == t.lower())
     if exact:
         return exact
+    for form in _LATE_LETTER_FORMS:
+        if (found := _letter(form.match(t), n)) is not None:
+            return found
+    if len(in_parens) == 1:
+        return frozenset({LETTERS.index(in_parens.pop())})
     norm = normalize_text(t)
-    by_text = frozenset(i for i, c in enumerate(choices) if normalize_text(str(c)) == norm)
+    by_text = frozenset(i for i, c in enumerate(choices) if norm and normalize_text(str(c)) == norm)
     if by_text:  # several only when they are copies of one option (60-k and 60+k normalise alike)
         return by_text if len({raw[i] for i in by_text}) == 1 else frozenset()
     value = parse_number(t)
@@ -339,7 +388,7 @@ def _same_item(a: str, b: str) -> bool:
     x, y = parse_number(a), parse_number(b)
     if x is not None and y is not None:
         return _close(x, y, NUMERIC_REL_TOL)
-    return normalize_text(a) == normalize_text(b)
+    return same_text(a, b)
 
 
 def anls(prediction: str, answer: str) -> float:
@@ -369,6 +418,7 @@ def _latex_equal(prediction: str, answer: str) -> bool:
     timeout = 5 if threading.current_thread() is threading.main_thread() else None
 
     def wrap(s: str) -> str:
+        s = _plain_number_text(unwrap_text_commands(s))  # math-verify misreads \\mathrm{e} and "1,22"
         return s if "$" in s or "\\(" in s or "\\boxed" in s else f"${s}$"
 
     try:
@@ -382,15 +432,35 @@ def _latex_equal(prediction: str, answer: str) -> bool:
 
 
 _NOT_A_PLAIN_NUMBER = re.compile(r"\\pm|±|∓|[<>≤≥=]|\\[lg]eq?\b|\\ne\b")
+_OPERATOR = re.compile(r"[-+*/^=<>±∓√]|\\[a-z]+")
+
+
+def _compact(text: str) -> str:
+    """``text`` with its LaTeX text commands, dollars and spaces out, lower case: operators and signs kept."""
+    return re.sub(r"\s+|\$|\\[,;!]", "", unwrap_text_commands(text)).lower()
+
+
+def _plain_number_text(text: str) -> str:
+    """A lone decimal-comma or space-grouped number (``1,22``, ``1 000``) written with a point and no spaces."""
+    stripped = text.strip().strip("$")
+    if _DECIMAL_COMMA.match(stripped) or _SPACE_GROUPS.match(stripped.replace("\\,", " ")):
+        value = parse_number(stripped)
+        return text if value is None else repr(value)
+    return text
 
 
 def _plain_equal(prediction: str, answer: str) -> bool:
-    """Equality where math-verify could not parse a side: one plain number each, or the same normalised text.
+    """Equality where math-verify could not parse a side: one plain number each, else the same text (words
+    normalised as VQA does; anything with an operator compared character for character, signs kept).
 
     A side with a relation or a ``±`` is never reduced to one of its numbers."""
-    if _NOT_A_PLAIN_NUMBER.search(prediction) or _NOT_A_PLAIN_NUMBER.search(answer):
-        return normalize_text(prediction) == normalize_text(answer)
-    return _same_item(prediction, answer)
+    if not (_NOT_A_PLAIN_NUMBER.search(prediction) or _NOT_A_PLAIN_NUMBER.search(answer)):
+        x, y = parse_number(prediction), parse_number(answer)
+        if x is not None and y is not None:
+            return _close(x, y, NUMERIC_REL_TOL)
+    if _OPERATOR.search(prediction) or _OPERATOR.search(answer):
+        return bool(_compact(prediction)) and _compact(prediction) == _compact(answer)
+    return same_text(prediction, answer)
 
 
 _YEAR = re.compile(r"^\s*(19|20)\d\d\s*$")
@@ -405,7 +475,7 @@ def chart_correct(prediction: str, answer: str, *, rel_tol: float = CHART_REL_TO
     """
     p, a = parse_number(prediction), parse_number(answer)
     if p is None or a is None:
-        return normalize_text(prediction) == normalize_text(answer)
+        return same_text(prediction, answer)
     if _YEAR.match(answer):
         return p == a
     candidates = {p}
@@ -419,35 +489,79 @@ def chart_correct(prediction: str, answer: str, *, rel_tol: float = CHART_REL_TO
     return any(abs(c - a) <= rel_tol * abs(a) for c in candidates)
 
 
-def gold_choices(answer: str, choices: list[str] | None) -> frozenset[int]:
-    """The options a multiple-choice ground truth names; raises :class:`UnscorableItem` when it names none."""
+def gold_choices(answer: str, choices: list[str] | None, *, letter_gold: bool = False) -> frozenset[int]:
+    """The options a multiple-choice ground truth names (by letter first with ``letter_gold``, see
+    :func:`choice_indices`); raises :class:`UnscorableItem` when it names none."""
     if not choices:
         raise UnscorableItem("multiple_choice judging needs the choices")
-    gold = _gold_choices(answer, tuple(str(c) for c in choices))
+    gold = _gold_choices(answer, tuple(str(c) for c in choices), letter_gold)
     if not gold:
         raise UnscorableItem(f"the ground truth {answer!r} names none of the choices {choices!r}")
     return gold
 
 
 @lru_cache(maxsize=65_536)
-def _gold_choices(answer: str, choices: tuple[str, ...]) -> frozenset[int]:
-    return choice_indices(answer, list(choices), gold=True)
+def _gold_choices(answer: str, choices: tuple[str, ...], letter_gold: bool) -> frozenset[int]:
+    return choice_indices(answer, list(choices), gold=True, letter_gold=letter_gold)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The parameters by which one benchmark's official scorer departs from the data engine's defaults.
+
+    ``letter_gold``: a multiple-choice ground truth is the option's letter (MMMU, M3CoT, MathVision, WeMath,
+    DynaMath, MathVerse, LogicVista), not its text (MathVista). ``numbers``: how a number matches, ``relative``
+    (|p - a| <= tolerance * |a|, the data engine), ``absolute`` (|p - a| <= tolerance, DynaMath's
+    ``evaluation/*_json_eval.py``) or ``decimals`` (both rounded to ``int(tolerance)`` decimals, MMMU's
+    ``eval_utils.normalize_str`` and MATH-V's ``evaluation/utils.is_equal``). ``text``: ``equal`` (after VQA
+    normalisation) or ``contains`` (the gold, lower case, anywhere in the answer: MMMU's ``eval_open``,
+    DynaMath's text rule).
+    """
+
+    letter_gold: bool = False
+    numbers: Literal["relative", "absolute", "decimals"] = "relative"
+    tolerance: float = NUMERIC_REL_TOL
+    text: Literal["equal", "contains"] = "equal"
+
+
+DEFAULT_RULES = Rules()
+
+
+def numbers_match(prediction: float, answer: float, rules: Rules = DEFAULT_RULES) -> bool:
+    """Whether two numbers are one answer under ``rules.numbers`` (see :class:`Rules`)."""
+    if rules.numbers == "absolute":
+        return math.isfinite(prediction) and abs(prediction - answer) <= rules.tolerance + 1e-12
+    if rules.numbers == "decimals":
+        return round(prediction, int(rules.tolerance)) == round(answer, int(rules.tolerance))
+    return _close(prediction, answer, rules.tolerance)
+
+
+def text_contains(prediction: str, answer: str) -> bool:
+    """MMMU's and DynaMath's containment: the gold, lower case and spaces collapsed, occurs in the answer; a
+    one-character gold must stand as its own word ("a" is not in "cat")."""
+    p, a = " ".join(prediction.lower().split()), " ".join(answer.lower().split())
+    if not a or not p:
+        return False
+    if len(a) == 1:
+        return re.search(rf"(?<!\w){re.escape(a)}(?!\w)", p) is not None
+    return a in p
 
 
 def answer_score(prediction: str | None, answer: str | list[str], *, answer_type: AnswerType,
-                 choices: list[str] | None = None) -> float:
+                 choices: list[str] | None = None, rules: Rules = DEFAULT_RULES) -> float:
     """How well ``prediction`` (an extracted final answer) matches ``answer``, in [0, 1].
 
     ``answer`` may be a list of acceptable answers (the best score counts). Binary for every type but
-    ``document`` (ANLS).
+    ``document`` (ANLS). ``rules`` are the benchmark's own (see :class:`Rules`); the defaults are the data
+    engine's. An answer that normalises to nothing (``#``, ``?``, ``the``) is never correct.
     """
     if prediction is None or not prediction.strip():
         return 0.0
     if isinstance(answer, list):
-        return max((answer_score(prediction, a, answer_type=answer_type, choices=choices) for a in answer),
-                   default=0.0)
+        return max((answer_score(prediction, a, answer_type=answer_type, choices=choices, rules=rules)
+                    for a in answer), default=0.0)
     if answer_type == "multiple_choice":
-        gold = gold_choices(answer, choices)
+        gold = gold_choices(answer, choices, letter_gold=rules.letter_gold)
         predicted = choice_indices(prediction, choices)
         return float(bool(predicted) and predicted <= gold)
     if answer_type in ("integer", "float"):
@@ -456,12 +570,14 @@ def answer_score(prediction: str | None, answer: str | list[str], *, answer_type
             return 0.0
         if answer_type == "integer":
             return float(p == a or (p.is_integer() and a.is_integer() and int(p) == int(a)))
-        return float(_close(p, a, NUMERIC_REL_TOL))
+        return float(numbers_match(p, a, rules))
     if answer_type == "yes_no":
         p, a = _yes_no(prediction), _yes_no(answer)
         return float(p is not None and p == a)
     if answer_type == "text":
-        return float(normalize_text(prediction) == normalize_text(answer))
+        if rules.text == "contains":
+            return float(text_contains(prediction, answer))
+        return float(same_text(prediction, answer))
     if answer_type == "list":
         p, a = _split_list(prediction), _split_list(answer)
         return float(len(p) == len(a) and all(_same_item(x, y) for x, y in zip(p, a, strict=True)))
@@ -474,6 +590,8 @@ def answer_score(prediction: str | None, answer: str | list[str], *, answer_type
     raise ValueError(f"unknown answer_type {answer_type!r}")
 
 
-def is_correct(prediction: str, answer: str, *, answer_type: str, choices: list[str] | None = None) -> bool:
-    """Whether ``prediction`` matches ``answer`` under the rules of ``answer_type`` (score > 0.9)."""
-    return answer_score(prediction, answer, answer_type=answer_type, choices=choices) > CORRECT_ABOVE
+def is_correct(prediction: str, answer: str, *, answer_type: str, choices: list[str] | None = None,
+               rules: Rules = DEFAULT_RULES) -> bool:
+    """Whether ``prediction`` matches ``answer`` under the rules of ``answer_type`` (score > 0.9), with a
+    benchmark's own ``rules`` where given."""
+    return answer_score(prediction, answer, answer_type=answer_type, choices=choices, rules=rules) > CORRECT_ABOVE
