@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from mmpr.answers import UnscorableItem, answer_score, extract_final_answer, gold_choices, parse_number
+from mmpr.answers import (
+    DEFAULT_RULES,
+    Rules,
+    UnscorableItem,
+    answer_score,
+    extract_final_answer,
+    gold_choices,
+    parse_number,
+)
 from mmpr.schemas import AnswerType
 
 
@@ -28,6 +36,7 @@ class Target:
     answer_type: AnswerType
     choices: list[str] | None = None
     precision: int | None = None
+    rules: Rules = DEFAULT_RULES  # the benchmark's official rule where it departs from the data engine's
 
 
 class SampleScore(BaseModel):
@@ -68,13 +77,18 @@ def mathvista_target(doc: dict) -> Target:
 MATHVISION_FIELDS = ("question", "options", "answer")
 
 
+MATHVISION_RULES = Rules(letter_gold=True, numbers="decimals", tolerance=2)
+
+
 def mathvision_target(doc: dict) -> Target:
-    """MathVision: options (if any) are multiple choice with a letter answer; otherwise a math expression."""
+    """MathVision, as MATH-V's ``evaluation/evaluate.py`` + ``utils.is_equal`` judge it: options (if any) are
+    multiple choice with a letter answer, named by letter or by the option's value; otherwise the expression,
+    equal as text (case aside) or as values rounded to 2 decimals (math-verify where it is no plain number)."""
     require(doc, MATHVISION_FIELDS, "MathVision")
     options = [str(o) for o in doc["options"] or []]
     if options:
-        return Target(str(doc["answer"]), "multiple_choice", options)
-    return Target(str(doc["answer"]), "latex")
+        return Target(str(doc["answer"]), "multiple_choice", options, rules=MATHVISION_RULES)
+    return Target(str(doc["answer"]), "latex", rules=MATHVISION_RULES)
 
 
 POPE_FIELDS = ("question", "answer")
@@ -96,7 +110,8 @@ def _at_precision(extracted: str, answer: str, precision: int) -> bool:
 def check_target(target: Target) -> None:
     """Raise :class:`mmpr.answers.UnscorableItem` when ``target`` cannot be judged whatever the response."""
     if target.answer_type == "multiple_choice":
-        gold_choices(target.answer, target.choices)
+        for answer in target.answer if isinstance(target.answer, list) else [target.answer]:
+            gold_choices(answer, target.choices, letter_gold=target.rules.letter_gold)
 
 
 def score(response: str, target: Target, *, style: str = "cot") -> SampleScore:
@@ -125,4 +140,5 @@ def judge(extracted: str, target: Target) -> bool:
     if target.answer_type in ("float", "integer") and target.precision is not None:
         answers = target.answer if isinstance(target.answer, list) else [target.answer]
         return any(_at_precision(extracted, a, target.precision) for a in answers)
-    return answer_score(extracted, target.answer, answer_type=target.answer_type, choices=target.choices) > 0.9
+    return answer_score(extracted, target.answer, answer_type=target.answer_type, choices=target.choices,
+                        rules=target.rules) > 0.9

@@ -344,7 +344,9 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False,
     if len(in_parens) == 1:
         return frozenset({LETTERS.index(in_parens.pop())})
     norm = normalize_text(t)
-    by_text = frozenset(i for i, c in enumerate(choices) if norm and normalize_text(str(c)) == norm)
+    # an option that is one letter is named by that letter only ("A, C" normalises to "c": "a" is an article there)
+    by_text = frozenset(i for i, c in enumerate(choices)
+                        if norm and len(raw[i]) > 1 and normalize_text(str(c)) == norm)
     if by_text:  # several only when they are copies of one option (60-k and 60+k normalise alike)
         return by_text if len({raw[i] for i in by_text}) == 1 else frozenset()
     value = parse_number(t)
@@ -354,6 +356,38 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False,
         if len({raw[i] for i in numeric}) == 1:
             return numeric
     return frozenset()
+
+
+_OPTION_MARK = re.compile(r"(?:^|(?<=[\s:;,]))(?:\(([A-H])\)(?=\s|$|[^\w\s])|([A-H])(?:[.)](?=\s|$)|[:：]))")
+
+
+def options_in_text(text: str) -> list[str] | None:
+    """The options a question lists in its own text, in letter order, or None if it lists none.
+
+    Reads "Choices: (A) yes (B) no", "A. 45° B. 60° ;C. 120°" (stray separators) and one option per line;
+    the options are the last run of marks A, B, C, ... in order. An option drawn only in the image ("(A) (B)
+    (C)") has an empty text: the letter still names it.
+    """
+    chain: list[re.Match[str]] = []
+    best: list[re.Match[str]] = []
+    for m in _OPTION_MARK.finditer(text):
+        letter = m[1] or m[2]
+        if letter == "A":
+            chain = [m]
+        elif chain and letter == LETTERS[len(chain)]:
+            chain.append(m)
+        if len(chain) >= 2:
+            best = list(chain)
+    if not best:
+        return None
+    options = []
+    for i, m in enumerate(best):
+        end = best[i + 1].start() if i + 1 < len(best) else len(text)
+        body = text[m.end():end]
+        if i + 1 == len(best):  # the last option ends with its line
+            body = body.strip().split("\n")[0]
+        options.append(body.strip().strip(";,").strip())
+    return options
 
 
 def choice_index(text: str, choices: list[str]) -> int | None:
@@ -586,6 +620,10 @@ def answer_score(prediction: str | None, answer: str | list[str], *, answer_type
     if answer_type == "document":
         return anls(prediction, answer)
     if answer_type == "latex":
+        if rules.numbers != "relative":  # a benchmark that compares values at its own tolerance (MATH-V: 2 decimals)
+            p, a = parse_number(prediction), parse_number(answer)
+            if p is not None and a is not None:
+                return float(numbers_match(p, a, rules))
         return float(_latex_equal(prediction, answer))
     raise ValueError(f"unknown answer_type {answer_type!r}")
 

@@ -90,7 +90,10 @@ def _mmmu(**kw):
     (_mmmu(answer="['24/7', '3.429']"), "3.43", True),             # a list: any of its answers
     (_mmmu(answer="['24/7', '3.429']"), "3.5", False),
     (_mmmu(answer="Paris"), "paris", True),
-    (_mmmu(answer="Paris"), "not paris", False),                   # no substring matching
+    (_mmmu(answer="Paris"), "not paris", True),                    # MMMU's eval_open: the gold contained
+    (_mmmu(answer="['Tampa', 'Florida']"), "Tampa, Florida", True),
+    (_mmmu(answer="embryonic"), "embryonic stage", True),
+    (_mmmu(answer="a"), "cat", False),                             # a one-letter gold stands as a word
     (_mmmu(question_type="multiple-choice", options="['cat', 'dog', 'bird']", answer="B"), "(B) dog", True),
     (_mmmu(question_type="multiple-choice", options="['cat', 'dog', 'bird']", answer="B"), "bird", False),
 ])

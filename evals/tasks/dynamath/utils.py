@@ -4,7 +4,16 @@ worst case, a seed counting as solved only when every one of its variants is ans
 Schema (DynaMath/DynaMath_Sample; lscpku/DynaMath_Sample adds the split sample_all with all ten variants): id (the
 seed question, shared by its variants), question, image, decoded_image, ground_truth, answer_type ("multiple
 choice", "float", or free text), subject, knowledge_level. Multiple-choice questions list their options in the
-question text; the ground truth is the letter.
+question text ("Choices: (A) yes (B) no"); the ground truth is the letter.
+
+That ``id`` groups a seed's variants is what lmms-eval's loader relies on (``tasks/dynamath/reasoning/utils.py``:
+``dynamath_aggregate_results`` takes the minimum over the results sharing ``doc["id"]`` for its worst case);
+:func:`summarize` stops with one line when no two samples share an id, rather than report the average as the worst.
+
+The official rule (DynaMath ``evaluation/opensource_json_eval.py``, the same in the gpt4o/gemini/claude scripts):
+a float is right within an absolute 0.001 of the ground truth (``24π`` read as 24 x pi); a multiple-choice answer
+is the option's letter (here also the option's text or value, as the choices are in the question); any other
+answer is right when it contains the ground truth ("September" for "Sep"; case aside).
 """
 
 import re
@@ -13,21 +22,29 @@ from collections import defaultdict
 from evals import task_utils as common
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
+from mmpr.answers import Rules, options_in_text
+from mmpr.errors import UserError
 
 FIELDS = BENCHMARKS["dynamath"].fields
-_OPTION = re.compile(r"(?:^|\s)\(?([A-H])[).:]\s")
+FLOAT_RULES = Rules(numbers="absolute", tolerance=1e-3)
+TEXT_RULES = Rules(text="contains")
+CHOICE_RULES = Rules(letter_gold=True)
+_LETTER = re.compile(r"^\(?([A-H])\)?$")
 
 
 def target(doc) -> Target:
     require(doc, FIELDS, "DynaMath")
     answer, kind = str(doc["ground_truth"]).strip(), str(doc["answer_type"]).strip().lower()
     if kind == "multiple choice":
-        shown = {m for m in _OPTION.findall(doc["question"])}
-        count = max([ord(letter) - ord("A") + 1 for letter in shown | {answer[:1].upper()}] + [2])
-        return Target(answer, "multiple_choice", common.letters(count))
+        options = options_in_text(doc["question"]) or []
+        gold = _LETTER.match(answer)
+        count = max(len(options), ord(gold[1]) - ord("A") + 1 if gold else 0, 2)
+        if len(options) < count or not all(options):
+            options = common.letters(count)
+        return Target(answer, "multiple_choice", options, rules=CHOICE_RULES)
     if kind == "float":
-        return Target(answer, "float")
-    return Target(answer, "text")
+        return Target(answer, "float", rules=FLOAT_RULES)
+    return Target(answer, "text", rules=TEXT_RULES)
 
 
 def doc_to_visual(doc):
@@ -43,15 +60,22 @@ def categories(doc) -> dict[str, list[str]]:
 
 
 def reference(doc) -> dict:
-    return {"seed": str(doc["id"])}
+    return {"seed": str(doc["id"]), "answer_type": str(doc["answer_type"]), "ground_truth": str(doc["ground_truth"])}
 
 
 def summarize(records: list[dict]) -> dict[str, float]:
-    """Average accuracy over all variants and worst-case accuracy over seed questions (DynaMath, section 4)."""
+    """Average accuracy over all variants and worst-case accuracy over seed questions (DynaMath, section 4).
+
+    Raises :class:`mmpr.errors.UserError` when the samples cannot be grouped into seeds (no two share an id):
+    the worst case would silently equal the average."""
     by_seed: dict[str, list[bool]] = defaultdict(list)
     for r in records:
         by_seed[r["reference"]["seed"]].append(bool(r["correct"]))
     seeds = len(by_seed)
+    if len(records) > 1 and seeds == len(records):
+        raise UserError(f"DynaMath: the {len(records)} samples name {seeds} different ids, so no seed has two "
+                        "variants and the worst case cannot be computed; evaluate a split whose id is the seed "
+                        "question (lscpku/DynaMath_Sample sample_all) with every variant (no --limit)")
     return {"average": round(100 * sum(r["correct"] for r in records) / max(len(records), 1), 2),
             "worst_case": round(100 * sum(all(v) for v in by_seed.values()) / max(seeds, 1), 2),
             "seeds": seeds, "min_variants_per_seed": min((len(v) for v in by_seed.values()), default=0)}

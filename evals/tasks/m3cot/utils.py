@@ -2,18 +2,27 @@
 
 Schema (LightChen2333/M3CoT): id, category, image_id, question, choices (list), context, answer ("A".."E"),
 rationale, split, image, domain, topic. The context, when present, goes before the question.
+
+The official rule (M3CoT ``utils/metric.py``, ``judge_answer``): the answer is the option letter (an integer
+answer is an index into A-F), read from "(B)", else the option's text, else a bare letter. The project reads the
+extracted final answer the same ways; an option whose text starts "option D in the image ..." is matched as text,
+not as the letter D.
 """
 
 from evals import task_utils as common
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
+from mmpr.answers import LETTERS, Rules
 
 FIELDS = BENCHMARKS["m3cot"].fields
+RULES = Rules(letter_gold=True)
 
 
 def target(doc) -> Target:
     require(doc, FIELDS, "M3CoT")
-    return Target(str(doc["answer"]).strip(), "multiple_choice", [str(c) for c in doc["choices"]])
+    answer = doc["answer"]
+    gold = LETTERS[answer] if isinstance(answer, int) else str(answer).strip()
+    return Target(gold, "multiple_choice", [str(c) for c in doc["choices"]], rules=RULES)
 
 
 def doc_to_visual(doc):

@@ -4,15 +4,23 @@ Schema (CaraJ/MathVerse-lmmseval, config testmini_version_split, split vision_on
 problem_version, question, image, answer, question_type ("multi-choice" or "free-form"), metadata (split, source,
 subject, subfield), query_wo, query_cot, question_for_eval. The prompt shows the version's ``question`` text (what
 this version keeps outside the image, as lmms-eval's custom prompt does) and says the rest is in the image.
-Multiple-choice answers are option letters; since the options exist only in the image, the letter is what is
-judged. Free-form answers go to math-verify.
+Multiple-choice answers are option letters; the options are drawn in the image, and the published
+``question_for_eval`` lists them too ("Choices:\nA:5\nB:6 ..."), so an answer given as the option's text or value
+counts as that option. Free-form answers go to math-verify.
+
+The official scorer (MathVerse ``evaluation/score_answer_s2.py``) asks GPT-4 to match an extraction against the
+answer, with a ``quick_match`` (the extraction equals the answer, as lmms-eval's ``tasks/mathverse/
+mathverse_evals.py`` keeps it) as its rule-based mode; the project's rule is that exact match widened to the
+option's text and to equal values.
 """
 
 from evals import task_utils as common
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
+from mmpr.answers import Rules, options_in_text
 
 FIELDS = BENCHMARKS["mathverse"].fields
+RULES = Rules(letter_gold=True)
 SEE_IMAGE = "Answer the question shown in the image."
 SEE_OPTIONS = "Answer the question shown in the image; its options are shown there too. Give the option's letter."
 
@@ -21,8 +29,12 @@ def target(doc) -> Target:
     require(doc, FIELDS, "MathVerse")
     answer = str(doc["answer"]).strip()
     if doc["question_type"] == "multi-choice" and len(answer) == 1 and answer.upper() in "ABCDEFGH":
-        return Target(answer, "multiple_choice", common.letters(max(5, "ABCDEFGH".find(answer.upper()) + 1)))
-    return Target(answer, "latex")
+        options = options_in_text(str(doc.get("question_for_eval") or "")) or []
+        count = max(5, "ABCDEFGH".find(answer.upper()) + 1)
+        if len(options) < "ABCDEFGH".find(answer.upper()) + 1 or not all(options):
+            options = common.letters(count)
+        return Target(answer, "multiple_choice", options, rules=RULES)
+    return Target(answer, "latex", rules=RULES)
 
 
 def doc_to_visual(doc):

@@ -4,9 +4,12 @@ Schema (MMMU/MMMU, lmms-lab/MMMU): id ("validation_<Subject>_<n>"), question, op
 string), explanation, image_1 .. image_7, img_type, answer, topic_difficulty, question_type ("multiple-choice" or
 "open"), subfield. The question and options name their images "<image N>"; the images go in that order.
 
-MMMU's own rules (its eval_utils, kept by lmms-eval): an answer may list several acceptable answers (any counts);
-numeric open answers are compared after rounding to 2 decimals. Open text answers are compared after the shared
-judge's normalisation (stricter than MMMU's substring test, which accepts any response containing the answer).
+The official rule (MMMU ``mmmu/utils/eval_utils.py``, kept by lmms-eval's ``tasks/mmmu/utils.py``): a
+multiple-choice answer is the option's letter or its text; the answer field may list several acceptable answers
+(any counts); an open answer is right when one of its numbers equals a numeric gold after rounding both to 2
+decimals, or when it contains a text gold, case aside (``eval_open``: "Tampa, Florida" for ["Tampa", "Florida"];
+a one-letter gold must stand as a word). Where MMMU picks a random option for a response naming none, the
+project counts it wrong.
 """
 
 import ast
@@ -16,7 +19,7 @@ from evals import task_utils as common
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
-from mmpr.answers import parse_number
+from mmpr.answers import Rules, numbers_match, parse_number
 
 FIELDS = BENCHMARKS["mmmu"].fields
 _IMAGE = re.compile(r"<image (\d+)>")
@@ -36,16 +39,24 @@ def answers(doc) -> list[str]:
     return [str(a).strip() for a in value] if isinstance(value, list) else [str(value).strip()]
 
 
+CHOICE_RULES = Rules(letter_gold=True)
+NUMBER_RULES = Rules(numbers="decimals", tolerance=2)
+TEXT_RULES = Rules(text="contains")
+# MMMU's eval_utils.extract_numbers: grouped, scientific and plain numbers
+_MMMU_NUMBER = re.compile(r"-?\b\d{1,3}(?:,\d{3})+\b|-?\d+(?:\.\d+)?[eE][+-]?\d+|-?(?:\d+\.\d+|\.\d+|\d+\b)"
+                          r"(?![eE][+-]?\d+)(?![,\d])")
+
+
 def targets(doc) -> list[Target]:
     require(doc, FIELDS, "MMMU")
     if doc["question_type"] == "multiple-choice":
-        return [Target(a, "multiple_choice", options(doc)) for a in answers(doc)]
-    # MMMU compares numbers rounded to 2 decimals
-    return [Target(a, "float", precision=2) if parse_number(a) is not None and _plain_number(a) else Target(a, "text")
+        return [Target(a, "multiple_choice", options(doc), rules=CHOICE_RULES) for a in answers(doc)]
+    return [Target(a, "float", rules=NUMBER_RULES) if _plain_number(a) else Target(a, "text", rules=TEXT_RULES)
             for a in answers(doc)]
 
 
 def _plain_number(text: str) -> bool:
+    """MMMU's ``check_is_number``: a gold that ``float`` reads once commas are dropped is compared as a number."""
     try:
         float(text.replace(",", ""))
         return True
@@ -57,8 +68,26 @@ def target(doc) -> Target:
     return targets(doc)[0]
 
 
+def _numbers(extracted: str) -> list[float]:
+    """The numbers an open answer states: its one value (fractions and units read), else each number in it."""
+    value = parse_number(extracted)
+    found = [] if value is None else [value]
+    return found + [float(n.replace(",", "")) for n in _MMMU_NUMBER.findall(extracted)]
+
+
 def judge(doc, extracted: str) -> bool:
-    return any(shared_judge(extracted, t) for t in targets(doc))
+    found = targets(doc)
+    if doc["question_type"] == "multiple-choice":
+        return any(shared_judge(extracted, t) for t in found)
+    numbers = _numbers(extracted)
+    for t in found:
+        if t.answer_type == "float":
+            gold = float(str(t.answer).replace(",", ""))
+            if any(numbers_match(n, gold, NUMBER_RULES) for n in numbers):
+                return True
+        elif shared_judge(extracted, t):
+            return True
+    return False
 
 
 def image_order(doc) -> list[int]:

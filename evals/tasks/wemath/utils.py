@@ -8,6 +8,12 @@ Schema (We-Math/We-Math): ID (shared by a problem's steps), split, knowledge con
 Scores (WeMath's four-way diagnosis, as lmms-eval computes it), over the n multi-step problems: IK (a step wrong and
 the whole wrong), IG (every step right, the whole wrong), RM (the whole right but steps wrong: strict: any step
 wrong; loose: every step wrong); score = (n - 0.5 IG - RM - IK) / n.
+
+The official rule (We-Math ``evaluation/accuracy.py`` and ``four_dimensional_metrics.py``): the answer is the
+letter after the response's last "Answer" ("<Answer>: <<C>>"), compared with the gold letter. The gold is always
+read as a letter, also where the options are themselves letters ("A. F; B. D; C. B; D. I"); the option string is
+split at its marks A., B., ... whatever the separators ("A. 45° B. 60° ;C. 120°"), and an answer given as the
+option's text counts as that option.
 """
 
 import re
@@ -16,25 +22,26 @@ from collections import defaultdict
 from evals import task_utils as common
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
+from mmpr.answers import Rules, options_in_text
 
 FIELDS = BENCHMARKS["wemath"].fields
-_OPTION = re.compile(r"(?:^|;)\s*([A-H])\s*[.:：]\s*")
 _KEY = re.compile(r"^([23])steps_(\d|multi)$")
+RULES = Rules(letter_gold=True)
 
 
 def choices(doc) -> list[str]:
-    """The option texts of "A. 3 cm; B. 4 cm; ..."."""
-    text = str(doc["option"])
-    marks = list(_OPTION.finditer(text))
-    return [text[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(text)].strip().rstrip(";").strip()
-            for i, m in enumerate(marks)]
+    """The option texts of "A. 3 cm; B. 4 cm; ...", empty when the string holds no options A, B, ... in order."""
+    return options_in_text(str(doc["option"])) or []
 
 
 def target(doc) -> Target:
     require(doc, FIELDS, "WeMath")
     options = choices(doc)
     answer = str(doc["answer"]).strip()
-    return Target(answer, "multiple_choice", options if len(options) >= 2 else common.letters(5))
+    gold = ord(answer[0].upper()) - ord("A") + 1 if len(answer) == 1 and answer.isalpha() else 0
+    if len(options) < max(gold, 2) or not all(options):
+        options = common.letters(max(5, gold))
+    return Target(answer, "multiple_choice", options, rules=RULES)
 
 
 def doc_to_visual(doc):
@@ -42,10 +49,11 @@ def doc_to_visual(doc):
 
 
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):
-    options = choices(doc)
+    options = target(doc).choices
     # the options keep WeMath's own "A. ...; B. ..." text when they cannot be split
-    question = doc["question"] if len(options) >= 2 else f"{doc['question']}\n{doc['option']}"
-    return common.prompt(question, common.style_of(lmms_eval_specific_kwargs), options if len(options) >= 2 else None)
+    split = options == choices(doc)
+    question = doc["question"] if split else f"{doc['question']}\n{doc['option']}"
+    return common.prompt(question, common.style_of(lmms_eval_specific_kwargs), options if split else None)
 
 
 def categories(doc) -> dict[str, list[str]]:

@@ -10,8 +10,9 @@ COT = "I read the two points off the plot and divide rise by run.\n"
 
 def test_multiple_choice_in_the_question_text_and_floats():
     mc, area = doc("dynamath", 0), doc("dynamath", 1)
-    assert utils.target(mc).choices == ["A", "B", "C"]
+    assert utils.target(mc).choices == ["1", "2", "3"]  # "Choices: (A) 1 (B) 2 (C) 3"
     assert utils.process_results_cot(mc, [COT + "Final answer: (B) 2"])["accuracy"]["correct"]
+    assert utils.process_results_cot(mc, [COT + "Final answer: 2"])["accuracy"]["correct"]
     assert not utils.process_results_cot(mc, [COT + "Final answer: A"])["accuracy"]["correct"]
     assert utils.process_results_cot(area, [COT + "Final answer: 1.5"])["accuracy"]["correct"]
     assert utils.process_results_cot(area, [COT + "Final answer: 1.5004"])["accuracy"]["correct"]
