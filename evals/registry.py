@@ -75,38 +75,46 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
               paper={BASE: {"cot": 56.8, "direct": 58.3}, MPO: {"cot": 67.0, "direct": 64.5}}),
     Benchmark(name="mathvision", folder="mathvision", task="mmpr_mathvision_testmini", dataset="MathLLMs/MathVision",
               split="testmini", fields=("id", "question", "options", "decoded_image", "answer", "subject", "level"),
-              scorer=f"{_MC} when the item has options, else math-verify on the expression",
+              scorer=f"{_MC}, the gold a letter, named by letter or option value; else the expression equal as text "
+                     "or as values at 2 decimals (MATH-V evaluation/evaluate.py, utils.is_equal), math-verify beyond",
               paper={BASE: {"reported": 20.4}, MPO: {"reported": 25.7}}),
     Benchmark(name="pope", folder="pope", task="mmpr_pope", dataset="lmms-lab/POPE", split="test",
               fields=("question_id", "question", "answer", "image", "category"), scorer="yes / no",
               paper={BASE: {"reported": 86.9}, MPO: {"reported": 88.1}}),
     Benchmark(name="m3cot", folder="m3cot", task="mmpr_m3cot", dataset="LightChen2333/M3CoT", split="test",
               fields=("id", "category", "question", "choices", "context", "answer", "image", "domain", "topic"),
-              scorer=_MC, paper={BASE: {"reported": 59.3}, MPO: {"reported": 79.2}}),
+              scorer=f"{_MC}, the gold a letter; an option's full text names it (M3CoT utils/metric.py, judge_answer)",
+              paper={BASE: {"reported": 59.3}, MPO: {"reported": 79.2}}),
     Benchmark(name="mmmu", folder="mmmu", task="mmpr_mmmu_val", dataset="lmms-lab/MMMU", split="validation",
               fields=("id", "question", "options", "answer", "question_type", "image_1", "subfield",
                       "topic_difficulty"),
-              scorer=f"{_MC}, any of several listed answers counts; open answers: numbers equal at 2 decimals, "
-                     "else normalised text",
+              scorer=f"{_MC}, any of several listed answers counts; open answers: a number equal to the gold at 2 "
+                     "decimals, else the gold text contained, case aside (MMMU mmmu/utils/eval_utils.py, eval_open)",
               paper={BASE: {"reported": 51.2}, MPO: {"reported": 54.0}}),
     Benchmark(name="mathverse", folder="mathverse", task="mmpr_mathverse_testmini_vision_only",
               dataset="CaraJ/MathVerse-lmmseval", dataset_name="testmini_version_split", split="vision_only",
               fields=("sample_index", "problem_index", "problem_version", "question", "image", "answer",
                       "question_type", "metadata"),
-              scorer="option letter (the options are drawn in the image); free-form by math-verify"),
+              scorer="option letter, or the option's text from question_for_eval (the options are drawn in the "
+                     "image); free-form by math-verify (MathVerse evaluation/score_answer_s2.py quick_match, widened)"),
     Benchmark(name="dynamath", folder="dynamath", task="mmpr_dynamath", dataset="lscpku/DynaMath_Sample",
               split="sample_all", headline="worst_case", resample_by="seed", unit="seed",
               fields=("id", "question", "decoded_image", "ground_truth", "answer_type", "subject", "knowledge_level"),
-              scorer=f"{_MC} / float (relative 1e-3) / text; worst case: a seed question counts only if every "
-                     "variant of it is right"),
+              scorer=f"{_MC} (options from the question's 'Choices:') / float within an absolute 0.001 / text "
+                     "containing the gold (DynaMath evaluation/opensource_json_eval.py); worst case: a seed question "
+                     "counts only if every variant of it (rows sharing id) is right"),
     Benchmark(name="wemath", folder="wemath", task="mmpr_wemath_testmini", dataset="We-Math/We-Math",
               split="testmini", headline="strict", resample_by="ID", unit="problem",
               fields=("ID", "split", "knowledge concept", "question", "option", "answer", "image_path", "key",
                       "question number"),
-              scorer=f"{_MC}; multi-step problems grouped by ID into the loose and strict scores"),
+              scorer=f"{_MC}, the gold a letter (We-Math evaluation/accuracy.py: the letter after the last "
+                     "'Answer'); multi-step problems grouped by ID into the loose and strict scores "
+                     "(four_dimensional_metrics.py)"),
     Benchmark(name="logicvista", folder="logicvista", task="mmpr_logicvista", dataset="lscpku/LogicVista",
               split="test", fields=("question", "image", "answer"),
-              scorer="the set of option letters (some items have two), or the number for numbered options"),
+              scorer="the set of option letters (some items have two), each given as letter or option text, or "
+                     "the number for numbered options (LogicVista eval/extract_accuracy.py: the extracted letter set "
+                     "equals the gold set)"),
     # local only: the held-out questions written by `python -m mmpr.synthetic_grid data OUT` (OUT/test.parquet)
     Benchmark(name="synthetic_grid", folder="synthetic_grid", task="mmpr_synthetic_grid", dataset="", split="test",
               fields=("id", "question", "answer", "answer_type", "kind", "image"), prompts=("cot", "direct"),

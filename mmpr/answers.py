@@ -33,6 +33,11 @@ _FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]|答案\s*[:：]", re.I)
 _ANSWER = re.compile(r"(?<![a-z])answer>?\s*[:：]", re.I)  # "Answer:" and We-Math's "<Answer>:"
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+# "The correct answer is (D) Ff." / "the answer should be 5": the sentence the benchmarks' stored outputs end with
+_SAID = re.compile(r"\b(?:the\s+)?(?:correct\s+|final\s+|right\s+|best\s+)?(?:answer|option|choice)\s+"
+                   r"(?:is|should\s+be|would\s+be|will\s+be)\s*:?\s*", re.I)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+_END_TOKENS = re.compile(r"(?:\s*(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<eos>|<end_of_turn>))+\s*$")
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -151,7 +156,8 @@ def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATION
     """The final answer a chain-of-thought response states, or None.
 
     Looks for the last ``<answer>...</answer>`` tag (R1-style), then the last ``Final answer:`` (or the Chinese
-    prompts' ``答案:``), then the last ``\\boxed{}``, then the last ``Answer:``. Returns None when there is no
+    prompts' ``答案:``), then the last ``\\boxed{}``, then the last ``Answer:`` (We-Math's ``<Answer>:`` too),
+    then (not ``strict``) the sentence after the last "the (correct) answer is". Returns None when there is no
     such answer, when it is empty or ambiguous (several different boxed values on the answer line), or when
     fewer than ``min_rationale_words`` words of reasoning precede it: such responses are the "format" negatives
     of the data engine and "unparsable" in the evaluations.
@@ -169,6 +175,7 @@ def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATION
     thought = _THINK_CLOSE.sub(" ", _THINK_OPEN.sub(" ", response[:len(response) - len(answer_part)]))
     # "\\[ \\text{Answer: D} \\]": the trigger hides inside a text command
     response = unwrap_text_commands(answer_part) if "\\" in answer_part else answer_part
+    response = _END_TOKENS.sub("", response)
     has_tag = any(t in response for t in ("answer>", "Answer>", "ANSWER>"))
     tag = _last(_ANSWER_TAG, response) if has_tag else None
     if tag is not None:
@@ -177,12 +184,18 @@ def extract_final_answer(response: str, *, min_rationale_words: int = MIN_RATION
         answer = _one_answer(tag[1].strip())
     else:
         final = _last(_FINAL, response) or _last(_BOXED, response) or _last(_ANSWER, response)
+        if final is None and not strict:
+            final = _last(_SAID, response)
         if final is None:
             return None
         if not _rationale_ok(thought + response[:final.start()], min_rationale_words):
             return None
         if final.re is _BOXED:  # judge the whole line the last box is on: two different boxes there are ambiguous
             line = _after(response, response.rfind("\n", 0, final.start()) + 1)
+        elif final.re is _SAID:  # the rest of its sentence
+            rest = response[final.end():]
+            end = _SENTENCE_END.search(rest)
+            line = rest[:end.start()] if end else rest
         else:
             line = _after(response, final.end())
         answer = _one_answer(line)

@@ -24,7 +24,7 @@ def test_agreement_with_lmms_eval_scoring_through_a_local_judge():
         report = agreement(records, judge_url=server.url, judge_model="rule-judge")
         assert server.requests, "lmms-eval's extraction went to the local judge"
     assert report.total == 4 and report.agree == 2 and report.agreement_rate == 50.0
-    assert report.ours_accuracy == 25.0 and report.lmms_eval_accuracy == 75.0
+    assert report.ours_accuracy == 25.0 and report.official_accuracy == 75.0
     assert report.ours_unparsable == 2
-    assert [(d.doc_id, d.ours_correct, d.lmms_eval_correct) for d in report.disagreements] == [
+    assert [(d.doc_id, d.ours_correct, d.official_correct) for d in report.disagreements] == [
         ("3", False, True), ("4", False, True)]

@@ -118,6 +118,11 @@ def categories(doc) -> dict[str, list[str]]:
     return out
 
 
-globals().update(common.processors(target, categories, lambda doc: doc.get("id"), judge=judge))
+def reference(doc) -> dict:
+    """What MMMU's own scoring reads (for evals.agreement)."""
+    return {"question_type": str(doc["question_type"]), "options": options(doc), "answers": answers(doc)}
+
+
+globals().update(common.processors(target, categories, lambda doc: doc.get("id"), reference, judge=judge))
 accuracy = common.accuracy
 unparsable = common.unparsable
