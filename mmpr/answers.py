@@ -34,7 +34,7 @@ _ANSWER = re.compile(r"(?<![a-z])answer>?\s*[:：]", re.I)  # "Answer:" and We-M
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 # "The correct answer is (D) Ff." / "the answer should be 5": the sentence the benchmarks' stored outputs end with
-_SAID = re.compile(r"\b(?:the\s+)?(?:correct\s+|final\s+|right\s+|best\s+)?(?:answer|option|choice)\s+"
+_SAID = re.compile(r"\b(?:(?:correct|final|right|best)\s+(?:answer|option|choice)|answer)\s+"
                    r"(?:is|should\s+be|would\s+be|will\s+be)\s*:?\s*", re.I)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _END_TOKENS = re.compile(r"(?:\s*(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<eos>|<end_of_turn>))+\s*$")
@@ -309,9 +309,10 @@ _LETTER_FORMS = [
 ]
 # read only after the options' own texts: an option may itself be "(b) ..." or "option D in the image ..."
 _LATE_LETTER_FORMS = [
-    re.compile(r"^\(([a-z])\)(?=[\s.:,]|$)"),                       # (b)
+    re.compile(r"^\(([a-z])\)[.:]?$"),                              # (b), the whole answer (not "(a) the energy ...")
     re.compile(r"^(?:the\s+)?(?:correct\s+)?(?:option|choice|answer)\s*(?:is\s*)?:?\s*\(?([A-Za-z])\)?(?![A-Za-z])",
                re.I),                                                # option B | the answer is (b)
+    re.compile(r"^(?:image|figure|shape|picture|diagram|pattern)\s+\(?([A-Z])\)?\.?$", re.I),  # Image C, whole
 ]
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 
@@ -351,6 +352,10 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False,
     exact = frozenset(i for i, c in enumerate(raw) if c and c.lower() == t.lower())
     if exact:
         return exact
+    compact = _compact(t)
+    exact = frozenset(i for i, c in enumerate(raw) if compact and _compact(c) == compact)
+    if exact and len({raw[i] for i in exact}) == 1:  # "$\\frac{1}{300}$" is "\\frac{1}{300}"
+        return exact
     for form in _LATE_LETTER_FORMS:
         if (found := _letter(form.match(t), n)) is not None:
             return found
@@ -364,20 +369,22 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False,
         return by_text if len({raw[i] for i in by_text}) == 1 else frozenset()
     value = parse_number(t)
     if value is not None:
-        numeric = frozenset(i for i, c in enumerate(choices) if (v := parse_number(str(c))) is not None and
+        numeric = frozenset(i for i, c in enumerate(raw) if (v := _option_value(c)) is not None and
                             _close(v, value, NUMERIC_REL_TOL))
         if len({raw[i] for i in numeric}) == 1:
             return numeric
     return frozenset()
 
 
-_OPTION_MARK = re.compile(r"(?:^|(?<=[\s:;,]))(?:\(([A-H])\)(?=\s|$|[^\w\s])|([A-H])(?:[.)](?=\s|$)|[:：]))")
+_OPTION_MARK = re.compile(r"(?:^|(?<=[\s:;,.]))(?:\(([A-H])\)(?=\s|$|[^\w\s])|([A-H])(?:[.)](?=\s|$)|[:：．]))")
+_STRAY_MARK = re.compile(r"\s*;\s*[A-Z][.．:]\s")  # We-Math's "C. No.; F. No correct answer": F follows C
 
 
 def options_in_text(text: str) -> list[str] | None:
     """The options a question lists in its own text, in letter order, or None if it lists none.
 
-    Reads "Choices: (A) yes (B) no", "A. 45° B. 60° ;C. 120°" (stray separators) and one option per line;
+    Reads "Choices: (A) yes (B) no", "A. 45° B. 60° ;C. 120°" (stray separators), "B．②" (a full-width
+    period) and one option per line;
     the options are the last run of marks A, B, C, ... in order. An option drawn only in the image ("(A) (B)
     (C)") has an empty text: the letter still names it.
     """
@@ -397,8 +404,8 @@ def options_in_text(text: str) -> list[str] | None:
     for i, m in enumerate(best):
         end = best[i + 1].start() if i + 1 < len(best) else len(text)
         body = text[m.end():end]
-        if i + 1 == len(best):  # the last option ends with its line
-            body = body.strip().split("\n")[0]
+        if i + 1 == len(best):  # the last option ends with its line, or where a stray mark starts
+            body = _STRAY_MARK.split(body.strip().split("\n")[0])[0]
         options.append(body.strip().strip(";,").strip())
     return options
 
@@ -453,16 +460,20 @@ def anls(prediction: str, answer: str) -> float:
 _math_verify_log_quieted = False
 
 
-def _latex_equal(prediction: str, answer: str) -> bool:
+def _math_verify_timeout() -> int | None:
+    """math-verify's timeout for this thread: its signal.alarm works only in the main thread (elsewhere it is
+    off, and its warning about that is quieted)."""
     global _math_verify_log_quieted
-    from math_verify import parse, verify
-
     if not _math_verify_log_quieted:
-        # math-verify warns on every call made without its signal-based timeout
         logging.getLogger("math_verify").setLevel(logging.ERROR)
         _math_verify_log_quieted = True
-    # its timeout uses signal.alarm, which only works in the main thread
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def _latex_equal(prediction: str, answer: str) -> bool:
+    from math_verify import parse, verify
+
+    timeout = _math_verify_timeout()
 
     def wrap(s: str) -> str:
         s = _plain_number_text(unwrap_text_commands(s))  # math-verify misreads \\mathrm{e} and "1,22"
@@ -482,9 +493,30 @@ _NOT_A_PLAIN_NUMBER = re.compile(r"\\pm|±|∓|[<>≤≥=]|\\[lg]eq?\b|\\ne\b")
 _OPERATOR = re.compile(r"[-+*/^=<>±∓√]|\\[a-z]+")
 
 
+_LATEX_NOISE = re.compile(r"\s+|\$|\\[,;! ]|\\displaystyle|\\left|\\right|~")
+
+
 def _compact(text: str) -> str:
-    """``text`` with its LaTeX text commands, dollars and spaces out, lower case: operators and signs kept."""
-    return re.sub(r"\s+|\$|\\[,;!]", "", unwrap_text_commands(text)).lower()
+    """``text`` with its LaTeX text commands, dollars, sizing and spaces out, lower case: operators and signs kept
+    (``$\\dfrac{1}{2}$`` -> ``\\frac{1}{2}``)."""
+    return _LATEX_NOISE.sub("", unwrap_text_commands(text)).replace("\\dfrac", "\\frac").replace(
+        "\\tfrac", "\\frac").lower()
+
+
+@lru_cache(maxsize=65_536)
+def _option_value(text: str) -> float | None:
+    """The number an option states: plainly (``3.5 cm``), else as a LaTeX expression math-verify evaluates
+    (``$3 \\cdot 2^{5}$`` -> 96)."""
+    value = parse_number(text)
+    if value is not None or not re.search(r"\\|\^|\*", text):
+        return value
+    from math_verify import parse
+
+    try:
+        parsed = parse(text if "$" in text else f"${text}$", parsing_timeout=_math_verify_timeout())
+        return float(parsed[0]) if parsed and getattr(parsed[0], "is_number", False) else None
+    except Exception:  # noqa: BLE001 - an option math-verify cannot evaluate has no value
+        return None
 
 
 def _plain_number_text(text: str) -> str:

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from evals.scoring import judge, mathvista_target
+from evals.registry import get
+from evals.scoring import judge, mathvision_target, mathvista_target, score_extracted
 from evals.tasks.mmmu import utils as mmmu
 from mmpr.answers import extract_final_answer, is_correct
 
 CORPUS = Path(__file__).parent / "judge_corpus"
-SCORERS = {"is_correct", "mathvista", "mmmu", "extract"}
+SCORERS = {"is_correct", "mathvista", "mmmu", "extract", "benchmark"}
+SUITE = ("mmmu", "mathverse", "dynamath", "wemath", "logicvista", "m3cot", "mathvision")
 
 
 def _load() -> list[dict]:
@@ -36,10 +38,27 @@ def source_says(case: dict):
     return case["source_result"] if case["scorer"] == "extract" else case["source_verdict"]
 
 
+def benchmark_says(case: dict) -> bool:
+    """A suite benchmark's verdict through its task's own rule: on the whole ``response`` (extracted as a CoT
+    evaluation does) or on the stated ``prediction``. The corpus keeps the fields the rule reads; the rest of the
+    benchmark's schema is filled with None."""
+    bench = get(case["benchmark"])
+    utils = bench.utils()
+    doc = {**{f: None for f in bench.fields}, **case["doc"]}
+    if "response" in case:
+        return utils.process_results_cot(doc, [case["response"]])["accuracy"]["correct"]
+    target = mathvision_target(doc) if bench.name == "mathvision" else utils.target(doc)
+    rule = getattr(utils, "judge", None)
+    return score_extracted(case["prediction"].strip() or None, target,
+                           (lambda extracted: rule(doc, extracted)) if rule else None).correct
+
+
 def project_says(case: dict):
     scorer = case["scorer"]
     if scorer == "extract":
         return extract_final_answer(case["response"], strict=case["strict"])
+    if scorer == "benchmark":
+        return benchmark_says(case)
     prediction = case["prediction"]
     if scorer == "is_correct":
         return is_correct(prediction, case["answer"], answer_type=case["answer_type"], choices=case.get("choices"))
@@ -60,6 +79,13 @@ def test_the_corpus_is_large_and_well_formed():
         differs = source_says(case) != case["expected"]
         assert differs == bool(case.get("why")), f"{case['_at']}: a 'why' exactly where the verdicts differ"
     assert len({c["source"].split(":")[0] for c in CASES}) >= 5
+
+
+def test_every_suite_benchmark_has_its_own_cases():
+    for name in SUITE:
+        cases = [c for c in CASES if c["scorer"] == "benchmark" and c["benchmark"] == name]
+        assert len(cases) >= 25, name
+        assert len({c["source"].split(":")[0] for c in cases}) >= 1
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["_at"] for c in CASES])
