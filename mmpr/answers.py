@@ -247,7 +247,7 @@ _UNIT_POWER = re.compile(r"([A-Za-z°])\s*(?:\^\s*\{?\s*[23]\s*\}?|[²³])")
 # a period after a number ends a sentence ("4 or 5."), it is no decimal point
 _NUMBER = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w]|\.\d)"
                      r"|(?<![\w.])[-+−]?\.\d+(?![\w]|\.\d)")
-_PI = re.compile(r"([-+−]?\d+(?:\.\d+)?)?\s*\*?\s*(?:\\pi\b|π)(?:\s*/\s*(\d+(?:\.\d+)?))?")
+_PI = re.compile(r"([-+−]?(?:\d+(?:\.\d+)?)?)\s*\*?\s*(?:\\pi\b|π)(?:\s*/\s*(\d+(?:\.\d+)?))?")
 # Math-Verify's readings: "1,22" and "1000,99" are decimal commas (a group of three digits is a thousands
 # separator); "1 000" / "1\,000" group digits with a (thin) space
 _DECIMAL_COMMA = re.compile(r"^\s*([-+−]?\d+),(\d{1,2}|\d{4,})\s*$")
@@ -265,7 +265,8 @@ def _strip_latex(text: str) -> str:
 
 
 def _pi_value(m: re.Match[str]) -> str:
-    value = float((m[1] or "1").replace("−", "-")) * math.pi / float(m[2] or 1)
+    coefficient = m[1].replace("−", "-")
+    value = float(coefficient + "1" if coefficient in ("", "-", "+") else coefficient) * math.pi / float(m[2] or 1)
     return f" {value!r} "
 
 
@@ -349,7 +350,8 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False,
     for form in _LETTER_FORMS:
         if (found := _letter(form.match(t), n)) is not None:
             return found
-    exact = frozenset(i for i, c in enumerate(raw) if c and c.lower() == t.lower())
+    # an answer line loses its final period: "option A in the image is the right option." is that option
+    exact = frozenset(i for i, c in enumerate(raw) if c and c.lower().rstrip(".") == t.lower().rstrip("."))
     if exact:
         return exact
     compact = _compact(t)
@@ -376,7 +378,7 @@ def choice_indices(text: str, choices: list[str], *, gold: bool = False,
     return frozenset()
 
 
-_OPTION_MARK = re.compile(r"(?:^|(?<=[\s:;,.]))(?:\(([A-H])\)(?=\s|$|[^\w\s])|([A-H])(?:[.)](?=\s|$)|[:：．]))")
+_OPTION_MARK = re.compile(r"(?:^|(?<=[\s:;,.]))(?:\(([A-H])\)|([A-H])(?:[.)](?=\s|$)|[:：．]))")
 _STRAY_MARK = re.compile(r"\s*;\s*[A-Z][.．:]\s")  # We-Math's "C. No.; F. No correct answer": F follows C
 
 
@@ -408,6 +410,29 @@ def options_in_text(text: str) -> list[str] | None:
             body = _STRAY_MARK.split(body.strip().split("\n")[0])[0]
         options.append(body.strip().strip(";,").strip())
     return options
+
+
+_SEVERAL = re.compile(r"\s*(?:,|;|&|/|\n|\band\b)\s*", re.I)
+
+
+def choice_set(text: str, choices: list[str]) -> frozenset[int] | None:
+    """The options an answer naming one or several of them names ("A, C", "C and A", "(A) and (C)", one per
+    line), each part read by :func:`choice_index`; None if a part names no option."""
+    whole = choice_index(text, choices)
+    if whole is not None:
+        return frozenset({whole})
+    found = set()
+    for part in (p for p in _SEVERAL.split(text.strip()) if p):
+        index = choice_index(part, choices)
+        if index is None:
+            return None
+        found.add(index)
+    return frozenset(found) or None
+
+
+def several_choices(answer: str) -> bool:
+    """Whether a gold names several options ("B, D", "C\nD")."""
+    return len([p for p in _SEVERAL.split(answer.strip()) if p]) > 1
 
 
 def choice_index(text: str, choices: list[str]) -> int | None:

@@ -1,16 +1,22 @@
+import math
 import threading
 
 import pytest
 
 from mmpr.answers import (
+    DEFAULT_RULES,
+    LETTERS,
+    Rules,
     UnscorableItem,
     anls,
     answer_score,
     choice_index,
     choice_indices,
     extract_final_answer,
+    gold_choices,
     is_correct,
     normalize_text,
+    options_in_text,
     parse_number,
     split_thinking,
 )
@@ -221,3 +227,122 @@ def test_extraction_strips_thinking_and_counts_it_as_reasoning():
                                 "Final answer: 7", strict=True) == "7"
     assert extract_final_answer("<think>3 plus 4 makes 7. Final answer: 7") is None
     assert extract_final_answer("<think>\n\n</think>\n\nFinal answer: 7") is None  # no reasoning anywhere
+
+
+# ------------------------------------------------------------------------ issue 22: scoring as the benchmarks score
+
+EMPTY_ANSWERS = [*"#)(?-.,;:!*_~/\\|\"'`", "", " ", "...", "--", "()", "the", "a", "an", "The", "an the", "?!"]
+
+
+@pytest.mark.parametrize("letter", list(LETTERS))
+def test_nothing_that_normalises_to_nothing_is_ever_an_option(letter):
+    """Punctuation and stop words against every letter option, as gold letter and as gold text."""
+    choices = list(LETTERS[:LETTERS.index(letter) + 1])
+    for rules in (DEFAULT_RULES, Rules(letter_gold=True)):
+        for answer in EMPTY_ANSWERS:
+            if answer.strip().upper() == letter:
+                continue
+            assert not is_correct(answer, letter, answer_type="multiple_choice", choices=choices, rules=rules), answer
+    for answer in EMPTY_ANSWERS:
+        if answer.strip().upper() != letter:
+            assert not is_correct(answer, letter, answer_type="text"), answer
+            assert not is_correct(answer, letter, answer_type="text", rules=Rules(text="contains")), answer
+
+
+def test_a_letter_is_never_an_article():
+    assert normalize_text("A") == "a" and normalize_text("the") == "the" and normalize_text("a cat") == "cat"
+    assert is_correct("A", "A", answer_type="multiple_choice", choices=["A", "B", "C", "D"])
+    assert not is_correct("#", "A", answer_type="multiple_choice", choices=["A", "B", "C", "D"])
+    assert not is_correct("the", "a", answer_type="text")
+    assert choice_index("A, C", list("ABCD")) is None  # two letters, not "c" once the article "a" is dropped
+
+
+def test_a_letter_gold_is_read_as_a_letter_where_the_options_are_letters():
+    options = ["F", "D", "B", "I", "No correct answer"]  # We-Math 2steps_9: "A. F; B. D; C. B; D. I"
+    letter = Rules(letter_gold=True)
+    assert gold_choices("B", options, letter_gold=True) == {1}
+    assert gold_choices("B", options) == {2}  # MathVista's golds are option texts
+    assert is_correct("B", "B", answer_type="multiple_choice", choices=options, rules=letter)
+    assert not is_correct("D", "B", answer_type="multiple_choice", choices=options, rules=letter)  # the letter D
+    assert not is_correct("C", "B", answer_type="multiple_choice", choices=options, rules=letter)
+
+
+@pytest.mark.parametrize("text, options", [
+    ("Is it periodic? Choices: (A) Yes (B) No", ["Yes", "No"]),
+    ("how many zeros? choice: (A) 2 (B) 1 (C) 0", ["2", "1", "0"]),
+    ("A. 45° B. 60° ;C. 120°; D. 150°; E. No correct answer", ["45°", "60°", "120°", "150°", "No correct answer"]),
+    ("A. ①;B．②;C. ③; D. Cannot be determined", ["①", "②", "③", "Cannot be determined"]),
+    ("A. ①; ③;B. ②; ③;C. ②; ④", ["①; ③", "②; ③", "②; ④"]),
+    ("A. Yes;B. No.; F. No correct answer", ["Yes", "No."]),
+    ("the angle is ()\nChoices:\nA:40°\nB:60°\nC:120°\nD:140°", ["40°", "60°", "120°", "140°"]),
+    ("Select from A, B, C, and D. (A) 140TWh (B) 400TWh (C) 64TWh (D) 96TWh", ["140TWh", "400TWh", "64TWh", "96TWh"]),
+    ("What diagram replaces it? Select from A, B, C, and D. (A) (B) (C) (D)", ["", "", "", ""]),
+    ("its equation.A. \\frac{x^2}{81} = 1 B. Can not determine.", ["\\frac{x^2}{81} = 1", "Can not determine."]),
+    ("Which figure comes next?", None), ("Point A lies on BC.", None),
+])
+def test_options_written_in_the_question(text, options):
+    assert options_in_text(text) == options
+
+
+COT22 = "I compare the marked lengths in the figure one by one and work it out.\n"
+
+
+@pytest.mark.parametrize("response, expected", [
+    (COT22 + "\\[ \\text{Answer: D} \\]", "D"),
+    (COT22 + "\\[\\boxed{\\text{E}}\\]", "E"),
+    (COT22 + "Answer: (\\text{B})", "(B)"),
+    (COT22 + "Answer:\n\nC", "C"),
+    (COT22 + "<Answer>: <<C>>", "C"),
+    (COT22 + "Answer: （A)", "（A)"),
+    ("<think>" + COT22 + "</think>\nAnswer: B", "B"),
+    ("<think>" + COT22 + "so it is B", None),
+    (COT22 + "Therefore, the correct answer is (D) Ff.</s>", "(D) Ff"),
+    (COT22 + "The answer is 2.9 km. That is all.", "2.9 km"),
+    (COT22 + "the popular choice is automatically correct.", None),
+])
+def test_answer_forms_of_stored_outputs(response, expected):
+    assert extract_final_answer(response) == expected
+
+
+@pytest.mark.parametrize("prediction, choices, index", [
+    ("（A)", ["3", "4"], 0), ("(b)", ["3", "4"], 1), ("(\\text{B})", ["3", "4"], None),
+    ("option D in the image is the answer.", ["the solution is option A in the image.", "option B in the image",
+                                             "x", "option D in the image is the answer."], 3),
+    ("Image C", list("ABCD"), 2), ("(a) the kinetic energy is 9672 J", ["9673J", "5723J"], None),
+    ("$\\frac{1}{300}$", ["$\\frac{1}{100}$", "$\\frac{1}{300}$"], 1),
+    ("50(5-\\sqrt{5})", ["$50(5+\\sqrt{5})$", "$50(5-\\sqrt{5})$"], 1),
+    ("96", ["$3 \\cdot 2^{5}$", "$3^{6}$"], 0),
+])
+def test_choice_forms(prediction, choices, index):
+    assert choice_index(prediction, choices) == index
+
+
+@pytest.mark.parametrize("text, value", [
+    ("24π", 24 * math.pi), ("2π/3", 2 * math.pi / 3), ("\\frac{2\\pi}{3}", 2 * math.pi / 3), ("-π", -math.pi),
+    ("It could be 4 or 5.", None), ("The length is 5.", 5), ("1,22", 1.22), ("1000,99", 1000.99),
+    ("1 000", 1000), ("1\\,000", 1000), ("1\u2009000", 1000), ("1,234", 1234), ("(1,2)", None),
+])
+def test_numbers_as_the_benchmarks_write_them(text, value):
+    assert parse_number(text) == (None if value is None else pytest.approx(value))
+
+
+def test_rules_for_numbers_and_containment():
+    absolute = Rules(numbers="absolute", tolerance=1e-3)
+    assert is_correct("75.398", "75.3982", answer_type="float", rules=absolute)
+    assert is_correct("24π", "75.398", answer_type="float", rules=absolute)
+    assert not is_correct("75.45", "75.398", answer_type="float", rules=absolute)  # relative 1e-3 would accept
+    assert is_correct("0.0009", "0", answer_type="float", rules=absolute)
+    decimals = Rules(numbers="decimals", tolerance=2)
+    assert is_correct("3.141", "3.14", answer_type="float", rules=decimals)
+    assert not is_correct("3.146", "3.14", answer_type="float", rules=decimals)
+    contains = Rules(text="contains")
+    assert is_correct("September", "Sep", answer_type="text", rules=contains)
+    assert is_correct("the embryonic stage", "embryonic", answer_type="text", rules=contains)
+    assert not is_correct("cat", "a", answer_type="text", rules=contains)
+    assert not is_correct("September", "Sep", answer_type="text")
+
+
+def test_a_sign_is_never_normalised_away():
+    assert not is_correct("$1 + \\frac{1}{\\mathrm{e}}$", "$1 - \\frac{1}{\\mathrm{e}}$", answer_type="latex")
+    assert is_correct("$1 - \\frac{1}{\\mathrm{e}}$", "$1 - \\frac{1}{\\mathrm{e}}$", answer_type="latex")
+    assert is_correct("1,22", "1.22", answer_type="latex") and is_correct("1 000", "1000", answer_type="latex")

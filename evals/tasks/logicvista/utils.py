@@ -11,16 +11,13 @@ part of the final answer is an option letter, or an option's text where the ques
 ("Select from A, B, C, and D. (A) 140TWh (B) 400TWh ...").
 """
 
-import re
-
 from evals import task_utils as common
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
-from mmpr.answers import Rules, choice_index, options_in_text
+from mmpr.answers import Rules, choice_set, options_in_text, several_choices
 
 FIELDS = BENCHMARKS["logicvista"].fields
-_SPLIT = re.compile(r"\s*(?:,|;|&|/|\band\b)\s*", re.I)
 LETTERS = common.letters(9)
 RULES = Rules(letter_gold=True)
 CAPABILITIES = ("skill", "broad_capability", "specific_capability", "capability")
@@ -32,27 +29,12 @@ def options(doc) -> list[str]:
     return found if len(found) >= 2 and all(found) else LETTERS
 
 
-def _letters(text: str, choices: list[str]) -> frozenset[int] | None:
-    """The options ``text`` names, each part read by the shared judge as a letter or an option's text; None if a
-    part names no option."""
-    whole = choice_index(text, choices)
-    if whole is not None:
-        return frozenset({whole})
-    found = set()
-    for part in (p for p in _SPLIT.split(text.strip()) if p):
-        index = choice_index(part, choices)
-        if index is None:
-            return None
-        found.add(index)
-    return frozenset(found) or None
-
-
 def target(doc) -> Target:
     require(doc, FIELDS, "LogicVista")
     answer = str(doc["answer"]).strip()
     if answer.isdigit():
         return Target(answer, "integer")
-    several = len(_SPLIT.split(answer)) > 1
+    several = several_choices(answer)
     return Target(answer, "list" if several else "multiple_choice", None if several else options(doc), rules=RULES)
 
 
@@ -60,8 +42,8 @@ def judge(doc, extracted: str) -> bool:
     t = target(doc)
     if t.answer_type == "integer":
         return shared_judge(extracted, t)
-    gold = _letters(t.answer, LETTERS)
-    return gold is not None and _letters(extracted, options(doc)) == gold
+    gold = choice_set(t.answer, LETTERS)
+    return gold is not None and choice_set(extracted, options(doc)) == gold
 
 
 def doc_to_visual(doc):

@@ -17,7 +17,8 @@ option's text and to equal values.
 from evals import task_utils as common
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
-from mmpr.answers import Rules, options_in_text
+from evals.scoring import judge as shared_judge
+from mmpr.answers import Rules, choice_set, options_in_text, several_choices
 
 FIELDS = BENCHMARKS["mathverse"].fields
 RULES = Rules(letter_gold=True)
@@ -25,16 +26,36 @@ SEE_IMAGE = "Answer the question shown in the image."
 SEE_OPTIONS = "Answer the question shown in the image; its options are shown there too. Give the option's letter."
 
 
+def options(doc) -> list[str]:
+    """The options ``question_for_eval`` lists ("Choices:\nA:5\nB:6 ..."), else the letters A-E."""
+    found = options_in_text(str(doc.get("question_for_eval") or "")) or []
+    return found if len(found) >= 2 and all(found) else common.letters(5)
+
+
+def _letters(answer: str) -> bool:
+    return all(len(p) == 1 and p.upper() in "ABCDEFGH" for p in answer.replace(",", " ").split())
+
+
 def target(doc) -> Target:
     require(doc, FIELDS, "MathVerse")
     answer = str(doc["answer"]).strip()
-    if doc["question_type"] == "multi-choice" and len(answer) == 1 and answer.upper() in "ABCDEFGH":
-        options = options_in_text(str(doc.get("question_for_eval") or "")) or []
-        count = max(5, "ABCDEFGH".find(answer.upper()) + 1)
-        if len(options) < "ABCDEFGH".find(answer.upper()) + 1 or not all(options):
-            options = common.letters(count)
-        return Target(answer, "multiple_choice", options, rules=RULES)
+    if doc["question_type"] == "multi-choice" and answer and _letters(answer):
+        choices = options(doc)
+        if max("ABCDEFGH".find(p.upper()) for p in answer.replace(",", " ").split()) >= len(choices):
+            choices = common.letters(8)
+        return Target(answer, "list" if several_choices(answer) else "multiple_choice",
+                      None if several_choices(answer) else choices, rules=RULES)
     return Target(answer, "latex", rules=RULES)
+
+
+def judge(doc, extracted: str) -> bool:
+    """A gold of several letters ("C\nD") is right only as exactly that set of options."""
+    t = target(doc)
+    if t.answer_type != "list":
+        return shared_judge(extracted, t)
+    choices = options(doc) if len(options(doc)) >= 2 else common.letters(8)
+    gold = choice_set(t.answer, common.letters(len(choices)))
+    return gold is not None and choice_set(extracted, choices) == gold
 
 
 def doc_to_visual(doc):
@@ -57,6 +78,6 @@ def categories(doc) -> dict[str, list[str]]:
     return out
 
 
-globals().update(common.processors(target, categories, lambda doc: doc.get("sample_index")))
+globals().update(common.processors(target, categories, lambda doc: doc.get("sample_index"), judge=judge))
 accuracy = common.accuracy
 unparsable = common.unparsable

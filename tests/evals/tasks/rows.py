@@ -4,6 +4,8 @@ scoring tests and the end-to-end run on local files."""
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 from datasets import Dataset, Features, Image, List, Value
 
@@ -128,3 +130,37 @@ def write_parquet(name: str, path) -> str:
 def doc(name: str, i: int = 0) -> dict:
     """Row ``i`` as lmms-eval hands it to a task (images decoded)."""
     return Dataset.from_list(ROWS[name](), features=FEATURES[name])[i]
+
+
+PUBLISHED = Path(__file__).parent.parent / "data" / "published_options.json"
+
+
+def published(name: str) -> list[dict]:
+    """Rows of ``name``'s published files (their source in the json), cut to what the benchmark's target reads,
+    with the rest of the schema None: the real option structures (letters as options, options in the question,
+    irregular separators)."""
+    rows = json.loads(PUBLISHED.read_text(encoding="utf-8"))[name]["rows"]
+    fields = FEATURES[name]
+    return [{**{f: None for f in fields}, **row} for row in rows]
+
+
+def smoke(utils, name: str, target=None) -> int:
+    """Every published row of ``name`` gets a target and is scored without raising: its gold letter stated as a CoT
+    answer is right, and so is the gold option's text where the options are written out. Returns the rows seen."""
+    from mmpr.answers import LETTERS
+
+    target = target or utils.target
+    cot = "I read the figure and compare the candidates one by one.\nAnswer: "
+    for row in published(name):
+        t = target(row)
+        gold = t.answer if isinstance(t.answer, str) else t.answer[0]
+        record = utils.process_results_cot(row, [cot + gold.replace("\n", ", ")])["accuracy"]  # "C\nD": both
+        if not gold:  # LogicVista v1_447 has no answer: unscorable, never raised
+            assert not record["scorable"], row
+            continue
+        assert record["correct"] and record["scorable"], (row, record)
+        if t.answer_type == "multiple_choice" and len(gold) == 1 and gold in LETTERS:
+            text = t.choices[LETTERS.index(gold)]
+            if len(text) > 1 and sum(c.strip().lower() == text.strip().lower() for c in t.choices) == 1:
+                assert utils.process_results_cot(row, [cot + text])["accuracy"]["correct"], (row, text)
+    return len(published(name))

@@ -2,7 +2,7 @@ import pytest
 
 from evals.registry import get
 from evals.scoring import MissingField
-from tests.evals.tasks.rows import ROWS, doc
+from tests.evals.tasks.rows import ROWS, doc, smoke
 
 utils = get("dynamath").utils()
 COT = "I read the two points off the plot and divide rise by run.\n"
@@ -37,3 +37,7 @@ def test_worst_case_needs_every_variant_of_a_seed():
 def test_a_missing_field_is_named():
     with pytest.raises(MissingField, match="DynaMath: the dataset has no field ground_truth"):
         utils.target({k: v for k, v in doc("dynamath", 0).items() if k != "ground_truth"})
+
+
+def test_every_published_option_structure_gets_a_target():
+    assert smoke(utils, "dynamath") > 100

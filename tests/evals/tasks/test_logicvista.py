@@ -2,7 +2,7 @@ import pytest
 
 from evals.registry import get
 from evals.scoring import MissingField
-from tests.evals.tasks.rows import doc
+from tests.evals.tasks.rows import doc, smoke
 
 utils = get("logicvista").utils()
 COT = "The square moves one cell to the right each time, so the missing figure follows.\n"
@@ -27,3 +27,7 @@ def test_categories_are_the_skills_and_capabilities():
 def test_a_missing_field_is_named():
     with pytest.raises(MissingField, match="LogicVista: the dataset has no field answer"):
         utils.target({k: v for k, v in doc("logicvista", 0).items() if k != "answer"})
+
+
+def test_every_published_option_structure_gets_a_target():
+    assert smoke(utils, "logicvista") > 100

@@ -2,7 +2,7 @@ import pytest
 
 from evals.registry import get
 from evals.scoring import MissingField
-from tests.evals.tasks.rows import doc
+from tests.evals.tasks.rows import doc, smoke
 
 utils = get("m3cot").utils()
 COT = "The brick is made of clay and is much denser than a feather.\n"
@@ -39,3 +39,7 @@ def test_a_missing_field_is_named():
     d = {k: v for k, v in doc("m3cot", 0).items() if k != "choices"}
     with pytest.raises(MissingField, match="M3CoT: the dataset has no field choices"):
         utils.target(d)
+
+
+def test_every_published_option_structure_gets_a_target():
+    assert smoke(utils, "m3cot") > 100

@@ -2,7 +2,7 @@ import pytest
 
 from evals.registry import get
 from evals.scoring import MissingField
-from tests.evals.tasks.rows import doc
+from tests.evals.tasks.rows import doc, smoke
 
 utils = get("mathverse").utils()
 COT = "The angle at the centre is twice the inscribed angle, so I halve it.\n"
@@ -38,3 +38,7 @@ def test_an_item_the_rules_cannot_judge_is_counted_not_a_crash():
     record = task_utils.process(d, [COT + "Final answer: A"], bad, "cot", {}, "1")["accuracy"]
     assert record["correct"] is False and not record["scorable"] and "names none of the choices" in record["problem"]
     assert record["parsable"] and record["extracted"] == "A"
+
+
+def test_every_published_option_structure_gets_a_target():
+    assert smoke(utils, "mathverse") > 100

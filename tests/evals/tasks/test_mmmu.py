@@ -2,7 +2,7 @@ import pytest
 
 from evals.registry import get
 from evals.scoring import MissingField
-from tests.evals.tasks.rows import doc
+from tests.evals.tasks.rows import doc, smoke
 
 utils = get("mmmu").utils()
 COT = "Reading the figure and recalling the relevant facts step by step.\n"
@@ -76,3 +76,7 @@ def test_numbers_agree_with_mmmus_own_rounding(gold, pred):
 
     theirs = normalize_str(pred)[0] in normalize_str(gold)
     assert _record(_doc("open", gold), COT + f"Final answer: {pred}")["correct"] is theirs
+
+
+def test_every_published_option_structure_gets_a_target():
+    assert smoke(utils, "mmmu") > 100

@@ -5,7 +5,7 @@ import pytest
 
 from evals.registry import get
 from evals.scoring import MissingField
-from tests.evals.tasks.rows import doc
+from tests.evals.tasks.rows import doc, smoke
 
 utils = get("wemath").utils()
 COT = "The rectangle is 2 cm by 4 cm, so its area is their product.\n"
@@ -77,3 +77,7 @@ def test_hand_worked_scores_and_cut_short_problems():
 def test_a_missing_field_is_named():
     with pytest.raises(MissingField, match="WeMath: the dataset has no field key"):
         utils.target({k: v for k, v in doc("wemath", 0).items() if k != "key"})
+
+
+def test_every_published_option_structure_gets_a_target():
+    assert smoke(utils, "wemath") > 100
