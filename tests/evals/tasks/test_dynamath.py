@@ -2,6 +2,7 @@ import pytest
 
 from evals.registry import get
 from evals.scoring import MissingField
+from mmpr.errors import UserError
 from tests.evals.tasks.rows import ROWS, doc, smoke
 
 utils = get("dynamath").utils()
@@ -41,3 +42,23 @@ def test_a_missing_field_is_named():
 
 def test_every_published_option_structure_gets_a_target():
     assert smoke(utils, "dynamath") > 100
+
+
+def test_worst_case_stops_when_no_seed_has_two_variants():
+    """lmms-eval's DynaMath loader groups a seed's variants by ``id``; a split where every row has its own id would
+    make the worst case equal the average, so it stops with one line instead."""
+    rows = [{**row, "id": str(i)} for i, row in enumerate(ROWS["dynamath"](seeds=2, variants=2))]
+    records = [utils.process_results_cot(row, [COT + "Final answer: B"])["accuracy"] for row in rows]
+    with pytest.raises(UserError, match="no seed has two variants"):
+        utils.summarize(records)
+    assert utils.summarize(records[:1])["seeds"] == 1  # one sample is no grouping failure
+
+
+@pytest.mark.parametrize("kind, gold, answer, correct", [
+    ("float", "75.398", "24π", True), ("float", "2.0944", "2π/3", True), ("float", "2.0944", "2.0956", False),
+    ("float", "2.0944", "2.0950", True), ("float", "1.5", "It could be 1 or 2.", False),
+    ("text", "Sep", "September", True), ("text", "Sep", "Oct", False), ("text", "y = 4", "Y = 4", True),
+])
+def test_the_official_rule_absolute_floats_and_containment(kind, gold, answer, correct):
+    row = {**doc("dynamath", 1), "answer_type": kind, "ground_truth": gold}
+    assert utils.process_results_cot(row, [COT + f"Final answer: {answer}"])["accuracy"]["correct"] is correct

@@ -21,6 +21,16 @@ def test_single_and_several_letters_and_numbered_options(i, response, correct):
 
 def test_categories_are_the_skills_and_capabilities():
     assert utils.categories(doc("logicvista", 0)) == {"skill": ["inductive"], "capability": ["diagram"]}
+    published = {**doc("logicvista", 0), "capability": None, "broad_capability": ["diagram and ocr"],
+                 "specific_capability": ["chart"]}  # the fields of lscpku/LogicVista
+    assert utils.categories(published) == {"skill": ["inductive"], "broad_capability": ["diagram and ocr"],
+                                           "specific_capability": ["chart"]}
+
+
+def test_options_written_in_the_question_are_named_by_their_text():
+    row = {**doc("logicvista", 0), "question": "Select from A, B, C, and D. (A) 140TWh (B) 400TWh (C) 64TWh (D) 96TWh"}
+    assert utils.process_results_cot(row, [COT + "Final answer: 64TWh"])["accuracy"]["correct"]
+    assert not utils.process_results_cot(row, [COT + "Final answer: 96TWh"])["accuracy"]["correct"]
     assert utils.categories({**doc("logicvista", 0), "skill": "deductive"})["skill"] == ["deductive"]
 
 

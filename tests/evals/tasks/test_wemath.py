@@ -21,6 +21,18 @@ def test_options_are_split_and_judged_by_letter_or_text():
     assert utils.categories(doc("wemath", 3))["steps"] == ["1step"]
 
 
+@pytest.mark.parametrize("option, answer, response, correct", [
+    ("A. F;    B. D;    C. B;    D. I; E. No correct answer", "B", "<Answer>: <<B>>", True),  # 2steps_9: letters
+    ("A. F;    B. D;    C. B;    D. I; E. No correct answer", "B", "Answer: C", False),
+    ("A. 45° B. 60° ;C. 120°; D. 150°; E. No correct answer", "C", "Answer: 120°", True),  # stray separators
+    ("A. ①;B．②;C. ③; D. Cannot be determined; E. No correct answer", "B", "Answer: ②", True),
+])
+def test_letter_golds_and_irregular_option_strings(option, answer, response, correct):
+    d = {**doc("wemath", 2), "option": option, "answer": answer}
+    assert utils.process_results_cot(d, [COT + response])["accuracy"]["correct"] is correct
+    assert "A. " not in utils.doc_to_text(d) or "\nA. " in utils.doc_to_text(d)
+
+
 def _records(problems: dict[str, tuple[list[bool], bool]]) -> list[dict]:
     out = []
     for pid, (steps, whole) in problems.items():
