@@ -5,7 +5,8 @@ string), explanation, image_1 .. image_7, img_type, answer, topic_difficulty, qu
 "open"), subfield. The question and options name their images "<image N>"; the images go in that order.
 
 The official rule (MMMU ``mmmu/utils/eval_utils.py``, kept by lmms-eval's ``tasks/mmmu/utils.py``): a
-multiple-choice answer is the option's letter or its text; the answer field may list several acceptable answers
+multiple-choice answer is the option's letter or its text (``parse_multi_choice_response``: a bare " B " in the answer,
+or an option's text within an answer of more than five words); the answer field may list several acceptable answers
 (any counts); an open answer is right when one of its numbers equals a numeric gold after rounding both to 2
 decimals, or when it contains a text gold, case aside (``eval_open``: "Tampa, Florida" for ["Tampa", "Florida"];
 a one-letter gold must stand as a word). Where MMMU picks a random option for a response naming none, the
@@ -16,10 +17,11 @@ import ast
 import re
 
 from evals import task_utils as common
+from evals.official import mmmu_choice, mmmu_open
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
-from mmpr.answers import Rules, numbers_match, parse_number
+from mmpr.answers import Rules, choice_indices, numbers_match, parse_number
 
 FIELDS = BENCHMARKS["mmmu"].fields
 _IMAGE = re.compile(r"<image (\d+)>")
@@ -42,9 +44,6 @@ def answers(doc) -> list[str]:
 CHOICE_RULES = Rules(letter_gold=True)
 NUMBER_RULES = Rules(numbers="decimals", tolerance=2)
 TEXT_RULES = Rules(text="contains")
-# MMMU's eval_utils.extract_numbers: grouped, scientific and plain numbers
-_MMMU_NUMBER = re.compile(r"-?\b\d{1,3}(?:,\d{3})+\b|-?\d+(?:\.\d+)?[eE][+-]?\d+|-?(?:\d+\.\d+|\.\d+|\d+\b)"
-                          r"(?![eE][+-]?\d+)(?![,\d])")
 
 
 def targets(doc) -> list[Target]:
@@ -69,16 +68,20 @@ def target(doc) -> Target:
 
 
 def _numbers(extracted: str) -> list[float]:
-    """The numbers an open answer states: its one value (fractions and units read), else each number in it."""
+    """The numbers an open answer states: its one value (fractions and units read), and the numbers MMMU's
+    ``parse_open_response`` reads from it (those after "is", "=", "answer", ... of each sentence)."""
     value = parse_number(extracted)
-    found = [] if value is None else [value]
-    return found + [float(n.replace(",", "")) for n in _MMMU_NUMBER.findall(extracted)]
+    return ([] if value is None else [value]) + [p for p in mmmu_open(extracted) if not isinstance(p, str)]
 
 
 def judge(doc, extracted: str) -> bool:
     found = targets(doc)
     if doc["question_type"] == "multiple-choice":
-        return any(shared_judge(extracted, t) for t in found)
+        if choice_indices(extracted, options(doc)):
+            return any(shared_judge(extracted, t) for t in found)
+        # MMMU's parse_multi_choice_response on the stated answer: " B " or, in more than five words, an option's text
+        named = mmmu_choice(extracted, options(doc))
+        return named is not None and named in answers(doc)
     numbers = _numbers(extracted)
     for t in found:
         if t.answer_type == "float":
