@@ -417,12 +417,15 @@ _SEVERAL = re.compile(r"\s*(?:,|;|&|/|\n|\band\b)\s*", re.I)
 
 def choice_set(text: str, choices: list[str]) -> frozenset[int] | None:
     """The options an answer naming one or several of them names ("A, C", "C and A", "(A) and (C)", one per
-    line), each part read by :func:`choice_index`; None if a part names no option."""
+    line, "['a', 'c']"), each part read by :func:`choice_index`; None if a part names no option."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):  # a list written out: "['b', 'd']" (LogicVista's extractions)
+        text = text[1:-1].replace("'", "").replace('"', "")
     whole = choice_index(text, choices)
     if whole is not None:
         return frozenset({whole})
     found = set()
-    for part in (p for p in _SEVERAL.split(text.strip()) if p):
+    for part in (p for p in _SEVERAL.split(text) if p):
         index = choice_index(part, choices)
         if index is None:
             return None
