@@ -34,14 +34,20 @@ def choices(doc) -> list[str]:
     return options_in_text(str(doc["option"])) or []
 
 
-def target(doc) -> Target:
-    require(doc, FIELDS, "WeMath")
+def _options(doc) -> tuple[list[str], bool]:
+    """The options judged, and whether they are the option string's own (else letters A-E: a string that holds no
+    options A, B, ... in order, or fewer than the gold letter needs)."""
     options = choices(doc)
     answer = str(doc["answer"]).strip()
     gold = ord(answer[0].upper()) - ord("A") + 1 if len(answer) == 1 and answer.isalpha() else 0
     if len(options) < max(gold, 2) or not all(options):
-        options = common.letters(max(5, gold))
-    return Target(answer, "multiple_choice", options, rules=RULES)
+        return common.letters(max(5, gold)), False
+    return options, True
+
+
+def target(doc) -> Target:
+    require(doc, FIELDS, "WeMath")
+    return Target(str(doc["answer"]).strip(), "multiple_choice", _options(doc)[0], rules=RULES)
 
 
 def doc_to_visual(doc):
@@ -49,9 +55,8 @@ def doc_to_visual(doc):
 
 
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):
-    options = target(doc).choices
+    options, split = _options(doc)
     # the options keep WeMath's own "A. ...; B. ..." text when they cannot be split
-    split = options == choices(doc)
     question = doc["question"] if split else f"{doc['question']}\n{doc['option']}"
     return common.prompt(question, common.style_of(lmms_eval_specific_kwargs), options if split else None)
 
