@@ -386,9 +386,8 @@ def options_in_text(text: str) -> list[str] | None:
     """The options a question lists in its own text, in letter order, or None if it lists none.
 
     Reads "Choices: (A) yes (B) no", "A. 45° B. 60° ;C. 120°" (stray separators), "B．②" (a full-width
-    period) and one option per line;
-    the options are the last run of marks A, B, C, ... in order. An option drawn only in the image ("(A) (B)
-    (C)") has an empty text: the letter still names it.
+    period) and one option per line; the options are the last run of marks A, B, C, ... in order. An option
+    drawn only in the image ("(A) (B) (C)") has an empty text: the letter still names it.
     """
     chain: list[re.Match[str]] = []
     best: list[re.Match[str]] = []
@@ -434,7 +433,7 @@ def choice_set(text: str, choices: list[str]) -> frozenset[int] | None:
 
 
 def several_choices(answer: str) -> bool:
-    """Whether a gold names several options ("B, D", "C\nD")."""
+    """Whether a gold names several options ("B, D", or one per line)."""
     return len([p for p in _SEVERAL.split(answer.strip()) if p]) > 1
 
 
