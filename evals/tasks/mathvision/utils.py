@@ -1,4 +1,7 @@
-"""MathVision (testmini), scored judge-free: options -> multiple choice, else math-verify on the expression."""
+"""MathVision (testmini), scored judge-free by its official rule (MATH-V ``evaluation/evaluate.py`` with
+``evaluation/utils.py`` ``is_equal``; see :func:`evals.scoring.mathvision_target`): an item with options is multiple
+choice with a letter gold, named by the letter or by the gold option's value; otherwise the answer equals the gold
+as text (case aside) or as a value rounded to 2 decimals, and math-verify judges the expressions beyond that."""
 
 from evals import task_utils as common
 from evals.scoring import mathvision_target
