@@ -198,7 +198,7 @@ def test_results_hold_the_interval_the_judged_comparison_and_thinking(tmp_path):
     # rows alternate multiple choice (answer i % 4 + 1, options 1-4) and float (i.5, one decimal): rows 0, 1, 7
     # right; row 3's answer only the judge reads; row 6 never closes its think block
     responses = [cot + "Final answer: 1", cot + "Final answer: 1.5", cot + "Final answer: 2",
-                 "<think>" + cot + "</think>so the answer is 3.5", cot + "Final answer: 4", cot + "Final answer: 9",
+                 "<think>" + cot + "</think>so it comes to 3.5", cot + "Final answer: 4", cot + "Final answer: 9",
                  "<think>never done", cot + "Final answer: 7.5"]
     task = "mmpr_mathvista_testmini_cot"
     samples = [{**utils.process_results_cot(doc, [resp]), "resps": [[resp]], "doc_id": i}
