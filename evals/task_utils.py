@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evals.prompting import PROMPT_STYLES, extract, render, score_response
-from evals.scoring import SampleScore, Target
+from evals.scoring import MissingField, SampleScore, Target
 from mmpr.images import PROBLEMS, UNREADABLE, max_pixels
 from mmpr.prompts import strip_direct_instructions
 
@@ -35,19 +35,34 @@ def null_answer(doc: dict) -> bool:
     return any(field in doc and doc[field] is None for field in ANSWER_FIELDS)
 
 
+def ground_truth(target: Callable[[dict], Target], doc: dict) -> tuple[Target | None, str | None]:
+    """The document's :class:`Target`, or None and why not: a null ground truth, or a null field the benchmark's
+    rule reads (its choices, say)."""
+    if null_answer(doc):
+        return None, NULL_ANSWER
+    try:
+        return target(doc), None
+    except (TypeError, AttributeError, ValueError) as e:
+        nulls = sorted(k for k, v in doc.items() if v is None)
+        if not nulls:
+            raise
+        return None, f"the ground truth cannot be read with {', '.join(nulls)} null ({type(e).__name__})"
+
+
 def process(doc: dict, results: list[str], target: Target | None, style: str, categories: dict[str, list[str]],
-            doc_id, reference: dict | None = None, judge_fn: Callable[[str], bool] | None = None) -> dict:
+            doc_id, reference: dict | None = None, judge_fn: Callable[[str], bool] | None = None,
+            why_none: str = NULL_ANSWER) -> dict:
     """``reference`` keeps the document fields another scorer needs (for the agreement report and a benchmark's
     ``summarize``); ``judge_fn`` replaces the plain judge where the benchmark has its own rule. A ``target`` of
-    None (a null ground truth) makes the sample unscorable."""
+    None (see :func:`ground_truth`; ``why_none`` says why) makes the sample unscorable."""
     try:
         if target is None:
-            raise ValueError(NULL_ANSWER)
+            raise ValueError(why_none)
         result = score_response(results[0], target, style, judge_fn)
     except ValueError as e:  # a benchmark rule that cannot judge this item: counted as unscorable, never raised
         extracted = extract(results[0], style)
         result = SampleScore(extracted=extracted, parsable=extracted is not None, correct=False, scorable=False,
-                             problem=NULL_ANSWER if target is None else f"{type(e).__name__}: {e}")
+                             problem=why_none if target is None else f"{type(e).__name__}: {e}")
     record = {"doc_id": doc_id, "target": dataclasses.asdict(target) if target else None,
               "extracted": result.extracted,
               "correct": result.correct, "parsable": result.parsable, "scorable": result.scorable,
@@ -65,18 +80,20 @@ def processors(target: Callable[[dict], Target], categories: Callable[[dict], di
 
     def make(style: str):
         def process_results(doc, results):
-            return process(doc, results, None if null_answer(doc) else target(doc), style, categories(doc),
-                           doc_id(doc), reference(doc) if reference else None,
-                           (lambda extracted: judge(doc, extracted)) if judge else None)
+            truth, why_none = ground_truth(target, doc)
+            return process(doc, results, truth, style, categories(doc), doc_id(doc),
+                           reference(doc) if reference else None,
+                           (lambda extracted: judge(doc, extracted)) if judge else None, why_none or NULL_ANSWER)
         return process_results
 
     def doc_to_target(doc):
-        return "" if null_answer(doc) else target(doc).answer
+        truth, _ = ground_truth(target, doc)
+        return "" if truth is None else truth.answer
 
     task = sys._getframe(1).f_globals  # the task's utils module, which calls this function at import
 
     def process_docs(dataset):
-        return usable_docs(dataset, task["doc_to_visual"], doc_id, Path(task["__file__"]).parent.name)
+        return usable_docs(dataset, task, doc_id, Path(task["__file__"]).parent.name)
 
     return {"doc_to_target": doc_to_target, "process_docs": process_docs,
             **{f"process_results_{style}": make(style) for style in PROMPT_STYLES}}
@@ -89,31 +106,49 @@ def _image_columns(features) -> list[str]:
             if isinstance(f, Image) or isinstance(getattr(f, "feature", None), Image)]
 
 
-def _visual_problem(dataset, index: int, doc_to_visual, columns: list[str], raw: dict) -> str | None:
-    """Why document ``index`` cannot be shown to the model (a key of :data:`mmpr.images.PROBLEMS`), or None."""
+def _null(raw: dict, columns) -> list[str]:
+    return [c for c in columns if raw[c] is None or (isinstance(raw[c], list) and None in raw[c])]
+
+
+def _doc_problem(dataset, index: int, task: dict, columns: list[str], raw: dict) -> str | None:
+    """Why document ``index`` cannot be put to the model (its images null, not decodable or above the pixel limit;
+    a null field its prompt needs), or None."""
     from PIL import Image
 
     try:
-        visuals = doc_to_visual(dataset[index]) or []
+        doc = dataset[index]
+        visuals = task["doc_to_visual"](doc) or []
     except Image.DecompressionBombError:
-        return "image_too_large"
+        return _image("image_too_large")
     except UNREADABLE:
-        return "image_unreadable"
+        return _image("image_unreadable")
     except (AttributeError, TypeError):
-        if any(raw[c] is None or (isinstance(raw[c], list) and None in raw[c]) for c in columns):
-            return "image_missing"
+        if _null(raw, columns):
+            return _image("image_missing")
         raise
-    return "image_too_large" if any(v.width * v.height > max_pixels() for v in visuals) else None
+    if any(v.width * v.height > max_pixels() for v in visuals):
+        return _image("image_too_large")
+    try:
+        task["doc_to_text"](doc)
+    except (AttributeError, TypeError):
+        nulls = _null(raw, raw)
+        if nulls:
+            return f"the prompt cannot be written with {', '.join(nulls)} null (null_field)"
+        raise
+    return None
 
 
-def usable_docs(dataset, doc_to_visual, doc_id, task: str):
-    """``dataset`` without the documents whose images cannot be used (null, not decodable, above the pixel limit),
-    each recorded in :data:`SKIPPED` under ``task`` with the reason: one bad image never stops an evaluation."""
+def _image(code: str) -> str:
+    return f"image {PROBLEMS[code]} ({code})"
+
+
+def usable_docs(dataset, task: dict, doc_id, name: str):
+    """``dataset`` without the documents that cannot be put to the model (images null, not decodable or above the
+    pixel limit; a null field the prompt needs), each recorded in :data:`SKIPPED` under the task folder ``name``
+    with the reason: one bad document never stops an evaluation. ``task``: the namespace of the task's utils."""
     from datasets import Image
 
     columns = _image_columns(dataset.features)
-    if not columns:
-        return dataset
     raw = dataset
     for column in columns:  # the same rows with the images as stored: the labels of those that do not decode
         raw = raw.cast_column(column, _undecoded(dataset.features[column], Image))
@@ -121,8 +156,8 @@ def usable_docs(dataset, doc_to_visual, doc_id, task: str):
     for index in range(len(dataset)):
         row = raw[index]
         try:
-            problem = _visual_problem(dataset, index, doc_to_visual, columns, row)
-        except KeyError:  # a column the task needs is missing: the field check names it before anything runs
+            problem = _doc_problem(dataset, index, task, columns, row)
+        except (KeyError, MissingField):  # a column the task needs is missing: the field check names it first
             return dataset
         if problem is None:
             keep.append(index)
@@ -131,8 +166,8 @@ def usable_docs(dataset, doc_to_visual, doc_id, task: str):
             label = str(doc_id(row))
         except (KeyError, TypeError, ValueError):
             label = f"row {index}"
-        skipped[label] = f"image {PROBLEMS[problem]} ({problem})"
-    SKIPPED[task] = skipped
+        skipped[label] = problem
+    SKIPPED[name] = skipped
     return dataset.select(keep) if skipped else dataset
 
 

@@ -294,11 +294,13 @@ def test_eval_skips_bad_images_and_counts_a_null_ground_truth_as_unscorable(tmp_
 
     engine = AnswersOne()
     monkeypatch.setattr(models, "make_engine", lambda *a, **k: engine)
-    rows = mathvista_rows(6)
+    rows = mathvista_rows(8)
     rows[0]["decoded_image"] = {"bytes": bomb_png(tmp_path / "bomb.png").read_bytes()}
     rows[1]["decoded_image"] = None
     rows[2]["decoded_image"] = {"bytes": b"\x89PNG\r\n\x1a\n truncated"}
     rows[3]["answer"] = None
+    rows[4]["question"] = None
+    rows[6]["choices"] = None  # a multiple-choice item without its options
     data = tmp_path / "mathvista.parquet"
     Dataset.from_list(rows, features=MATHVISTA_FEATURES).to_parquet(str(data))
     model = tmp_path / "model"
@@ -310,13 +312,15 @@ def test_eval_skips_bad_images_and_counts_a_null_ground_truth_as_unscorable(tmp_
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     task = json.loads((out / "results.json").read_text())["tasks"]["mathvista"]
-    assert task["skipped_items"] == {"1": "image has more pixels than the limit (--max-image-pixels) "
-                                          "(image_too_large)", "2": "image not found (image_missing)",
-                                     "3": "image cannot be decoded (image_unreadable)"}
+    skipped = task["skipped_items"]
+    assert {k: skipped[k] for k in "123"} == {
+        "1": "image has more pixels than the limit (--max-image-pixels) (image_too_large)",
+        "2": "image not found (image_missing)", "3": "image cannot be decoded (image_unreadable)"}
+    assert "question" in skipped["5"] and "choices" in skipped["7"] and set(skipped) == set("12357")
     assert task["total"] == 3 and engine.images == [1, 1, 1], "only the usable items reach the model"
     assert task["unscorable"] == 1 and task["unscorable_items"] == {"4": "the ground truth is null"}
     lines = _message_lines(captured.err)
-    assert any(line.startswith("mathvista: 3 items skipped") and "image_too_large" in line for line in lines)
+    assert any(line.startswith("mathvista: 5 items skipped") and "image_too_large" in line for line in lines)
     assert any(line.startswith("mathvista: 1 unscorable") for line in lines)
     samples = {s["doc_id"]: s for s in map(json.loads, (out / "samples_mmpr_mathvista_testmini_cot.jsonl").read_text()
                                            .splitlines())}
