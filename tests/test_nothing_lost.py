@@ -413,3 +413,55 @@ def test_no_tool_writes_over_or_empties_its_own_input(tmp_path, capsys, tiny_mod
     argv = ["--engine", "transformers", "--model", str(model), "--sources", f"generic={source}", "--out",
             str(tmp_path / "o"), "--release-out", str(release)]
     _refused(build, argv, capsys, 2, "--release-out", "--overwrite", tmp_path=tmp_path, out=tmp_path / "o")
+
+
+# ---------------------------------------------------------------------------------------------- killed mid-run
+
+def _kill_when(argv: list[str], ready) -> None:
+    """Start ``python argv`` and SIGKILL it once ``ready(proc)`` returns (no cleanup can run)."""
+    import subprocess
+    import sys
+
+    from tests.test_front_doors import ROOT
+
+    proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        ready(proc)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _when_exists(path: Path):
+    def ready(proc):
+        import time
+
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+    return ready
+
+
+@pytest.mark.slow
+def test_killed_runs_are_rerun_by_the_same_command_without_debris(tmp_path, capsys):
+    from mmpr.convert import main as convert
+    from mmpr.synthetic_grid import main as grid
+    from tests.test_front_doors import _when_stderr_shows
+
+    rows = [{"question": f"question {i}", "chosen": f"good {i} " * 10, "rejected": f"bad {i} " * 10}
+            for i in range(20_000)]
+    release = _release(tmp_path, rows)
+    out = tmp_path / "o"
+    for _ in range(2):
+        _kill_when(["-m", "mmpr.convert", str(release), "--out", str(out)], _when_stderr_shows("converting"))
+    assert convert([str(release), "--out", str(out)]) == 0
+    assert not list(out.glob(".staging-*")), "the killed runs' staging is gone"
+    assert convert([str(release), "--out", str(tmp_path / "whole")]) == 0
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (out, tmp_path / "whole")]
+    assert manifests[0]["content_hash"] == manifests[1]["content_hash"]
+    data = tmp_path / "grid"
+    _kill_when(["-m", "mmpr.synthetic_grid", "data", str(data), "--train", "3000"], _when_exists(data / "images"))
+    assert data.is_dir() and not (data / "task.json").exists(), "killed mid-write"
+    assert grid(["data", str(data), "--train", "3000"]) == 0, "a killed run's folder is this command's own"
+    assert (data / "task.json").is_file()
