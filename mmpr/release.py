@@ -195,7 +195,8 @@ def read_meta(release_dir: str | Path, *, subsets: list[str] | None = None) -> l
 REPEAT_WARNING = 100  # a repeat_time that copies rows more often than this is almost always a typo
 
 
-def repeat_warning(specs: list[SubsetSpec], *, limit: int = REPEAT_WARNING) -> str | None:
+def repeat_warning(specs: list[SubsetSpec], *, limit: int = REPEAT_WARNING,
+                   fix: str = "add --no-repeat to keep every row once") -> str | None:
     """A warning, before anything is read, when ``repeat_time`` copies some subset's rows more than ``limit`` times
     (as :func:`selected_lines` applies it): those subsets and the total number of rows the release then makes."""
     big = [s for s in specs if int(s.repeat_time) > limit]
@@ -207,7 +208,7 @@ def repeat_warning(specs: list[SubsetSpec], *, limit: int = REPEAT_WARNING) -> s
     each = "; ".join(f"subset {s.name!r}: repeat_time {s.repeat_time:g} x {lines[s.name]:,} lines = "
                      f"{rows[s.name]:,} rows" for s in big)
     return (f"repeat_time copies rows more than {limit} times ({each}); {sum(rows.values()):,} rows in all from "
-            f"{sum(lines.values()):,} lines; check meta.json, or add --no-repeat to keep every row once")
+            f"{sum(lines.values()):,} lines; check meta.json, or {fix}")
 
 
 def _line_count(path: Path) -> int:

@@ -33,6 +33,7 @@ from mmpr.cli import (
 from mmpr.errors import UserError
 from mmpr.locations import check_inputs_apart, check_location, check_out
 from mmpr.model_ref import check_model
+from mmpr.release import read_meta, repeat_warning
 from mpo_train.config import TrainConfig, load_config
 
 RUN_CONFIG = "train_config.json"
@@ -63,15 +64,22 @@ def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
     check_model(cfg.model, flag="model")
     for location in cfg.data:
         check_location(location, "data")
+        release = Path(location).expanduser()
+        if (release / "meta.json").is_file():  # a release is read with its repeat_time applied
+            warning = repeat_warning(read_meta(release, subsets=cfg.subsets), fix="convert it with python -m "
+                                     "mmpr.convert --no-repeat to train on every row once")
+            if warning:
+                print(f"warning: data {location}: {warning}", file=sys.stderr, flush=True)
     if os.environ.get("RANK", "0") != "0":  # under accelerate launch the first process alone looks after output_dir
         return
     settings = cfg.model_dump(mode="json", exclude={"output_dir"})
     out = Path(cfg.output_dir)
     check_inputs_apart(out, [("model", cfg.model), *(("data", d) for d in cfg.data)], what_out="output_dir")
     if overwrite:  # start over: whatever the folder holds goes
-        check_out(out, marker="a training run", same_job=lambda _: False, overwrite=True)
+        check_out(out, marker="a training run", same_job=lambda _: False, overwrite=True, what="output_dir")
         return
-    check_out(out, marker="a training run", same_job=lambda o: (o / RUN_CONFIG).is_file(), overwrite=False)
+    check_out(out, marker="a training run", same_job=lambda o: (o / RUN_CONFIG).is_file(), overwrite=False,
+              what="output_dir")
     recorded = out / RUN_CONFIG
     if recorded.is_file():
         before = json.loads(recorded.read_text())

@@ -150,6 +150,26 @@ def test_convert_warns_with_the_total_before_multiplying_rows_by_more_than_100(t
     assert "warning" not in capsys.readouterr().err
 
 
+def test_train_on_a_release_checks_repeat_time_the_same_way(tmp_path, capsys, tiny_model_dir):
+    from mpo_train.__main__ import main
+
+    release = _release(tmp_path, _rows(2))
+    meta = json.loads((release / "meta.json").read_text())
+    model = tiny_model_dir("qwen2_vl")
+    for value in (float("nan"), float("inf")):
+        meta["toy_pairs_vqa_correctness_rules"]["repeat_time"] = value
+        (release / "meta.json").write_text(json.dumps(meta))
+        _refused(main, [f"model={model}", f"data=[{release}]", f"output_dir={tmp_path / 'o'}"], capsys, 2,
+                 "'repeat_time'", "toy_pairs_vqa_correctness_rules", tmp_path=tmp_path, out=tmp_path / "o")
+    meta["toy_pairs_vqa_correctness_rules"]["repeat_time"] = 150
+    (release / "meta.json").write_text(json.dumps(meta))
+    occupied = _occupied(tmp_path)  # refused after the warning: nothing is trained here
+    assert main([f"model={model}", f"data=[{release}]", f"output_dir={occupied}"]) == 2
+    lines = _message_lines(capsys.readouterr().err)
+    assert len(lines) == 2 and "300 rows in all" in lines[0] and "mmpr.convert --no-repeat" in lines[0]
+    assert lines[0].startswith("warning: data") and lines[1].startswith("error: output_dir")
+
+
 def test_convert_skips_an_oversized_image_like_a_broken_one(tmp_path, capsys):
     from mmpr.convert import main
 
