@@ -13,7 +13,7 @@ import json
 import math
 import re
 
-from mmpr.answers import LETTERS, parse_number
+from mmpr.answers import LETTERS, choice_set, extract_final_answer, parse_number
 
 # ------------------------------------------------------------------------------------------------------------ MMMU
 
@@ -91,22 +91,59 @@ def mmmu(response: str, question_type: str, options: list[str], answers: list[st
 
 # ----------------------------------------------------------------------------------------------------------- M3CoT
 
-def m3cot(response: str, choices: list[str], answer: str) -> tuple[str | None, bool]:
-    """M3CoT ``utils/metric.py`` ``judge_answer``: the last "(x)", else the last option text contained, else the
-    last bare letter (upper, then lower case)."""
+def m3cot_choice(response: str, choices: list[str]) -> str | None:
+    """M3CoT ``utils/metric.py`` ``judge_answer``'s reading: the last "(x)", else the last option text contained,
+    else the last bare letter (upper, then lower case); None where it finds none ("FAILED")."""
     letters = LETTERS[:len(choices)]
     text = response.split("[Answer]")[-1].split("[Rationale]")[0].split("[Context]")[0] \
         if "[Answer]" in response else response
     found = re.findall(r"\(([A-Za-z])\)", text)
     if found:
-        pred = found[-1].upper()
-    else:
-        named = [letters[i] for i, c in enumerate(choices) if c.lower() in text.lower()]
-        words = re.sub(r"[\n.,!?]", " ", text).split(" ")
-        upper = [c for c in letters if c in words]
-        lower = [c for c in letters if c.lower() in words]
-        pred = (named or upper or lower or [None])[-1]
+        return found[-1].upper()
+    named = [letters[i] for i, c in enumerate(choices) if c.lower() in text.lower()]
+    words = re.sub(r"[\n.,!?]", " ", text).split(" ")
+    upper = [c for c in letters if c in words]
+    lower = [c for c in letters if c.lower() in words]
+    return (named or upper or lower or [None])[-1]
+
+
+def m3cot(response: str, choices: list[str], answer: str) -> tuple[str | None, bool]:
+    """M3CoT ``utils/metric.py`` ``judge_answer``: :func:`m3cot_choice` equal to the gold letter."""
+    pred = m3cot_choice(response, choices)
     return pred, pred == answer
+
+
+# ------------------------------------------------------------------------------------------------------ LogicVista
+
+_LEADING_LETTER = re.compile(r"^\(?([A-Ea-e])(?:\)|\]|(?=[\s.,:;#]|$))")
+_LEADING_MARKS = re.compile(r"^[^\w(]+")  # bullets and stray symbols before the answer: "✗ Echo", "¬\nB"
+# "(B)" within a line (one that starts a line is an option listed), "C is the correct answer", a letter ending the
+# response after "is" ("... the given figure is B.")
+_MARKED = re.compile(r"(?<!^)(?<!\n)\(([A-Ea-e])\)|\b([A-E]) is the (?:correct|right|best) (?:answer|option|choice)"
+                     r"|\b(?:is|be|option|choice)\s+\(?([A-E])\)?\.?$")
+
+
+def logicvista_choices(response: str, options: list[str]) -> str | None:
+    """The option letters LogicVista's GPT-4 extraction (``eval/extract_accuracy.py``) reads from a whole response,
+    as its stored extractions (``eval/results/*-accuracy-results.csv``) show it: a stated answer (no reasoning
+    needed before it: "The answer is A. BECAUSE"), else a response that is itself one or several options (a letter,
+    "A and B", an option's text, the number of a numbered option), else the letter it starts with ("C) Some sperm
+    whales ...", "(A) True"), else the one letter it marks ("... (x) ...", "x is the correct answer", "... is B."
+    at its end); None where it names none or marks several letters (a list of the options: its "ZZZZZ"). A stated
+    answer naming one option is read by its leading letter where it has one ("The answer is A 5.", "The answer is
+    (B"); bullets and stray symbols before the answer are dropped ("✗ Echo")."""
+    text = _LEADING_MARKS.sub("", response.strip())
+    stated = extract_final_answer(text, min_rationale_words=0)
+    if stated is not None:
+        named, leading = choice_set(stated, options), _LEADING_LETTER.match(stated)
+        return leading[1].upper() if leading and not (named and len(named) > 1) else stated
+    if choice_set(text, options) is not None or re.fullmatch(r"\d+", text):
+        return text
+    leading = _LEADING_LETTER.match(text)
+    if leading is not None:
+        return leading[1].upper()
+    marked = {"".join(m).upper() for m in _MARKED.findall(text)}
+    return marked.pop() if len(marked) == 1 else None
 
 
 # ------------------------------------------------------------------------------------------------------ MathVision

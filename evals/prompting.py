@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from evals.scoring import SampleScore, Target, score_extracted
+from evals.scoring import SampleScore, Target, extract_answer, score_extracted
 from mmpr.answers import extract_final_answer
 from mmpr.prompts import get_template
 
@@ -70,6 +70,8 @@ def extract(response: str, style: str) -> str | None:
 
 def score_response(response: str, target: Target, style: str,
                    judge_fn: Callable[[str], bool] | None = None) -> SampleScore:
-    """Extract the answer as ``style`` asks for it and judge it: with the shared judge against ``target``, or with
+    """Extract the answer as ``style`` asks for it (a CoT response stating none: the benchmark's own whole-response
+    reading, :func:`evals.scoring.extract_answer`) and judge it: with the shared judge against ``target``, or with
     ``judge_fn`` where a benchmark has its own rule on top of it (several acceptable answers, sets of letters)."""
-    return score_extracted(extract(response, style), target, judge_fn)
+    extracted = extract_answer(response, target) if style == "cot" else extract(response, style)
+    return score_extracted(extracted, target, judge_fn)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from evals import official
 from mmpr.answers import (
     DEFAULT_RULES,
     Rules,
@@ -22,6 +23,7 @@ from mmpr.answers import (
     extract_final_answer,
     gold_choices,
     parse_number,
+    split_thinking,
 )
 from mmpr.schemas import AnswerType
 
@@ -77,7 +79,7 @@ def mathvista_target(doc: dict) -> Target:
 MATHVISION_FIELDS = ("question", "options", "answer")
 
 
-MATHVISION_RULES = Rules(letter_gold=True, numbers="decimals", tolerance=2)
+MATHVISION_RULES = Rules(letter_gold=True, numbers="decimals", tolerance=2, whole_response="mathvision")
 
 
 def mathvision_target(doc: dict) -> Target:
@@ -114,10 +116,41 @@ def check_target(target: Target) -> None:
             gold_choices(answer, target.choices, letter_gold=target.rules.letter_gold)
 
 
+def _mmmu_whole(response: str, target: Target) -> str | None:
+    """MMMU's ``parse_multi_choice_response`` (no random pick) or what ``parse_open_response`` reads (the key-phrase
+    tails and their numbers), one a line."""
+    if target.answer_type == "multiple_choice":
+        return official.mmmu_choice(response, target.choices or [])
+    return "\n".join(str(p).strip() for p in official.mmmu_open(response)) or None
+
+
+# benchmark -> its official extraction over a whole response (see Rules.whole_response), judged as a stated answer
+WHOLE_RESPONSE: dict[str, Callable[[str, Target], str | None]] = {
+    "m3cot": lambda response, target: official.m3cot_choice(response, target.choices or []),
+    "mmmu": _mmmu_whole,
+    "mathvision": lambda response, target: official.mathvision_extract(response) or None,
+    "dynamath": lambda response, target: official.dynamath_short_answer(response).strip() or None,
+    "logicvista": lambda response, target: official.logicvista_choices(response, target.choices or LOGICVISTA_LETTERS),
+}
+LOGICVISTA_LETTERS = list("ABCDEFGHI")
+
+
+def extract_answer(response: str, target: Target) -> str | None:
+    """The final answer a CoT ``response`` states (:func:`mmpr.answers.extract_final_answer`); where it states none
+    and the benchmark's official scorer reads the whole response (``target.rules.whole_response``), what that
+    scorer's extraction reads from it. A think block that never closes stays unparsable."""
+    extracted = extract_final_answer(response)
+    name = target.rules.whole_response
+    if extracted is not None or name is None:
+        return extracted
+    answer_part, _ = split_thinking(response)
+    return WHOLE_RESPONSE[name](answer_part, target) if answer_part and answer_part.strip() else None
+
+
 def score(response: str, target: Target, *, style: str = "cot") -> SampleScore:
-    """Extract the final answer of ``response`` and judge it against ``target``. With ``style="direct"`` (the
-    direct-answer prompt) the whole response is the answer."""
-    extracted = extract_final_answer(response) if style == "cot" else (response.strip().rstrip(".") or None)
+    """Extract the final answer of ``response`` (:func:`extract_answer`) and judge it against ``target``. With
+    ``style="direct"`` (the direct-answer prompt) the whole response is the answer."""
+    extracted = extract_answer(response, target) if style == "cot" else (response.strip().rstrip(".") or None)
     return score_extracted(extracted, target)
 
 

@@ -621,13 +621,16 @@ class Rules:
     ``evaluation/*_json_eval.py``) or ``decimals`` (both rounded to ``int(tolerance)`` decimals, MMMU's
     ``eval_utils.normalize_str`` and MATH-V's ``evaluation/utils.is_equal``). ``text``: ``equal`` (after VQA
     normalisation) or ``contains`` (the gold, lower case, anywhere in the answer: MMMU's ``eval_open``,
-    DynaMath's text rule).
+    DynaMath's text rule). ``whole_response``: the benchmark whose official scorer reads the whole response, named
+    so that a CoT response stating no final answer is read by that benchmark's own extraction
+    (``evals.scoring.WHOLE_RESPONSE``); None (the data engine, MathVista) leaves such a response unparsable.
     """
 
     letter_gold: bool = False
     numbers: Literal["relative", "absolute", "decimals"] = "relative"
     tolerance: float = NUMERIC_REL_TOL
     text: Literal["equal", "contains"] = "equal"
+    whole_response: str | None = None
 
 
 DEFAULT_RULES = Rules()

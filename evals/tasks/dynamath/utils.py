@@ -26,9 +26,9 @@ from mmpr.answers import Rules, options_in_text
 from mmpr.errors import UserError
 
 FIELDS = BENCHMARKS["dynamath"].fields
-FLOAT_RULES = Rules(numbers="absolute", tolerance=1e-3)
-TEXT_RULES = Rules(text="contains")
-CHOICE_RULES = Rules(letter_gold=True)
+FLOAT_RULES = Rules(numbers="absolute", tolerance=1e-3, whole_response="dynamath")
+TEXT_RULES = Rules(text="contains", whole_response="dynamath")
+CHOICE_RULES = Rules(letter_gold=True, whole_response="dynamath")
 _LETTER = re.compile(r"^\(?([A-H])\)?$")
 
 

@@ -19,7 +19,7 @@ from mmpr.answers import Rules, choice_set, options_in_text, several_choices
 
 FIELDS = BENCHMARKS["logicvista"].fields
 LETTERS = common.letters(9)
-RULES = Rules(letter_gold=True)
+RULES = Rules(letter_gold=True, whole_response="logicvista")
 CAPABILITIES = ("skill", "broad_capability", "specific_capability", "capability")
 
 
@@ -33,7 +33,7 @@ def target(doc) -> Target:
     require(doc, FIELDS, "LogicVista")
     answer = str(doc["answer"]).strip()
     if answer.isdigit():
-        return Target(answer, "integer")
+        return Target(answer, "integer", rules=RULES)
     several = several_choices(answer)
     return Target(answer, "list" if several else "multiple_choice", None if several else options(doc), rules=RULES)
 

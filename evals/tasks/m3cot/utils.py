@@ -19,7 +19,7 @@ from evals.scoring import judge as shared_judge
 from mmpr.answers import LETTERS, Rules, choice_indices
 
 FIELDS = BENCHMARKS["m3cot"].fields
-RULES = Rules(letter_gold=True)
+RULES = Rules(letter_gold=True, whole_response="m3cot")
 
 
 def target(doc) -> Target:

@@ -41,9 +41,9 @@ def answers(doc) -> list[str]:
     return [str(a).strip() for a in value] if isinstance(value, list) else [str(value).strip()]
 
 
-CHOICE_RULES = Rules(letter_gold=True)
-NUMBER_RULES = Rules(numbers="decimals", tolerance=2)
-TEXT_RULES = Rules(text="contains")
+CHOICE_RULES = Rules(letter_gold=True, whole_response="mmmu")
+NUMBER_RULES = Rules(numbers="decimals", tolerance=2, whole_response="mmmu")
+TEXT_RULES = Rules(text="contains", whole_response="mmmu")
 
 
 def targets(doc) -> list[Target]:
