@@ -76,20 +76,24 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark(name="mathvision", folder="mathvision", task="mmpr_mathvision_testmini", dataset="MathLLMs/MathVision",
               split="testmini", fields=("id", "question", "options", "decoded_image", "answer", "subject", "level"),
               scorer=f"{_MC}, the gold a letter, named by letter or option value; else the expression equal as text "
-                     "or as values at 2 decimals (MATH-V evaluation/evaluate.py, utils.is_equal), math-verify beyond",
+                     "or as values at 2 decimals (MATH-V evaluation/evaluate.py, utils.is_equal), math-verify beyond; "
+                     "no final answer stated: evaluate.py's reading of the whole response",
               paper={BASE: {"reported": 20.4}, MPO: {"reported": 25.7}}),
     Benchmark(name="pope", folder="pope", task="mmpr_pope", dataset="lmms-lab/POPE", split="test",
               fields=("question_id", "question", "answer", "image", "category"), scorer="yes / no",
               paper={BASE: {"reported": 86.9}, MPO: {"reported": 88.1}}),
     Benchmark(name="m3cot", folder="m3cot", task="mmpr_m3cot", dataset="LightChen2333/M3CoT", split="test",
               fields=("id", "category", "question", "choices", "context", "answer", "image", "domain", "topic"),
-              scorer=f"{_MC}, the gold a letter; an option's full text names it (M3CoT utils/metric.py, judge_answer)",
+              scorer=f"{_MC}, the gold a letter; an option's full text names it (M3CoT utils/metric.py, judge_answer); "
+                     "no final answer stated: judge_answer's reading of the whole response",
               paper={BASE: {"reported": 59.3}, MPO: {"reported": 79.2}}),
     Benchmark(name="mmmu", folder="mmmu", task="mmpr_mmmu_val", dataset="lmms-lab/MMMU", split="validation",
               fields=("id", "question", "options", "answer", "question_type", "image_1", "subfield",
                       "topic_difficulty"),
               scorer=f"{_MC}, any of several listed answers counts; open answers: a number equal to the gold at 2 "
-                     "decimals, else the gold text contained, case aside (MMMU mmmu/utils/eval_utils.py, eval_open)",
+                     "decimals, else the gold text contained, case aside (MMMU mmmu/utils/eval_utils.py, eval_open); "
+                     "no final answer stated: parse_multi_choice_response / parse_open_response on the whole response "
+                     "(no random pick)",
               paper={BASE: {"reported": 51.2}, MPO: {"reported": 54.0}}),
     Benchmark(name="mathverse", folder="mathverse", task="mmpr_mathverse_testmini_vision_only",
               dataset="CaraJ/MathVerse-lmmseval", dataset_name="testmini_version_split", split="vision_only",
@@ -101,8 +105,9 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
               split="sample_all", headline="worst_case", resample_by="seed", unit="seed",
               fields=("id", "question", "decoded_image", "ground_truth", "answer_type", "subject", "knowledge_level"),
               scorer=f"{_MC} (options from the question's 'Choices:') / float within an absolute 0.001 / text "
-                     "containing the gold (DynaMath evaluation/opensource_json_eval.py); worst case: a seed question "
-                     "counts only if every variant of it (rows sharing id) is right"),
+                     "containing the gold (DynaMath evaluation/opensource_json_eval.py; "
+                     "no final answer stated: its JSON 'short answer', else its last line); worst case: a seed "
+                     "question counts only if every variant of it (rows sharing id) is right"),
     Benchmark(name="wemath", folder="wemath", task="mmpr_wemath_testmini", dataset="We-Math/We-Math",
               split="testmini", headline="strict", resample_by="ID", unit="problem",
               fields=("ID", "split", "knowledge concept", "question", "option", "answer", "image_path", "key",
@@ -114,7 +119,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
               split="test", fields=("question", "image", "answer"),
               scorer="the set of option letters (some items have two), each given as letter or option text, or "
                      "the number for numbered options (LogicVista eval/extract_accuracy.py: the extracted letter set "
-                     "equals the gold set)"),
+                     "equals the gold set; no final answer stated: the rule its stored extractions imply, "
+                     "official.logicvista_choices)"),
     # local only: the held-out questions written by `python -m mmpr.synthetic_grid data OUT` (OUT/test.parquet)
     Benchmark(name="synthetic_grid", folder="synthetic_grid", task="mmpr_synthetic_grid", dataset="", split="test",
               fields=("id", "question", "answer", "answer_type", "kind", "image"), prompts=("cot", "direct"),

@@ -2,8 +2,10 @@
 
 Each benchmark's document is mapped to a :class:`Target` (ground truth, answer type, choices); a response is
 scored by extracting its final answer with :func:`mmpr.answers.extract_final_answer` and judging it with
-:func:`mmpr.answers.answer_score`. A response with no extractable final answer is wrong *and* unparsable: it is
-never snapped to the nearest choice or guessed. An item whose ground truth cannot be judged (it names none of
+:func:`mmpr.answers.answer_score`. A response with no extractable final answer is wrong *and* unparsable, never
+snapped to the nearest choice or guessed, unless its benchmark's official scorer reads whole responses
+(``Rules.whole_response``: M3CoT, MMMU, MathVision, DynaMath, LogicVista): then that scorer's own extraction reads
+it. An item whose ground truth cannot be judged (it names none of
 its options) never stops a run: its samples are wrong, marked unscorable with the reason, and counted.
 """
 
@@ -85,7 +87,8 @@ MATHVISION_RULES = Rules(letter_gold=True, numbers="decimals", tolerance=2, whol
 def mathvision_target(doc: dict) -> Target:
     """MathVision, as MATH-V's ``evaluation/evaluate.py`` + ``utils.is_equal`` judge it: options (if any) are
     multiple choice with a letter answer, named by letter or by the option's value; otherwise the expression,
-    equal as text (case aside) or as values rounded to 2 decimals (math-verify where it is no plain number)."""
+    equal as text (case aside) or as values rounded to 2 decimals (math-verify where it is no plain number). A response
+    stating no final answer is read whole, as ``evaluate.py`` reads it (:func:`evals.official.mathvision_extract`)."""
     require(doc, MATHVISION_FIELDS, "MathVision")
     options = [str(o) for o in doc["options"] or []]
     if options:

@@ -13,7 +13,9 @@ That ``id`` groups a seed's variants is what lmms-eval's loader relies on (``tas
 The official rule (DynaMath ``evaluation/opensource_json_eval.py``, the same in the gpt4o/gemini/claude scripts):
 a float is right within an absolute 0.001 of the ground truth (``24π`` read as 24 x pi); a multiple-choice answer
 is the option's letter (here also the option's text or value, as the choices are in the question); any other
-answer is right when it contains the ground truth ("September" for "Sep"; case aside).
+answer is right when it contains the ground truth ("September" for "Sep"; case aside). A response stating no
+final answer is read as that script reads it: the "short answer" of its JSON output, else its last line less the
+last character.
 """
 
 import re

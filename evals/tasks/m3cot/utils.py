@@ -6,7 +6,9 @@ rationale, split, image, domain, topic. The context, when present, goes before t
 The official rule (M3CoT ``utils/metric.py``, ``judge_answer``): the answer is the option letter (an integer
 answer is an index into A-F), read from "(B)", else the option's text, else a bare letter. The project reads the
 extracted final answer the shared judge's way (an option whose text starts "option D in the image ..." is matched as
-text, not as the letter D), and where that names no option, with ``judge_answer`` itself.
+text, not as the letter D), and where that names no option, with ``judge_answer`` itself. A response stating no
+final answer (a chain of thought that ends "... so container A is the correct answer.", a bare "B") is read as
+``judge_answer`` reads it, whole (``Rules.whole_response``).
 """
 
 import re

@@ -9,8 +9,9 @@ multiple-choice answer is the option's letter or its text (``parse_multi_choice_
 or an option's text within an answer of more than five words); the answer field may list several acceptable answers
 (any counts); an open answer is right when one of its numbers equals a numeric gold after rounding both to 2
 decimals, or when it contains a text gold, case aside (``eval_open``: "Tampa, Florida" for ["Tampa", "Florida"];
-a one-letter gold must stand as a word). Where MMMU picks a random option for a response naming none, the
-project counts it wrong.
+a one-letter gold must stand as a word). A response stating no final answer is read whole, as
+``parse_multi_choice_response`` / ``parse_open_response`` read it; where MMMU picks a random option for a response
+naming none, the project counts it wrong.
 """
 
 import ast
