@@ -36,6 +36,20 @@ def test_m3cot_judge_answer(response, answer, expected, correct):
     assert official.m3cot(response, choices, answer) == (expected, correct)
 
 
+LOGICVISTA = ["Alpha", "Beta", "Charlie", "Delta", "Echo"]
+
+
+@pytest.mark.parametrize("response, expected", [  # LogicVista eval/results/*-accuracy-results.csv raw answers
+    ("The answer is A. BECAUSE:.", "A"), ("The answer is (B", "B"), ("A and C", "A and C"), ("✗ Echo", "Echo"),
+    ("C) Some dolphins are whales", "C) Some dolphins are whales"),     # itself an option: judged whole
+    ("Based on the image, the piece that matches is B.", "B"),
+    ("The figure could be (A) or (C).", None),                         # several letters marked: none read
+    ("I cannot see the image.", None),
+])
+def test_logicvista_choices(response, expected):
+    assert official.logicvista_choices(response, LOGICVISTA) == expected
+
+
 @pytest.mark.parametrize("response, options, answer, correct", [
     ("so the area is $\\boxed{\\frac{1}{2}}$", [], "\\frac{1}{2}", True),
     ("Therefore, the answer is (D).", ["1", "2", "3", "4", "5"], "D", True),

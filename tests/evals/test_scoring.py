@@ -3,13 +3,15 @@ import pytest
 from evals.scoring import (
     MissingField,
     Target,
+    extract_answer,
     mathvision_target,
     mathvista_target,
     pope_target,
     score,
 )
+from evals.tasks.m3cot import utils as m3cot
 from evals.tasks.mmmu import utils as mmmu
-from mmpr.answers import extract_final_answer
+from mmpr.answers import DEFAULT_RULES, extract_final_answer
 
 COT = "Looking at the figure carefully, I work it out step by step.\n"
 
@@ -45,6 +47,30 @@ def test_no_final_answer_is_wrong_and_unparsable_never_a_guess():
     for response in ("dog", "I think it is a dog", COT + "It could be either.", ""):
         result = score(response, mathvista_target(doc))
         assert not result.parsable and not result.correct and result.extracted is None
+
+
+M3COT = {"id": "physics-1", "question": "q", "choices": ["Pair 1", "Pair 2", "Neither"], "answer": "B",
+         "category": None, "context": None, "image": None, "domain": None, "topic": None}
+
+
+@pytest.mark.parametrize("response, extracted, correct", [
+    ("The magnets in Pair 2 are closer, so the force is larger in Pair 2.", "B", True),  # an option's text
+    ("B", "B", True), ("(A)", "A", False),                                                 # bare answers
+    (COT + "Final answer: (A)", "(A)", False),                                           # a stated answer first
+    ("<think>the force is larger in Pair 2", None, False),                                # an unclosed think block
+])
+def test_whole_response_reading_where_the_official_scorer_has_one(response, extracted, correct):
+    target = m3cot.target(M3COT)
+    assert target.rules.whole_response == "m3cot"
+    assert extract_answer(response, target) == extracted
+    record = m3cot.process_results_cot(M3COT, [response])["accuracy"]
+    assert (record["extracted"], record["correct"], record["parsable"]) == (extracted, correct, extracted is not None)
+
+
+def test_the_data_engine_and_mathvista_never_read_a_whole_response():
+    doc = _mathvista(question_type="multi_choice", answer_type="text", choices=["cat", "dog"], answer="dog")
+    assert mathvista_target(doc).rules.whole_response is None and DEFAULT_RULES.whole_response is None
+    assert extract_answer("It is a dog (B).", Target("B", "multiple_choice", ["cat", "dog"])) is None
 
 
 def test_direct_answers_are_the_whole_response():
