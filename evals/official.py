@@ -146,6 +146,42 @@ def logicvista_choices(response: str, options: list[str]) -> str | None:
     return marked.pop() if len(marked) == 1 else None
 
 
+# ------------------------------------------------------------------------------------------------------- MathVerse
+
+_INTRODUCED = re.compile(r":[ \t]*\n")  # "... the range is:\n\n(-2, 1)": the answer on the lines after
+_IS = re.compile(r"\bis\s+(?:approximately\s+|about\s+|roughly\s+)?", re.I)
+_OPTION_LINE = re.compile(r"^\(?[A-H][.):]\s")
+
+
+def mathverse_extract(response: str) -> str | None:
+    """The answer MathVerse's GPT-4 extraction (``evaluation/extract_answer_s1.py``) reads from a whole response, by
+    the rule its demonstrations (``evaluation/prompts.py`` ``demo_prompt_extract``) show: a stated answer, else what
+    the last sentence says something "is (approximately)" ("... is approximately 22.3 meters."), else the lines after
+    the last line that ends with a colon ("... is:\n\nD. They give ..."; at most three lines); None where it says
+    nothing (its "null")."""
+    text = response.strip().strip("'\"").strip()
+    stated = extract_final_answer(text, min_rationale_words=0)
+    if stated is not None:
+        return stated
+    last = re.split(r"\n|(?<=[.!?])\s+", text.rstrip("."))[-1]
+    said = None if _OPTION_LINE.match(last) else _last_of(_IS, last)
+    if said is not None:
+        return last[said.end():].strip() or None
+    introduced = _last_of(_INTRODUCED, text)
+    if introduced is not None:
+        lines = [line.strip() for line in text[introduced.end():].split("\n") if line.strip()]
+        if 0 < len(lines) <= 3:
+            return "\n".join(lines)
+    return None
+
+
+def _last_of(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    found = None
+    for found in pattern.finditer(text):  # noqa: B007 - the last one is wanted
+        pass
+    return found
+
+
 # ------------------------------------------------------------------------------------------------------ MathVision
 
 _MATHV_FLAGS = ("the final answer is", "the answer is", "the correct answer is", "the answer should be")

@@ -100,7 +100,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
               fields=("sample_index", "problem_index", "problem_version", "question", "image", "answer",
                       "question_type", "metadata"),
               scorer="option letter, or the option's text from question_for_eval (the options are drawn in the "
-                     "image); free-form by math-verify (MathVerse evaluation/score_answer_s2.py quick_match, widened)"),
+                     "image); free-form by math-verify (MathVerse evaluation/score_answer_s2.py quick_match, widened); "
+                     "no final answer stated: the rule of its extraction demonstrations (evaluation/prompts.py)"),
     Benchmark(name="dynamath", folder="dynamath", task="mmpr_dynamath", dataset="lscpku/DynaMath_Sample",
               split="sample_all", headline="worst_case", resample_by="seed", unit="seed",
               fields=("id", "question", "decoded_image", "ground_truth", "answer_type", "subject", "knowledge_level"),

@@ -4,9 +4,9 @@ Each benchmark's document is mapped to a :class:`Target` (ground truth, answer t
 scored by extracting its final answer with :func:`mmpr.answers.extract_final_answer` and judging it with
 :func:`mmpr.answers.answer_score`. A response with no extractable final answer is wrong *and* unparsable, never
 snapped to the nearest choice or guessed, unless its benchmark's official scorer reads whole responses
-(``Rules.whole_response``: M3CoT, MMMU, MathVision, DynaMath, LogicVista): then that scorer's own extraction reads
-it. An item whose ground truth cannot be judged (it names none of
-its options) never stops a run: its samples are wrong, marked unscorable with the reason, and counted.
+(``Rules.whole_response``: M3CoT, MMMU, MathVision, DynaMath, LogicVista, MathVerse): then that scorer's own
+extraction reads it. An item whose ground truth cannot be judged (it names none of its options) never stops a run:
+its samples are wrong, marked unscorable with the reason, and counted.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ WHOLE_RESPONSE: dict[str, Callable[[str, Target], str | None]] = {
     "m3cot": lambda response, target: official.m3cot_choice(response, target.choices or []),
     "mmmu": _mmmu_whole,
     "mathvision": lambda response, target: official.mathvision_extract(response) or None,
+    "mathverse": lambda response, target: official.mathverse_extract(response),
     "dynamath": lambda response, target: official.dynamath_short_answer(response).strip() or None,
     "logicvista": lambda response, target: official.logicvista_choices(response, target.choices or LOGICVISTA_LETTERS),
 }

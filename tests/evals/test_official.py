@@ -36,6 +36,23 @@ def test_m3cot_judge_answer(response, answer, expected, correct):
     assert official.m3cot(response, choices, answer) == (expected, correct)
 
 
+@pytest.mark.parametrize("response, expected", [  # MathVerse evaluation/prompts.py demo_prompt_extract, 1-6
+    ("Rounded to two decimal places, the perimeter of the sector is approximately:\n\n(-2, 1)", "(-2, 1)"),
+    ("Therefore, the correct option that represents the meaning of the intersection points of the graphs is:\n\n"
+     "D. They give the solutions.", "D. They give the solutions."),
+    ("the range in interval notation is \\((-4, 1]\\).\n\nFinal values:\nDomain: \\((-3, 3]\\)\nRange: \\((-4, 1]\\)",
+     "Domain: \\((-3, 3]\\)\nRange: \\((-4, 1]\\)"),
+    ("As it stands, I cannot provide the correct option letter because there isn't enough information to solve for "
+     "'y'.", None),
+    ("we can now substitute into the equation:\n\nd = 17.6 / cos(38°)\n\nTherefore, to one decimal place, the "
+     "distance d between Ned and Bart is approximately 22.3 meters.", "22.3 meters"),
+    ("Therefore, the equation for the graphed function \\( f \\) is:\n\\( f(x) = -x^2 - 2x + 1 \\)",
+     "\\( f(x) = -x^2 - 2x + 1 \\)"),
+])
+def test_mathverse_extract(response, expected):
+    assert official.mathverse_extract(response) == expected
+
+
 LOGICVISTA = ["Alpha", "Beta", "Charlie", "Delta", "Echo"]
 
 

@@ -11,7 +11,9 @@ counts as that option. Free-form answers go to math-verify.
 The official scorer (MathVerse ``evaluation/score_answer_s2.py``) asks GPT-4 to match an extraction against the
 answer, with a ``quick_match`` (the extraction equals the answer, as lmms-eval's ``tasks/mathverse/
 mathverse_evals.py`` keeps it) as its rule-based mode; the project's rule is that exact match widened to the
-option's text and to equal values.
+option's text and to equal values. A response stating no final answer is read by the rule the extraction's
+demonstrations (``evaluation/prompts.py`` ``demo_prompt_extract``) show (:func:`evals.official.mathverse_extract`):
+a departure from the official GPT-4 extraction, which has no rule of its own.
 """
 
 from evals import task_utils as common
@@ -21,7 +23,7 @@ from evals.scoring import judge as shared_judge
 from mmpr.answers import Rules, choice_set, options_in_text, several_choices
 
 FIELDS = BENCHMARKS["mathverse"].fields
-RULES = Rules(letter_gold=True)
+RULES = Rules(letter_gold=True, whole_response="mathverse")
 SEE_IMAGE = "Answer the question shown in the image."
 SEE_OPTIONS = "Answer the question shown in the image; its options are shown there too. Give the option's letter."
 
