@@ -139,6 +139,8 @@ def logicvista_choices(response: str, options: list[str]) -> str | None:
         return leading[1].upper() if leading and not (named and len(named) > 1) else stated
     if choice_set(text, options) is not None or re.fullmatch(r"\d+", text):
         return text
+    if len({m.upper() for m in re.findall(r"\(([A-Ea-e])\)", text)}) > 1:  # "(B) (C) (D)": the options listed
+        return None
     leading = _LEADING_LETTER.match(text)
     if leading is not None:
         return leading[1].upper()

@@ -14,10 +14,11 @@ A response stating no final answer (LogicVista's prompt asks for none, and its G
 response) is read by the rule its stored extractions imply (:func:`evals.official.logicvista_choices`: a bare
 answer, a response that is an option, its leading letter, the one letter it marks): a departure from the official
 LLM extraction, which infers a letter where a response only describes an option; on the 6,272 stored extractions of
-``eval/results/*-accuracy-results.csv`` the verdicts agree on 98.0 %.
+``eval/results/*-accuracy-results.csv`` the verdicts agree on 98.2 %.
 """
 
 from evals import task_utils as common
+from evals.official import logicvista_choices
 from evals.registry import BENCHMARKS
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
@@ -45,11 +46,17 @@ def target(doc) -> Target:
 
 
 def judge(doc, extracted: str) -> bool:
+    """The set of options the answer names is the gold set; an answer naming none is read by LogicVista's rule
+    (:func:`evals.official.logicvista_choices`)."""
     t = target(doc)
     if t.answer_type == "integer":
         return shared_judge(extracted, t)
     gold = choice_set(t.answer, LETTERS)
-    return gold is not None and choice_set(extracted, options(doc)) == gold
+    named = choice_set(extracted, options(doc))
+    if named is None:  # "c ) c ) c", "c. c. c. o": read as the stored extractions read such an answer
+        letters = logicvista_choices(extracted, options(doc))
+        named = choice_set(letters, options(doc)) if letters and letters != extracted else None
+    return gold is not None and named == gold
 
 
 def doc_to_visual(doc):
