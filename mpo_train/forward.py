@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -68,13 +69,58 @@ def _accepts(fn, name: str) -> bool:
     return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-def _mm(pairs: list[EncodedPair], device, repeat: int = 1) -> dict[str, torch.Tensor]:
+def model_dtype(model) -> torch.dtype:
+    """The dtype of the model's floating weights: what floating processor outputs are cast to (Llama 4's image
+    processor returns bf16 pixels, others fp32; the model may run in either)."""
+    return next(p.dtype for p in unwrap(model).parameters() if p.is_floating_point())
+
+
+def _pad_to(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``tensor`` zero-padded at the end of every dim but the first to ``shape[1:]``."""
+    pad = []
+    for have, want in zip(reversed(tensor.shape[1:]), reversed(shape), strict=True):
+        pad += [0, want - have]
+    return torch.nn.functional.pad(tensor, pad)
+
+
+def _mm(pairs: list[EncodedPair], device, dtype: torch.dtype, repeat: int = 1) -> dict[str, torch.Tensor]:
+    """The pairs' processor outputs, key by key, concatenated along dim 0 (images, patches or tiles).
+
+    Where the pairs' tensors differ beyond dim 0 (Idefics3 / SmolVLM crop counts, LLaVA-OneVision anyres patches,
+    Pixtral / Mistral 3 native resolutions), each is zero-padded at the end to the micro-batch maximum first:
+    the value these families' own processors pad a batch with, and that their models drop (all-zero crops and
+    ``pixel_attention_mask``; ``image_sizes`` for the real patches and pixels). Floating tensors are cast to
+    ``dtype``, the model's."""
     keys = sorted({k for p in pairs for k in p.mm})
     out = {}
     for key in keys:
         tensors = [p.mm[key] for p in pairs if key in p.mm]
-        out[key] = torch.cat(tensors * repeat).to(device)
+        if len({t.shape[1:] for t in tensors}) > 1:
+            if len({t.ndim for t in tensors}) > 1:
+                raise ValueError(f"processor output {key!r} has tensors of different ranks in one micro-batch "
+                                 f"({sorted({t.ndim for t in tensors})}); it cannot be batched")
+            shape = tuple(max(t.shape[d] for t in tensors) for d in range(1, tensors[0].ndim))
+            tensors = [_pad_to(t, shape) for t in tensors]
+        value = torch.cat(tensors * repeat).to(device)
+        out[key] = value.to(dtype) if value.is_floating_point() else value
     return out
+
+
+def image_signature(pair: EncodedPair) -> tuple:
+    """What of the image path a pair exercises: its processor outputs' keys, ranks and sizes beyond dim 0,
+    without the spatial sizes of pixel tensors (the last two dims of a tensor of rank >= 4), so that native
+    resolutions do not make every image new; () for a text-only pair."""
+    return tuple(sorted((key, tuple(t.shape[1:-2] if t.ndim >= 4 else t.shape[1:])) for key, t in pair.mm.items()))
+
+
+def batch_signatures(pairs: list[EncodedPair]) -> set[tuple]:
+    """The image-path signatures a micro-batch exercises: each pair's, and ``("padded",)`` when its tensors
+    differ in shape beyond dim 0 (the padding of :func:`_mm`)."""
+    found = {image_signature(p) for p in pairs}
+    keys = {k for p in pairs for k in p.mm}
+    if any(len({p.mm[k].shape[1:] for p in pairs if k in p.mm}) > 1 for k in keys):
+        found.add(("padded",))
+    return found
 
 
 def _image_token_id(model) -> int | None:
@@ -214,8 +260,9 @@ def packed_logps(model, pairs: list[EncodedPair]) -> Logps:
             positions[b, a:c + C] = torch.arange(P + C, device=device)
             positions[b, r:end] = torch.arange(P, P + R, device=device)
     input_ids = layout.input_ids.to(device)
-    mask = packed_attention_mask(layout.segments.to(device), attention_backend(model), next(inner.parameters()).dtype)
-    kwargs = _mm(pairs, device)
+    dtype = model_dtype(model)
+    mask = packed_attention_mask(layout.segments.to(device), attention_backend(model), dtype)
+    kwargs = _mm(pairs, device, dtype)
     if image_token is not None and _accepts(inner.forward, "mm_token_type_ids") and mrope:
         kwargs["mm_token_type_ids"] = (input_ids == image_token).long()
     logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
@@ -241,7 +288,7 @@ def plain_logps(model, pairs: list[EncodedPair]) -> Logps:
         input_ids[i, :len(row)] = torch.tensor(row)
         attention[i, :len(row)] = 1
     input_ids, attention = input_ids.to(device), attention.to(device)
-    kwargs = _mm(pairs, device, repeat=2)
+    kwargs = _mm(pairs, device, model_dtype(model), repeat=2)
     image_token = _image_token_id(model)
     if image_token is not None and _accepts(inner.forward, "mm_token_type_ids"):
         kwargs["mm_token_type_ids"] = (input_ids == image_token).long()
@@ -261,46 +308,82 @@ def plain_logps(model, pairs: list[EncodedPair]) -> Logps:
     return out
 
 
-class SequenceLogps:
-    """Chooses the forward: ``packed``, ``plain``, or ``auto`` (packed where the attention backend takes a custom
-    mask, checked once against plain on the first batch; plain otherwise, with the reason in the log)."""
+TOLERANCE = 1e-3  # nats per response token: how far packed may be from plain (absolute, not relative to the sum)
 
-    def __init__(self, mode: str = "auto"):
-        self.mode = mode
-        self.checked = mode != "auto"
+
+def _max_over_ranks(value: float, device) -> float:
+    """The largest ``value`` over the ranks of a distributed run (every rank gets the same number)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
+def per_token_difference(packed: Logps, plain: Logps, pairs: list[EncodedPair]) -> float:
+    """The largest per-token mean difference between two forwards' log-probs: |summed difference| / tokens of
+    each response (chosen and rejected of every pair), the maximum over the responses."""
+    tokens = torch.tensor([[max(len(p.chosen), 1), max(len(p.rejected), 1)] for p in pairs], dtype=torch.float64)
+    diff = torch.stack([packed.chosen - plain.chosen, packed.rejected - plain.rejected], dim=1).double().abs()
+    return float((diff.cpu() / tokens).max())
+
+
+class SequenceLogps:
+    """Chooses the forward: ``packed``, ``plain``, or ``auto``: packed where the attention backend takes a custom
+    mask, checked against plain on every micro-batch that brings an image-path signature not seen before
+    (:func:`batch_signatures`: the first batch, the first with images after a text-only one, the first with
+    padded crops...), with an absolute tolerance of :data:`TOLERANCE` nats per token; plain from the first
+    check that fails, with the reason on the console. In a distributed run every rank checks when any rank
+    meets a new signature and the largest difference over the ranks decides, so all ranks take the same
+    forward."""
+
+    def __init__(self, mode: str = "auto", *, say=None):
+        self.mode = "packed" if mode == "auto" else mode
+        self.checking = mode == "auto"
+        self.seen: set[tuple] = set()
         self.reason = ""
+        self.say = say or (lambda message: None)
 
     def __call__(self, model, pairs: list[EncodedPair]) -> Logps:
-        if not self.checked:
-            self._choose(model, pairs)
+        if self.checking:
+            self._check(model, pairs)
         return (packed_logps if self.mode == "packed" else plain_logps)(model, pairs)
 
-    def _choose(self, model, pairs: list[EncodedPair]) -> None:
-        self.checked = True
+    def _check(self, model, pairs: list[EncodedPair]) -> None:
+        device = next(unwrap(model).parameters()).device
+        new = batch_signatures(pairs) - self.seen
+        if not _max_over_ranks(float(bool(new)), device):
+            return
+        self.seen |= new
         backend = attention_backend(model)
         if backend not in PACKED_BACKENDS:
             self._fall_back(f"attention backend {backend!r} takes no custom attention mask")
             return
+        failure = ""
         with torch.no_grad():
             try:
                 packed = packed_logps(model, pairs)
             except (RuntimeError, ValueError, TypeError) as e:
-                self._fall_back(f"the packed forward failed on this model ({type(e).__name__}: {e})")
-                return
+                failure = f"the packed forward failed on this model ({type(e).__name__}: {e})"
             plain = plain_logps(model, pairs)
-        diff = torch.cat([(packed.chosen - plain.chosen).abs(), (packed.rejected - plain.rejected).abs()]).max()
-        scale = torch.cat([plain.chosen, plain.rejected]).abs().max().clamp(min=1.0)
-        if diff / scale > 1e-2:
-            self._fall_back(f"packed and plain log-probs differ on the first batch (max {diff:.4f})")
+        diff = _max_over_ranks(math.inf if failure else per_token_difference(packed, plain, pairs), device)
+        if diff > TOLERANCE:
+            failure = failure or ("the packed forward failed on another rank" if math.isinf(diff) else "")
+            self._fall_back(failure or f"packed and plain log-probs differ by {diff:.2e} nats per token (more "
+                            f"than {TOLERANCE:g}) on a micro-batch with a new image signature")
             return
-        self.mode = "packed"
-        self.reason = f"packed forward checked against plain on the first batch (max difference {diff:.2e})"
+        self.reason = (f"packed forward checked against plain on {len(self.seen)} image signatures "
+                       f"(max difference {diff:.1e} nats per token)")
         log.info(self.reason)
+        self.say(self.reason)
 
     def _fall_back(self, reason: str) -> None:
-        self.mode = "plain"
+        self.mode, self.checking = "plain", False
         self.reason = f"using the plain two-sequence forward: {reason}"
         log.warning(self.reason)
+        self.say(self.reason)
 
 
 def dummy_image_inputs(processor) -> dict[str, torch.Tensor]:
@@ -320,7 +403,9 @@ def vision_keepalive(model, image_inputs: dict[str, torch.Tensor]) -> torch.Tens
     batch has images wait forever for the others)."""
     inner = unwrap(model)
     device = next(inner.parameters()).device
-    features = inner.get_image_features(**{k: v.to(device) for k, v in image_inputs.items()})
+    dtype = model_dtype(model)
+    features = inner.get_image_features(**{k: v.to(device, dtype) if v.is_floating_point() else v.to(device)
+                                           for k, v in image_inputs.items()})
     return sum(t.float().sum() for t in _tensors(features)) * 0.0
 
 

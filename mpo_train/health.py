@@ -131,11 +131,12 @@ def generate_probe(model, processor, prompts: list[tuple[str, list]], *, max_new
     """Greedy answers to ``prompts`` ((question, images) pairs) with the chain-of-thought prompt, one at a time;
     each sample: prompt (the question in the CoT template), response, tokens (generated), repetition."""
     device = next(model.parameters()).device
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     tokenizer = getattr(processor, "tokenizer", processor)
     samples = []
     for question, images in prompts:
         prompt, inputs = _probe_inputs(processor, question, images)
-        inputs = inputs.to(device)
+        inputs = inputs.to(device=device, dtype=dtype)  # floating outputs only: pixels in the model's dtype
         out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                              synced_gpus=synced, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         new = out[0, inputs["input_ids"].shape[1]:]
@@ -167,11 +168,13 @@ def saved_model_advice(problems: list[str]) -> str:
 
 
 def check_saved_model(folder: Path, processor, prompt: tuple[str, list] | None,
-                      zero_at_start: set[str] = frozenset()) -> list[str]:
+                      zero_at_start: set[str] = frozenset(), *, dtype: torch.dtype = torch.float32) -> list[str]:
     """Problems of a saved model folder: its weight files (:func:`check_weights`), then, when it holds a full
-    model, whether it loads with ``from_pretrained`` and generates. Empty list when healthy."""
+    model, whether it loads with ``from_pretrained`` in ``dtype`` (the one the run trained in) and generates.
+    Empty list when healthy."""
     from safetensors.torch import load_file
-    from transformers import AutoModelForImageTextToText
+
+    from mmpr.loading import load_vlm
 
     folder = Path(folder)
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("adapter/*.safetensors"))
@@ -183,7 +186,7 @@ def check_saved_model(folder: Path, processor, prompt: tuple[str, list] | None,
     if problems or not (folder / "config.json").exists():
         return problems
     try:
-        model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+        model = load_vlm(folder, dtype=dtype).eval()
         question, images = prompt or ("What is 2 + 2?", [])
         sample = generate_probe(model, processor, [(question, images)], max_new_tokens=4)[0]
     except Exception as e:  # any failure to load or run is the finding, reported with its cause

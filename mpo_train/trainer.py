@@ -28,6 +28,7 @@ import torch
 
 from mmpr.errors import NothingMade
 from mmpr.io import atomic_write_text
+from mmpr.loading import load_processor, load_vlm
 from mmpr.model_ref import resolve_model
 from mmpr.problems import ProblemLog
 from mpo_train.config import TrainConfig
@@ -142,20 +143,19 @@ class Trainer:
         set_seed(cfg.seed)
         self.output_dir = Path(cfg.output_dir)
         self.cache_dir = self.output_dir / "cache"
-        self.logps = SequenceLogps(cfg.forward)
+        self.logps = SequenceLogps(cfg.forward, say=self._say)
 
     # ------------------------------------------------------------------------------------------------- setup
     def _load_model(self, path: str, *, trainable: bool):
-        from transformers import AutoModelForImageTextToText
-
-        dtype = torch.float32 if trainable else {"bf16": torch.bfloat16, "fp16": torch.float16,
-                                                   "fp32": torch.float32}[self.cfg.precision]
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype,
-                                                            attn_implementation=self.cfg.attn_implementation)
+        dtype = torch.float32 if trainable else self._precision_dtype()
+        model = load_vlm(path, dtype=dtype, attn_implementation=self.cfg.attn_implementation)
         model.config.use_cache = False
         if not trainable:
             model.eval().requires_grad_(False)
         return model
+
+    def _precision_dtype(self) -> torch.dtype:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.cfg.precision]
 
     def _data(self, processor):
         cfg, acc = self.cfg, self.accelerator
@@ -295,11 +295,9 @@ class Trainer:
 
     def _setup(self) -> Run:
         """data -> models -> loaders -> optimizer -> accelerate -> resume -> reference log-probs."""
-        from transformers import AutoProcessor
-
         cfg, acc = self.cfg, self.accelerator
         path = resolve_model(cfg.model)
-        processor = AutoProcessor.from_pretrained(path)
+        processor = load_processor(path)
         data, encoder, prepared, train_idx, eval_idx = self._data(processor)
         self._say(f"data: {prepared.describe()}; {len(train_idx)} train, {len(eval_idx)} held out")
         for example in prepared.examples:
@@ -437,7 +435,7 @@ class Trainer:
         final_dir = self._save_final(run.policy, run.processor)
         if acc.is_main_process:
             problems = check_saved_model(final_dir, run.processor, run.probe[0] if run.probe else None,
-                                         run.zero_at_start)
+                                         run.zero_at_start, dtype=self._precision_dtype())
             if problems:
                 raise NothingMade(f"the saved model in {final_dir} failed its check: " + "; ".join(problems) +
                                   f"; {saved_model_advice(problems)}; the weights and logs stay in {self.output_dir}")

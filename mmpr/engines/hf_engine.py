@@ -19,12 +19,13 @@ class TransformersEngine:
     def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto", batch_size: int = 16,
                  **model_args: Any):
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from mmpr.loading import load_processor, load_vlm
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.processor = AutoProcessor.from_pretrained(model)
-        self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype, **model_args).to(self.device)
+        self.processor = load_processor(model)
+        self.model = load_vlm(model, dtype=dtype, **model_args).to(self.device)
         self.model.eval()
+        self.dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
         text_config = getattr(self.model.config, "text_config", self.model.config)
         self.max_length = getattr(text_config, "max_position_embeddings", None)
         self.eos_ids = set(self._eos_ids())
@@ -65,7 +66,8 @@ class TransformersEngine:
                                                       add_generation_prompt=True) for r in requests]
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         try:
-            inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding=True).to(self.device)
+            inputs = self.processor(text=prompts, images=images, return_tensors="pt",
+                                    padding=True).to(device=self.device, dtype=self.dtype)
         finally:
             tokenizer.padding_side = side
         width = inputs["input_ids"].shape[1]
@@ -92,7 +94,8 @@ class TransformersEngine:
             images = [open_rgb(p) for p in request.images] or None
         except OSError as e:
             return EngineError("image_unreadable", str(e))
-        inputs = self.processor(text=[prompt], images=images, return_tensors="pt").to(self.device)
+        inputs = self.processor(text=[prompt], images=images, return_tensors="pt").to(device=self.device,
+                                                                                      dtype=self.dtype)
         n_prompt = inputs["input_ids"].shape[1]
         if self.max_length and n_prompt + 1 > self.max_length:
             return EngineError("prompt_too_long", f"the prompt has {n_prompt} tokens; the model takes "

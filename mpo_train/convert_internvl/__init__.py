@@ -73,10 +73,23 @@ def to_hf(src: str | Path, out: str | Path, *, max_shard_bytes: int = 5 * 1024**
     return out
 
 
+def source_dtype(config: dict):
+    """The torch dtype an original config declares for its weights (``torch_dtype`` or ``dtype``, top level or
+    in ``llm_config``), or None when it declares none."""
+    import torch
+
+    for section in (config, config.get("llm_config") or {}):
+        name = section.get("torch_dtype") or section.get("dtype")
+        if isinstance(name, str) and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+    return None
+
+
 def to_original(src: str | Path, out: str | Path, *, original_from: str | Path | None = None,
                 max_shard_bytes: int = 5 * 1024**3) -> Path:
     """A transformers-native InternVL checkpoint -> the original layout, with config.json, remote code and tokenizer
-    files from ``original_from`` (default ``SRC/original_layout``, written by :func:`to_hf`)."""
+    files from ``original_from`` (default ``SRC/original_layout``, written by :func:`to_hf`), the weights in the
+    dtype that config declares (:func:`source_dtype`)."""
     src, out = Path(src), Path(out)
     check_apart(src, out, what_src="the checkpoint")
     if original_from:
@@ -93,6 +106,9 @@ def to_original(src: str | Path, out: str | Path, *, original_from: str | Path |
     if "lm_head.weight" not in state and not config["llm_config"].get("tie_word_embeddings", False):
         state["lm_head.weight"] = state["model.language_model.embed_tokens.weight"].clone()  # saved tied
     original = hf_to_original(state, llm=kind, **_heads(text))
+    dtype = source_dtype(config)
+    if dtype is not None:  # a trained model is saved in float32; the source's config says what the weights are
+        original = {k: v.to(dtype) if v.is_floating_point() else v for k, v in original.items()}
     for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
         if config["llm_config"].get(key) != text.get(key):
             raise LayoutError(f"{src / 'config.json'}: text_config.{key}={text.get(key)} but the original config "

@@ -299,3 +299,23 @@ def test_unsupported_llm_is_named(tmp_path):
     (src / "config.json").write_text(json.dumps(config))
     with pytest.raises(LayoutError, match="Phi3ForCausalLM"):
         to_hf(src, tmp_path / "hf")
+
+
+def test_back_to_original_writes_the_dtype_the_source_declares(converted, tmp_path):
+    """A trained model is saved in float32; converted back against a bfloat16 source, the weights are bfloat16
+    (half the bytes), equal to the float32 ones rounded."""
+    import shutil
+
+    from mpo_train.convert_internvl import ORIGINAL_DIR
+
+    _, src, hf = converted
+    template = tmp_path / "bf16-source"
+    shutil.copytree(hf / ORIGINAL_DIR, template)
+    config = json.loads((template / "config.json").read_text())
+    config["torch_dtype"] = "bfloat16"
+    (template / "config.json").write_text(json.dumps(config))
+    back = read_state(to_original(hf, tmp_path / "back", original_from=template))
+    source = read_state(src)
+    assert {t.dtype for t in back.values() if t.is_floating_point()} == {torch.bfloat16}
+    for name, tensor in source.items():
+        assert torch.equal(back[name], tensor.to(torch.bfloat16)), name

@@ -50,7 +50,7 @@ def test_auto_checks_packed_once_and_falls_back_on_other_backends(tiny_model_dir
     assert chooser.mode == "packed" and "checked against plain" in chooser.reason
     model.config.get_text_config()._attn_implementation = "flash_attention_2"
     fallback = SequenceLogps("auto")
-    fallback._choose(model, pairs)
+    fallback._check(model, pairs)
     assert fallback.mode == "plain" and "flash_attention_2" in fallback.reason
 
 
