@@ -16,8 +16,10 @@ from typing import Literal
 
 from PIL import Image, ImageDraw
 
-Family = Literal["qwen2_vl", "llava", "internvl"]
+Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4"]
 FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
+# families whose images differ in shape from pair to pair (crops, anyres patches, native resolution)
+MIXED_SHAPE_FAMILIES: tuple[Family, ...] = ("smolvlm", "llava_onevision", "mistral3")
 
 # Special tokens shared by all families; each family uses the ones its processor expects.
 _SPECIAL = [
@@ -200,7 +202,168 @@ def _build_internvl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     return model, processor
 
 
-_BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _build_internvl}
+def _family_tokenizer(chat_template: str, tokens: list[str], *, eos: str, bos: str | None = None,
+                      extra_corpus: tuple[str, ...] = ()):
+    """The tiny tokenizer with a family's own special tokens added, its end-of-turn token as eos."""
+    tok = tiny_tokenizer(chat_template=chat_template, extra_corpus=extra_corpus)
+    tok.add_tokens([t for t in tokens if t not in tok.get_vocab()], special_tokens=True)
+    tok.eos_token = eos
+    if bos is not None:
+        tok.bos_token = bos
+    return tok
+
+
+def _llama_text(tok, *, layers: int, hidden: int, eos: str, **switches) -> dict:
+    """A Llama-style text config of the tiny sizes, ending turns with ``eos``; ``switches`` are the family's."""
+    text = _text_config(tok, layers=layers, hidden=hidden)
+    text.update(eos_token_id=tok.convert_tokens_to_ids(eos), **switches)
+    return text
+
+
+# SmolVLM-256M-Instruct (Idefics3ForConditionalGeneration): SigLIP 512 px / patch 16, pixel shuffle scale_factor 4
+# (64 tokens per crop), images split into 512 px crops plus a global image (do_image_splitting, longest_edge 2048),
+# "User:<image>...<end_of_utterance>\nAssistant:" turns. Scaled: 56 px crops of 14 px patches, scale_factor 2.
+_SMOLVLM_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+
+
+def _build_smolvlm(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    grid = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+    grid += [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tok = _family_tokenizer(_SMOLVLM_TEMPLATE, grid, eos="<end_of_utterance>", extra_corpus=extra_corpus)
+    crop, patch, scale = 56, 14, 2
+    tokens_per_crop = (crop // patch) ** 2 // scale**2
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
+                  image_size=crop, patch_size=patch)
+    text = _llama_text(tok, layers=layers, hidden=hidden, eos="<end_of_utterance>", rope_theta=100000.0)
+    cfg = Idefics3Config(vision_config=vision, text_config=dict(model_type="llama", **text), scale_factor=scale,
+                         image_token_id=tok.convert_tokens_to_ids("<image>"), pad_token_id=text["pad_token_id"],
+                         tie_word_embeddings=True)
+    model = Idefics3ForConditionalGeneration(cfg)
+    # up to 2 x 2 crops and the global image, bounded by max_image_tokens
+    side = crop * max(1, min(2, int((max_image_tokens // tokens_per_crop - 1) ** 0.5)))
+    ip = Idefics3ImageProcessorPil(do_image_splitting=True, size={"longest_edge": side},
+                                   max_image_size={"longest_edge": crop}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=tokens_per_crop,
+                                  chat_template=_SMOLVLM_TEMPLATE)
+    return model, processor
+
+
+# llava-onevision-qwen2-0.5b-ov-hf: SigLIP 384 px / patch 14 (729 tokens), anyres grid pinpoints 384..2304 px,
+# vision_aspect_ratio anyres_max_9, feature strategy "full", Qwen2 text, images first then "\n" + text in a turn.
+_LLAVA_ONEVISION_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}"
+    "{% endfor %}{{ '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
+                           extra_corpus: tuple[str, ...]):
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+        LlavaOnevisionImageProcessorPil,
+    )
+    from transformers.models.llava_onevision.video_processing_llava_onevision import LlavaOnevisionVideoProcessor
+
+    tok = _family_tokenizer(_LLAVA_ONEVISION_TEMPLATE, ["<image>"], eos="<|im_end|>", extra_corpus=extra_corpus)
+    tile, patch = 28, 14
+    vision = dict(model_type="siglip_vision_model", hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                  num_attention_heads=2, image_size=tile, patch_size=patch)
+    pinpoints = [[tile * h, tile * w] for h in (1, 2, 3) for w in (1, 2, 3)]
+    cfg = LlavaOnevisionConfig(vision_config=vision, text_config=dict(model_type="qwen2", **_text_config(
+        tok, layers=layers, hidden=hidden)), image_token_index=tok.convert_tokens_to_ids("<image>"),
+        video_token_index=tok.convert_tokens_to_ids("<video>"), image_grid_pinpoints=pinpoints,
+        vision_aspect_ratio="anyres_max_9", vision_feature_select_strategy="full", tie_word_embeddings=True)
+    model = LlavaOnevisionForConditionalGeneration(cfg)
+    kw = dict(size={"height": tile, "width": tile}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    ip = LlavaOnevisionImageProcessorPil(image_grid_pinpoints=pinpoints, do_pad=True, **kw)
+    processor = LlavaOnevisionProcessor(image_processor=ip, tokenizer=tok, video_processor=LlavaOnevisionVideoProcessor(
+        **kw), num_image_tokens=(tile // patch) ** 2, vision_feature_select_strategy="full",
+        vision_aspect_ratio="anyres_max_9", chat_template=_LLAVA_ONEVISION_TEMPLATE)
+    return model, processor
+
+
+# Mistral-Small-3.1 (Mistral3ForConditionalGeneration): Pixtral vision tower at native resolution (patch 14,
+# longest edge 1540), spatial_merge_size 2, [IMG] / [IMG_BREAK] / [IMG_END] tokens, "[INST]...[/INST]" turns with
+# no generation prompt and the answer closed by </s>. Scaled: longest edge 112 px.
+_MISTRAL3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST]' }}"
+    "{% for block in message['content'] %}{% if block['type'] == 'text' %}{{ block['text'] }}"
+    "{% elif block['type'] in ['image', 'image_url'] %}{{ '[IMG]' }}{% endif %}{% endfor %}{{ '[/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{% for block in message['content'] %}{{ block['text'] }}{% endfor %}"
+    "{{ eos_token }}{% endif %}{% endfor %}")
+
+
+def _build_mistral3(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralProcessor
+    from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
+
+    tokens = ["<s>", "</s>", "[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]"]
+    tok = _family_tokenizer(_MISTRAL3_TEMPLATE, tokens, eos="</s>", bos="<s>", extra_corpus=extra_corpus)
+    patch, merge = 14, 2
+    longest = patch * merge * max(2, int(max_image_tokens**0.5))
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
+                  head_dim=32, image_size=longest, patch_size=patch)
+    text = _llama_text(tok, layers=layers, hidden=hidden, eos="</s>", bos_token_id=tok.convert_tokens_to_ids("<s>"),
+                       head_dim=hidden // (hidden // 32))
+    cfg = Mistral3Config(vision_config=vision, text_config=dict(model_type="mistral", **text),
+                         image_token_index=tok.convert_tokens_to_ids("[IMG]"), spatial_merge_size=merge,
+                         multimodal_projector_bias=False, tie_word_embeddings=True)
+    model = Mistral3ForConditionalGeneration(cfg)
+    ip = PixtralImageProcessorPil(size={"longest_edge": longest}, patch_size={"height": patch, "width": patch})
+    processor = PixtralProcessor(image_processor=ip, tokenizer=tok, patch_size=patch, spatial_merge_size=merge,
+                                 chat_template=_MISTRAL3_TEMPLATE)
+    return model, processor
+
+
+# Llama-4-Scout-17B-16E-Instruct: MoE text model (16 experts, top-1, every layer), NoPE on every 4th layer
+# (no_rope_layer_interval 4), chunked attention (attention_chunk_size 8192), QK norm, attention temperature
+# tuning; a 336 px / patch 14 vision tower with pixel shuffle 0.5 over up to 16 tiles; the image processor returns
+# bfloat16 pixels; Llama 4's own chat template. Scaled: 4 layers (one NoPE), 4 experts, 56 px tiles.
+def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4Processor
+    from transformers.models.llama4.image_processing_llama4 import Llama4ImageProcessor
+    from transformers.models.llama4.processing_llama4 import chat_template
+
+    tokens = ["<|begin_of_text|>", "<|header_start|>", "<|header_end|>", "<|eot|>", "<|image_start|>", "<|image|>",
+              "<|image_end|>", "<|patch|>", "<|tile_x_separator|>", "<|tile_y_separator|>", "<|python_start|>",
+              "<|python_end|>"]
+    tok = _family_tokenizer(chat_template, tokens, eos="<|eot|>", bos="<|begin_of_text|>", extra_corpus=extra_corpus)
+    ids = tok.convert_tokens_to_ids
+    tile, patch, shuffle = 56, 14, 0.5
+    tokens_per_tile = int((tile // patch) ** 2 * shuffle**2)
+    # the pixel shuffle feeds 64 / shuffle**2 channels to the adapter: intermediate_size (1408 x 4 in Scout)
+    vision = dict(hidden_size=64, intermediate_size=int(64 / shuffle**2), num_hidden_layers=layers,
+                  num_attention_heads=2, image_size=tile, patch_size=patch, pixel_shuffle_ratio=shuffle,
+                  vision_output_dim=hidden, projector_input_dim=hidden, projector_output_dim=hidden)
+    text = _llama_text(tok, layers=max(layers, 4), hidden=hidden, eos="<|eot|>",
+                       bos_token_id=ids("<|begin_of_text|>"), head_dim=32, intermediate_size_mlp=2 * hidden,
+                       num_local_experts=4, num_experts_per_tok=1,
+                       interleave_moe_layer_step=1, no_rope_layer_interval=4, attention_chunk_size=8192,
+                       use_qk_norm=True, attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1)
+    cfg = Llama4Config(vision_config=vision, text_config=text, boi_token_index=ids("<|image_start|>"),
+                       eoi_token_index=ids("<|image_end|>"), image_token_index=ids("<|patch|>"),
+                       tie_word_embeddings=True)
+    model = Llama4ForConditionalGeneration(cfg)
+    max_tiles = max(1, max_image_tokens // tokens_per_tile - 1)  # tiles + the global image
+    ip = Llama4ImageProcessor(size={"height": tile, "width": tile}, max_patches=max_tiles)
+    processor = Llama4Processor(image_processor=ip, tokenizer=tok, patch_size=patch, pixel_shuffle_ratio=shuffle,
+                                chat_template=chat_template)
+    return model, processor
+
+
+_BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _build_internvl,
+             "smolvlm": _build_smolvlm, "llava_onevision": _build_llava_onevision, "mistral3": _build_mistral3,
+             "llama4": _build_llama4}
 
 
 def _clip_keys_for_vllm(out: Path) -> None:
@@ -226,7 +389,7 @@ def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, la
     import torch
 
     if family not in _BUILDERS:
-        raise ValueError(f"unknown tiny VLM family {family!r}; choose one of {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown tiny VLM family {family!r}; choose one of {', '.join(_BUILDERS)}")
     if hidden % 32:
         raise ValueError(f"hidden={hidden} must be a multiple of 32 (attention head size 32)")
     out = Path(path)

@@ -191,7 +191,9 @@ class PairEncoder:
         images = [img.convert("RGB") for img in row["images"]]
         messages = conversation(row["question"], len(images))
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = self.processor(text=[prompt], images=images or None, return_tensors="pt")
+        # one list of images per text: a flat list reads as one image per sample to some processors (LLaVA-OneVision
+        # then tiles each image of a multi-image pair as if it were alone)
+        inputs = self.processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
         prompt_ids = inputs["input_ids"][0].tolist()
         chosen = self._response(messages, prompt, row["chosen"])
         rejected = self._response(messages, prompt, row["rejected"])

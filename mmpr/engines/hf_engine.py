@@ -19,6 +19,7 @@ class TransformersEngine:
     def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto", batch_size: int = 16,
                  **model_args: Any):
         import torch
+
         from mmpr.loading import load_processor, load_vlm
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

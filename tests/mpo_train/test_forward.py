@@ -1,8 +1,9 @@
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
-from mmpr.testing import FAMILIES
+from mmpr.loading import load_processor, load_vlm
+from mmpr.testing import FAMILIES, MIXED_SHAPE_FAMILIES
 from mpo_train.data import PairEncoder
 from mpo_train.forward import SequenceLogps, packed_logps, plain_logps
 
@@ -10,8 +11,8 @@ from mpo_train.forward import SequenceLogps, packed_logps, plain_logps
 def _setup(tiny_model_dir, family, attn="sdpa"):
     path = tiny_model_dir(family)
     torch.manual_seed(0)
-    model = AutoModelForImageTextToText.from_pretrained(path, attn_implementation=attn)
-    encoder = PairEncoder(AutoProcessor.from_pretrained(path), max_length=512)
+    model = load_vlm(path, attn_implementation=attn)
+    encoder = PairEncoder(load_processor(path), max_length=512)
     return model, encoder
 
 
@@ -111,3 +112,158 @@ def test_packed_rows_grow_linearly_with_the_pairs(tiny_model_dir, pair_dataset):
     P, C = len(pair.prompt), len(pair.chosen)
     assert not allow[0, P + C, P:P + C].any(), "the rejected response does not see the chosen one"
     assert allow[0, P + C, :P].all(), "it sees the whole prompt"
+
+
+# --- micro-batches that mix image shapes (crops, anyres patches, native resolution) and text-only pairs -----------
+
+MIXED_ROWS = [  # three aspect ratios and a text-only pair in one micro-batch
+    ("How many shapes are there?", [(90, 70)], "I count three shapes. Final answer: 3", "Final answer: 5, maybe"),
+    ("Compare <image> with <image>.", [(40, 100), (56, 56)], "The first is taller.", "They are the same."),
+    ("What is 2 + 2?", [], "2 + 2 = 4. Final answer: 4", "Final answer: 5"),
+    ("Which colour is on top?", [(120, 40)], "Red is on top.", "Blue, I think, or green."),
+]
+
+
+def mixed_pairs(encoder):
+    from mmpr.testing import tiny_images
+
+    pairs = []
+    for i, (question, sizes, chosen, rejected) in enumerate(MIXED_ROWS):
+        images = [tiny_images(1, size=size, seed=10 * i + j)[0] for j, size in enumerate(sizes)]
+        pairs.append(encoder.encode(i, {"question": question, "images": images, "chosen": chosen,
+                                        "rejected": rejected}))
+    return pairs
+
+
+def own_forward_logps(model, encoder, pairs):
+    """Summed chosen log-probs from the model's own forward, on the mm tensors its processor makes for the whole
+    micro-batch at once (its own batching and padding convention), for the pairs with images."""
+    from mmpr.chat import conversation
+    from mmpr.testing import tiny_images
+    from mpo_train.forward import model_dtype
+
+    with_images = [p for p in pairs if p.mm]
+    rows = [MIXED_ROWS[p.index] for p in with_images]
+    texts = [encoder.processor.apply_chat_template(conversation(q, len(s)), add_generation_prompt=True,
+                                                   tokenize=False) for q, s, _, _ in rows]
+    images = [[tiny_images(1, size=size, seed=10 * p.index + j)[0] for j, size in enumerate(MIXED_ROWS[p.index][1])]
+              for p in with_images]
+    batch = encoder.processor(text=texts, images=images, return_tensors="pt", padding=True)
+    mm = {k: v.to(model_dtype(model)) if v.is_floating_point() else v for k, v in batch.items()
+          if k not in ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")}
+    seqs = [p.prompt + p.chosen for p in with_images]
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
+    attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=attention, **mm).logits.float().log_softmax(-1)
+    out = []
+    for row, p in enumerate(with_images):
+        P = len(p.prompt)
+        out.append(logits[row, P - 1:P - 1 + len(p.chosen)].gather(-1, torch.tensor(p.chosen)[:, None]).sum())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("family", [*MIXED_SHAPE_FAMILIES, "llama4"])
+def test_mixed_image_shapes_packed_equals_plain_equals_the_models_own_forward(tiny_model_dir, family):
+    from mpo_train.forward import batch_signatures
+
+    model, encoder = _setup(tiny_model_dir, family)
+    pairs = mixed_pairs(encoder)
+    if family in MIXED_SHAPE_FAMILIES:
+        assert ("padded",) in batch_signatures(pairs), "the micro-batch mixes image-tensor shapes"
+    with torch.no_grad():
+        packed, plain = packed_logps(model, pairs), plain_logps(model, pairs)
+    torch.testing.assert_close(packed.chosen, plain.chosen, atol=1e-4, rtol=0)
+    torch.testing.assert_close(packed.rejected, plain.rejected, atol=1e-4, rtol=0)
+    own = own_forward_logps(model, encoder, pairs)
+    torch.testing.assert_close(plain.chosen[[i for i, p in enumerate(pairs) if p.mm]], own, atol=1e-4, rtol=0)
+
+
+def test_processor_outputs_pad_per_key_and_take_the_models_dtype():
+    from mpo_train.data import EncodedPair
+    from mpo_train.forward import _mm
+
+    a = EncodedPair(0, [1], [2], [3], {"pixel_values": torch.ones(1, 2, 3, 4, 6, dtype=torch.bfloat16),
+                                       "pixel_attention_mask": torch.ones(1, 2, 4, 6, dtype=torch.long)})
+    b = EncodedPair(1, [1], [2], [3], {"pixel_values": torch.ones(1, 3, 3, 5, 4, dtype=torch.bfloat16),
+                                       "pixel_attention_mask": torch.ones(1, 3, 5, 4, dtype=torch.long)})
+    text = EncodedPair(2, [1], [2], [3], {})
+    out = _mm([a, text, b], "cpu", torch.float32, repeat=2)
+    assert out["pixel_values"].shape == (4, 3, 3, 5, 6) and out["pixel_values"].dtype == torch.float32
+    assert out["pixel_attention_mask"].dtype == torch.long
+    mask = out["pixel_attention_mask"]
+    assert mask[0].sum() == 2 * 4 * 6 and mask[1].sum() == 3 * 5 * 4, "padding is zeros, the real pixels ones"
+    assert torch.equal(out["pixel_values"][0, 2], torch.zeros(3, 5, 6)), "a padded crop is all zeros (dropped)"
+
+
+class _Shifted:
+    """plain_logps plus a per-token offset on the packed side: a packed forward that is ``offset`` nats per token
+    off (a window or a recurrence the packed mask does not respect)."""
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def __call__(self, model, pairs):
+        out = plain_logps(model, pairs)
+        out.chosen = out.chosen + self.offset * torch.tensor([len(p.chosen) for p in pairs])
+        return out
+
+
+def test_auto_checks_every_new_image_signature_with_an_absolute_tolerance(tiny_model_dir, pair_dataset,
+                                                                           monkeypatch):
+    from mpo_train import forward
+
+    model, encoder = _setup(tiny_model_dir, "qwen2_vl")
+    text_only, with_image = [encoder.encode(2, pair_dataset[2])], [encoder.encode(0, pair_dataset[0])]
+    said, checked = [], []
+    chooser = SequenceLogps("auto", say=said.append)
+    monkeypatch.setattr(forward, "plain_logps", lambda m, p: checked.append(len(p)) or plain_logps(m, p))
+    chooser(model, text_only)
+    chooser(model, text_only)
+    assert len(checked) == 1, "a text-only first batch is checked once"
+    chooser(model, with_image)
+    assert len(checked) == 2, "the first batch with an image is checked again"
+    assert chooser.mode == "packed" and "2 image signatures" in said[-1]
+    # 5e-3 nats per token: a few hundredths of a percent of the summed log-prob, refused all the same
+    chooser(model, [encoder.encode(1, pair_dataset[1])])
+    assert len(checked) == 2, "two images of another size: the same signature, not checked again"
+    monkeypatch.setattr(forward, "packed_logps", _Shifted(5e-3))
+    strict = SequenceLogps("auto", say=said.append)
+    strict(model, with_image)
+    assert strict.mode == "plain" and "per token" in said[-1] and not strict.checking
+
+
+def test_the_decision_is_the_same_on_every_rank(tiny_model_dir, pair_dataset, monkeypatch):
+    """A rank whose own batch agrees still takes the plain forward when another rank's differs (the largest
+    difference over the ranks decides)."""
+    from mpo_train import forward
+
+    model, encoder = _setup(tiny_model_dir, "qwen2_vl")
+    monkeypatch.setattr(forward, "_max_over_ranks", lambda value, device: max(value, 0.5))
+    chooser = SequenceLogps("auto")
+    chooser(model, [encoder.encode(0, pair_dataset[0])])
+    assert chooser.mode == "plain" and "5.00e-01" in chooser.reason
+
+
+def _reduce_on_rank(rank, port, results):
+    import torch.distributed as dist
+
+    from mpo_train.forward import _max_over_ranks
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    results[rank] = _max_over_ranks(float(rank) * 0.25, "cpu")
+    dist.destroy_process_group()
+
+
+def test_max_over_ranks_reaches_every_rank():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.start_processes(_reduce_on_rank, args=(port, results), nprocs=2, start_method="fork")
+    assert dict(results) == {0: 0.25, 1: 0.25}
