@@ -16,10 +16,10 @@ from typing import Literal
 
 from PIL import Image, ImageDraw
 
-Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4"]
+Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal"]
 FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
 # families whose images differ in shape from pair to pair (crops, anyres patches, native resolution)
-MIXED_SHAPE_FAMILIES: tuple[Family, ...] = ("smolvlm", "llava_onevision", "mistral3")
+MIXED_SHAPE_FAMILIES: tuple[Family, ...] = ("smolvlm", "llava_onevision", "mistral3", "phi4_multimodal")
 
 # Special tokens shared by all families; each family uses the ones its processor expects.
 _SPECIAL = [
@@ -361,9 +361,58 @@ def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     return model, processor
 
 
+# Phi-4-multimodal-instruct (Phi4MultimodalForCausalLM, only in AutoModelForMultimodalLM): Phi-4-mini text model
+# (partial_rotary_factor 0.75, tied embeddings), a 448 px / patch 14 SigLIP tower over dynamic HD crops
+# (dynamic_hd 36) whose token count the processor fixes for 448 px crops (256 + 16 per crop), an audio encoder,
+# and a chat template on the tokenizer only, reading contents as strings. Scaled: 2 layers, dynamic_hd 2 (one
+# crop and the global image), one audio block; long RoPE left out (the toy rows stay far below 4096 tokens).
+_PHI4_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and "
+    "message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + "
+    "message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + "
+    "'<|end|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}"
+    "{{ eos_token }}{% endif %}")
+
+
+def _build_phi4_multimodal(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
+                           extra_corpus: tuple[str, ...]):
+    from transformers import (
+        Phi4MultimodalConfig,
+        Phi4MultimodalForCausalLM,
+        Phi4MultimodalProcessor,
+        PreTrainedTokenizerFast,
+    )
+    from transformers.models.phi4_multimodal.feature_extraction_phi4_multimodal import Phi4MultimodalFeatureExtractor
+    from transformers.models.phi4_multimodal.image_processing_phi4_multimodal import Phi4MultimodalImageProcessor
+
+    base = _family_tokenizer(_PHI4_TEMPLATE, ["<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<|image|>",
+                                              "<|audio|>", "<|tool|>", "<|/tool|>"], eos="<|endoftext|>",
+                             extra_corpus=extra_corpus)
+    # the processor reads the image and audio tokens from the tokenizer's named special tokens
+    tok = PreTrainedTokenizerFast(tokenizer_object=copy.deepcopy(base._tokenizer), eos_token="<|endoftext|>",
+                                  pad_token="<|endoftext|>", bos_token=None, unk_token=None,
+                                  extra_special_tokens={"image_token": "<|image|>", "audio_token": "<|audio|>"})
+    tok.chat_template = _PHI4_TEMPLATE
+    ids = tok.convert_tokens_to_ids
+    crop, patch = 448, 14
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
+                  image_size=crop, patch_size=patch, crop_size=crop, image_token_id=ids("<|image|>"))
+    audio = dict(hidden_size=64, intermediate_size=128, num_blocks=1, num_attention_heads=2, ext_pw_out_channel=64,
+                 depthwise_separable_out_channel=64, nemo_conv_channels=64, audio_token_id=ids("<|audio|>"))
+    text = _text_config(tok, layers=layers, hidden=hidden)
+    text.update(eos_token_id=[ids("<|end|>"), ids("<|endoftext|>")], original_max_position_embeddings=4096,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75})
+    cfg = Phi4MultimodalConfig(**text, vision_config=vision, audio_config=audio)
+    model = Phi4MultimodalForCausalLM(cfg)
+    ip = Phi4MultimodalImageProcessor(size={"height": crop, "width": crop}, patch_size=patch, dynamic_hd=2)
+    processor = Phi4MultimodalProcessor(image_processor=ip, audio_processor=Phi4MultimodalFeatureExtractor(),
+                                        tokenizer=tok)
+    return model, processor
+
+
 _BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _build_internvl,
              "smolvlm": _build_smolvlm, "llava_onevision": _build_llava_onevision, "mistral3": _build_mistral3,
-             "llama4": _build_llama4}
+             "llama4": _build_llama4, "phi4_multimodal": _build_phi4_multimodal}
 
 
 def _clip_keys_for_vllm(out: Path) -> None:

@@ -8,11 +8,11 @@ from mpo_train.data import PairEncoder
 from mpo_train.forward import SequenceLogps, packed_logps, plain_logps
 
 
-def _setup(tiny_model_dir, family, attn="sdpa"):
+def _setup(tiny_model_dir, family, attn="sdpa", max_length=512):
     path = tiny_model_dir(family)
     torch.manual_seed(0)
     model = load_vlm(path, attn_implementation=attn)
-    encoder = PairEncoder(load_processor(path), max_length=512)
+    encoder = PairEncoder(load_processor(path), max_length=max_length)
     return model, encoder
 
 
@@ -120,7 +120,8 @@ MIXED_ROWS = [  # three aspect ratios and a text-only pair in one micro-batch
     ("How many shapes are there?", [(90, 70)], "I count three shapes. Final answer: 3", "Final answer: 5, maybe"),
     ("Compare <image> with <image>.", [(40, 100), (56, 56)], "The first is taller.", "They are the same."),
     ("What is 2 + 2?", [], "2 + 2 = 4. Final answer: 4", "Final answer: 5"),
-    ("Which colour is on top?", [(120, 40)], "Red is on top.", "Blue, I think, or green."),
+    # wider than 2 x 448 px: Phi-4's processor crops it (smaller images take one crop there)
+    ("Which colour is on top?", [(900, 300)], "Red is on top.", "Blue, I think, or green."),
 ]
 
 
@@ -168,7 +169,7 @@ def own_forward_logps(model, encoder, pairs):
 def test_mixed_image_shapes_packed_equals_plain_equals_the_models_own_forward(tiny_model_dir, family):
     from mpo_train.forward import batch_signatures
 
-    model, encoder = _setup(tiny_model_dir, family)
+    model, encoder = _setup(tiny_model_dir, family, max_length=2048)  # Phi-4's 448 px crops: ~270 tokens each
     pairs = mixed_pairs(encoder)
     if family in MIXED_SHAPE_FAMILIES:
         assert ("padded",) in batch_signatures(pairs), "the micro-batch mixes image-tensor shapes"

@@ -278,3 +278,60 @@ def test_sft_on_supervised_rows_learns_the_responses_without_a_reference(tiny_mo
     assert gen[-1] < gen[0] - 1  # the NLL of the responses falls
     with pytest.raises(UserError, match=rf"{re.escape(str(rows))}: supervised rows .*loss_weights=\[0,0,1\]"):
         Trainer(_cfg(tiny_model_dir("qwen2_vl"), rows, tmp_path / "dpo", max_steps=1), progress=False).train()
+
+
+# --- the families whose images differ in shape, and Llama 4 (bf16 pixels), end to end -----------------------------
+
+def write_mixed_shape_pairs(folder, n):
+    """An mmpr dataset of ``n`` pairs whose images have three aspect ratios, every fourth pair text-only."""
+    from mmpr.dataset_writer import SubsetInput, write_dataset
+    from mmpr.schemas import PreferencePair
+    from mmpr.testing import tiny_images
+
+    sizes = [(90, 70), (40, 100), (120, 40)]
+    (folder / "src").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, size in enumerate(sizes):
+        paths.append(str(folder / "src" / f"{i}.png"))
+        tiny_images(1, size=size, seed=i)[0].save(paths[-1])
+    pairs = [PreferencePair(id=f"p{i}", subset="toy", question=f"How many shapes ({i})?",
+                            images=[] if i % 4 == 3 else [paths[i % 3]], chosen=f"I count them. Final answer: {i % 7}",
+                            rejected=f"no idea, say {i % 7 + 1}", kind="correctness", source="toy") for i in range(n)]
+    write_dataset(folder / "data", [SubsetInput("toy", pairs)], name="toy")
+    return folder / "data", paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["smolvlm", "llava_onevision", "mistral3", "llama4"])
+def test_family_trains_on_mixed_image_shapes_online_and_precomputed_then_reloads_and_serves(
+        family, tiny_model_dir, tmp_path, capsys):
+    from accelerate.state import AcceleratorState, GradientState
+
+    from mmpr.engines import Request, make_engine
+    from mmpr.loading import load_processor, load_vlm
+    from mmpr.schemas import SamplingConfig
+    from mpo_train.health import generate_probe
+
+    data, images = write_mixed_shape_pairs(tmp_path / "pairs", 12)
+    model = tiny_model_dir(family)
+    kw = dict(per_device_batch_size=3, max_steps=1, eval_fraction=0.25, max_length=512)
+    online = Trainer(_cfg(model, data, tmp_path / "online", reference="online", **kw)).train()
+    out = capsys.readouterr().out
+    assert "packed forward checked against plain" in out, "the check's decision is on the console"
+    assert online.eval_metrics, "the held-out evaluation ran on mixed shapes"
+    AcceleratorState._reset_state(reset_partial_state=True)  # another run in this process, in bf16
+    GradientState._reset_state()
+    # bf16: the post-save check reloads in the dtype the run trained in (Llama 4's pixels are bf16)
+    pre = Trainer(_cfg(model, data, tmp_path / "pre", reference="precomputed", precision="bf16", **kw),
+                  progress=False).train()
+    for result in (online, pre):
+        reloaded = load_vlm(result.final_dir).eval()
+        (sample,) = generate_probe(reloaded, load_processor(result.final_dir), [("How many?", [])], max_new_tokens=3)
+        assert sample["tokens"] > 0
+    engine = make_engine("transformers", str(pre.final_dir), batch_size=3)
+    requests = [Request(str(i), "How many shapes?", (path,)) for i, path in enumerate(images)]
+    together = engine.generate(requests, SamplingConfig(temperature=0.0, max_tokens=4))
+    engine.batch_size = 1
+    alone = engine.generate(requests, SamplingConfig(temperature=0.0, max_tokens=4))
+    assert all(r and r[0].completion_tokens > 0 for r in together)
+    assert [r[0].text for r in together] == [r[0].text for r in alone]
