@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mpo_train.health import TrendWatch, check_weights, probe_scores, repetition_score
+from mpo_train.health import TrendWatch, check_saved_model, check_weights, probe_scores, repetition_score
 
 
 def test_repetition_score_separates_a_loop_from_prose():
@@ -54,3 +54,17 @@ def test_check_weights_finds_zeroed_and_nan_matrices():
 @pytest.mark.parametrize("value", [float("inf"), float("-inf")])
 def test_check_weights_finds_infinities(value):
     assert check_weights({"w": torch.tensor([[value, 1.0]])}) == ["w: NaN or inf values"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_llama4_bf16_pixels_probe_and_reload_in_the_runs_dtype(tiny_model_dir, dtype):
+    """Llama 4's image processor returns bf16 pixels: the probe casts them to the model's dtype, and the saved
+    model is reloaded in the dtype the run trained in."""
+    from mmpr.loading import load_processor
+    from mmpr.testing import tiny_images
+
+    path = tiny_model_dir("llama4")
+    processor = load_processor(path)
+    image = tiny_images(1, size=(90, 70))[0]
+    assert processor(text=["<|image|>"], images=[image], return_tensors="pt")["pixel_values"].dtype == torch.bfloat16
+    assert check_saved_model(path, processor, ("How many?", [image]), dtype=dtype) == []

@@ -302,7 +302,7 @@ def write_mixed_shape_pairs(folder, n):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["smolvlm", "llava_onevision", "mistral3", "llama4"])
+@pytest.mark.parametrize("family", ["smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal"])
 def test_family_trains_on_mixed_image_shapes_online_and_precomputed_then_reloads_and_serves(
         family, tiny_model_dir, tmp_path, capsys):
     from accelerate.state import AcceleratorState, GradientState
@@ -314,7 +314,7 @@ def test_family_trains_on_mixed_image_shapes_online_and_precomputed_then_reloads
 
     data, images = write_mixed_shape_pairs(tmp_path / "pairs", 12)
     model = tiny_model_dir(family)
-    kw = dict(per_device_batch_size=3, max_steps=1, eval_fraction=0.25, max_length=512)
+    kw = dict(per_device_batch_size=3, max_steps=1, eval_fraction=0.25, max_length=1024)  # Phi-4: 448 px crops
     online = Trainer(_cfg(model, data, tmp_path / "online", reference="online", **kw)).train()
     out = capsys.readouterr().out
     assert "packed forward checked against plain" in out, "the check's decision is on the console"
