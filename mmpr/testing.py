@@ -16,7 +16,8 @@ from typing import Literal
 
 from PIL import Image, ImageDraw
 
-Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal"]
+Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal",
+                 "qwen2_5_vl", "qwen3_vl"]
 FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
 # families whose images differ in shape from pair to pair (crops, anyres patches, native resolution)
 MIXED_SHAPE_FAMILIES: tuple[Family, ...] = ("smolvlm", "llava_onevision", "mistral3", "phi4_multimodal")
@@ -410,9 +411,67 @@ def _build_phi4_multimodal(out: Path, *, layers: int, hidden: int, max_image_tok
     return model, processor
 
 
+def _qwen_vl_parts(extra_corpus: tuple[str, ...], *, layers: int, hidden: int, mrope_section: list[int]):
+    """The tokenizer, text config and special token ids the Qwen VL families share (ChatML, vision pads)."""
+    tok = tiny_tokenizer(chat_template=chat_template_for("<|vision_start|><|image_pad|><|vision_end|>"),
+                         extra_corpus=extra_corpus)
+    text = _text_config(tok, layers=layers, hidden=hidden)
+    assert sum(mrope_section) == 32 // 2, "mrope sections (temporal, height, width) cover half the head size"
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section}
+    ids = tok.convert_tokens_to_ids
+    tokens = dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+                  vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+    return tok, text, tokens
+
+
+# Qwen2.5-VL-7B-Instruct: the Qwen2-VL layout with a windowed vision tower (window_size 112 px, full attention
+# only in blocks 7, 15, 23, 31), SwiGLU vision MLP, out_hidden_size to the LM. Scaled: window 56 px (2 x 2 merged
+# patches), full attention in the last of the tower's blocks.
+def _build_qwen2_5_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    tok, text, tokens = _qwen_vl_parts(extra_corpus, layers=layers, hidden=hidden, mrope_section=[4, 6, 6])
+    vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
+                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                  fullatt_block_indexes=[layers - 1], hidden_act="silu")
+    model = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(text_config=text, vision_config=vision, **tokens,
+                                                                tie_word_embeddings=True))
+    kw = dict(size={"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * max_image_tokens}, patch_size=14,
+              merge_size=2, temporal_patch_size=2)
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
+                                    video_processor=Qwen2VLVideoProcessor(**kw), chat_template=tok.chat_template)
+    return model, processor
+
+
+# Qwen3-VL-8B-Instruct: patch 16, DeepStack (vision features of blocks 8, 16, 24 added to the first LM layers),
+# interleaved mrope (sections 24, 20, 20), learned vision position embeddings (2304). Scaled: deepstack from the
+# first vision block, sections 6, 5, 5 of a 32 head size.
+def _build_qwen3_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    tok, text, tokens = _qwen_vl_parts(extra_corpus, layers=layers, hidden=hidden, mrope_section=[6, 5, 5])
+    text["rope_parameters"]["mrope_interleaved"] = True
+    text["head_dim"] = 32
+    vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
+                  patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
+                  deepstack_visual_indexes=[0])
+    model = Qwen3VLForConditionalGeneration(Qwen3VLConfig(text_config=text, vision_config=vision, **tokens,
+                                                          tie_word_embeddings=True))
+    kw = dict(size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * max_image_tokens}, patch_size=16,
+              merge_size=2, temporal_patch_size=2)
+    processor = Qwen3VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
+                                 video_processor=Qwen3VLVideoProcessor(**kw), chat_template=tok.chat_template)
+    return model, processor
+
+
 _BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _build_internvl,
              "smolvlm": _build_smolvlm, "llava_onevision": _build_llava_onevision, "mistral3": _build_mistral3,
-             "llama4": _build_llama4, "phi4_multimodal": _build_phi4_multimodal}
+             "llama4": _build_llama4, "phi4_multimodal": _build_phi4_multimodal,
+             "qwen2_5_vl": _build_qwen2_5_vl, "qwen3_vl": _build_qwen3_vl}
 
 
 def _clip_keys_for_vllm(out: Path) -> None:

@@ -165,7 +165,7 @@ def own_forward_logps(model, encoder, pairs):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("family", [*MIXED_SHAPE_FAMILIES, "llama4"])
+@pytest.mark.parametrize("family", [*MIXED_SHAPE_FAMILIES, "llama4", "qwen2_5_vl", "qwen3_vl"])
 def test_mixed_image_shapes_packed_equals_plain_equals_the_models_own_forward(tiny_model_dir, family):
     from mpo_train.forward import batch_signatures
 
