@@ -156,6 +156,8 @@ def own_forward_logps(model, encoder, pairs):
     width = max(map(len, seqs))
     ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
     attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    if "mm_token_type_ids" in batch:  # the processor marks the image tokens (Qwen VL's rope index reads them)
+        mm["mm_token_type_ids"] = (ids == encoder.processor.image_token_id).long()
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=attention, **mm).logits.float().log_softmax(-1)
     out = []
