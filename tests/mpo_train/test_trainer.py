@@ -308,9 +308,7 @@ def test_family_trains_on_mixed_image_shapes_online_and_precomputed_then_reloads
     from accelerate.state import AcceleratorState, GradientState
 
     from mmpr.engines import Request, make_engine
-    from mmpr.loading import load_processor, load_vlm
     from mmpr.schemas import SamplingConfig
-    from mpo_train.health import generate_probe
 
     data, images = write_mixed_shape_pairs(tmp_path / "pairs", 12)
     model = tiny_model_dir(family)
@@ -324,10 +322,7 @@ def test_family_trains_on_mixed_image_shapes_online_and_precomputed_then_reloads
     # bf16: the post-save check reloads in the dtype the run trained in (Llama 4's pixels are bf16)
     pre = Trainer(_cfg(model, data, tmp_path / "pre", reference="precomputed", precision="bf16", **kw),
                   progress=False).train()
-    for result in (online, pre):
-        reloaded = load_vlm(result.final_dir).eval()
-        (sample,) = generate_probe(reloaded, load_processor(result.final_dir), [("How many?", [])], max_new_tokens=3)
-        assert sample["tokens"] > 0
+    # each run's post-save check reloaded its model (in the run's dtype) and generated; the HF engine reloads too
     engine = make_engine("transformers", str(pre.final_dir), batch_size=3)
     requests = [Request(str(i), "How many shapes?", (path,)) for i, path in enumerate(images)]
     together = engine.generate(requests, SamplingConfig(temperature=0.0, max_tokens=4))
