@@ -337,14 +337,25 @@ class SequenceLogps:
     padded crops...), with an absolute tolerance of :data:`TOLERANCE` nats per token; plain from the first
     check that fails, with the reason on the console. In a distributed run every rank checks when any rank
     meets a new signature and the largest difference over the ranks decides, so all ranks take the same
-    forward."""
+    forward. That takes a collective on every call while checking: where ranks run different numbers of batches
+    (the reference precompute), :meth:`local` gives a chooser that decides for its rank alone."""
 
-    def __init__(self, mode: str = "auto", *, say=None):
+    def __init__(self, mode: str = "auto", *, say=None, synced: bool = True):
         self.mode = "packed" if mode == "auto" else mode
         self.checking = mode == "auto"
         self.seen: set[tuple] = set()
         self.reason = ""
         self.say = say or (lambda message: None)
+        self.synced = synced
+
+    def local(self) -> SequenceLogps:
+        """A chooser in this one's state that decides for this rank alone, leaving this one as it is."""
+        other = SequenceLogps(self.mode, say=self.say, synced=False)
+        other.checking, other.seen, other.reason = self.checking, set(self.seen), self.reason
+        return other
+
+    def _over_ranks(self, value: float, device) -> float:
+        return _max_over_ranks(value, device) if self.synced else value
 
     def __call__(self, model, pairs: list[EncodedPair]) -> Logps:
         if self.checking:
@@ -354,7 +365,7 @@ class SequenceLogps:
     def _check(self, model, pairs: list[EncodedPair]) -> None:
         device = next(unwrap(model).parameters()).device
         new = batch_signatures(pairs) - self.seen
-        if not _max_over_ranks(float(bool(new)), device):
+        if not self._over_ranks(float(bool(new)), device):
             return
         self.seen |= new
         backend = attention_backend(model)
@@ -368,7 +379,7 @@ class SequenceLogps:
             except (RuntimeError, ValueError, TypeError) as e:
                 failure = f"the packed forward failed on this model ({type(e).__name__}: {e})"
             plain = plain_logps(model, pairs)
-        diff = _max_over_ranks(math.inf if failure else per_token_difference(packed, plain, pairs), device)
+        diff = self._over_ranks(math.inf if failure else per_token_difference(packed, plain, pairs), device)
         if diff > TOLERANCE:
             failure = failure or ("the packed forward failed on another rank" if math.isinf(diff) else "")
             self._fall_back(failure or f"packed and plain log-probs differ by {diff:.2e} nats per token (more "

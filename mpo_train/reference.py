@@ -88,6 +88,7 @@ def precompute(model, dataset: PairDataset, positions: list[int], *, cache: Path
     from tqdm import tqdm
 
     table = load_table(cache)
+    logps = logps.local()  # the ranks score different numbers of batches: no collective in the check
     missing = sorted({p for p in positions if dataset.indices[p] not in table})
     mine: list[tuple[int, float, float]] = []
     if missing:

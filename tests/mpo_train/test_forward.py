@@ -270,3 +270,15 @@ def test_max_over_ranks_reaches_every_rank():
     results = mp.Manager().dict()
     mp.start_processes(_reduce_on_rank, args=(port, results), nprocs=2, start_method="fork")
     assert dict(results) == {0: 0.25, 1: 0.25}
+
+
+def test_a_local_chooser_decides_without_the_other_ranks(tiny_model_dir, pair_dataset, monkeypatch):
+    """The reference precompute scores different numbers of batches per rank: its chooser takes no collective."""
+    from mpo_train import forward
+
+    model, encoder = _setup(tiny_model_dir, "qwen2_vl")
+    monkeypatch.setattr(forward, "_max_over_ranks", lambda value, device: pytest.fail("a collective was taken"))
+    shared = SequenceLogps("auto")
+    local = shared.local()
+    local(model, [encoder.encode(0, pair_dataset[0])])
+    assert local.mode == "packed" and local.seen and not shared.seen, "the shared chooser still checks for itself"

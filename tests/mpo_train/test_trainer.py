@@ -316,6 +316,7 @@ def test_family_trains_on_mixed_image_shapes_online_and_precomputed_then_reloads
     online = Trainer(_cfg(model, data, tmp_path / "online", reference="online", **kw)).train()
     out = capsys.readouterr().out
     assert "packed forward checked against plain" in out, "the check's decision is on the console"
+    assert "saved model checked" in out
     assert online.eval_metrics, "the held-out evaluation ran on mixed shapes"
     AcceleratorState._reset_state(reset_partial_state=True)  # another run in this process, in bf16
     GradientState._reset_state()
