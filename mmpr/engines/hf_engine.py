@@ -95,8 +95,10 @@ class TransformersEngine:
             images = [open_rgb(p) for p in request.images] or None
         except OSError as e:
             return EngineError("image_unreadable", str(e))
-        inputs = self.processor(text=[prompt], images=images, return_tensors="pt").to(device=self.device,
-                                                                                      dtype=self.dtype)
+        # one list of images for the one text, as in training (a flat list reads as one image per sample to some
+        # processors: LLaVA-OneVision would tile each image of a multi-image question as if it were alone)
+        inputs = self.processor(text=[prompt], images=[images] if images else None,
+                                return_tensors="pt").to(device=self.device, dtype=self.dtype)
         n_prompt = inputs["input_ids"].shape[1]
         if self.max_length and n_prompt + 1 > self.max_length:
             return EngineError("prompt_too_long", f"the prompt has {n_prompt} tokens; the model takes "

@@ -35,3 +35,23 @@ def test_greedy_requests_run_batched_and_answer_as_one_at_a_time(tiny_model_dir,
     batched.processor.tokenizer.pad_token = None
     assert batched.processor.tokenizer.pad_token_id is None
     assert [r[0].text for r in batched.generate(requests, greedy)] == [r[0].text for r in alone]
+
+
+def test_a_multi_image_question_is_encoded_as_in_training(tiny_model_dir, tmp_path):
+    """LLaVA-OneVision tiles a lone image (anyres) but not the images of a multi-image sample: the engine passes
+    one list of images per question, as the training encoder does, so both see the same image tokens."""
+    from mmpr.engines import Request
+    from mmpr.loading import load_processor
+    from mmpr.testing import tiny_images
+    from mpo_train.data import PairEncoder
+
+    path = tiny_model_dir("llava_onevision")
+    images = tiny_images(2, size=(90, 70))
+    paths = [str(tmp_path / f"{i}.png") for i in range(2)]
+    for image, p in zip(images, paths, strict=True):
+        image.save(p)
+    engine = make_engine("transformers", str(path))
+    (completion,) = engine.generate([Request("a", "Compare them.", tuple(paths))], SamplingConfig(max_tokens=2, n=1))
+    pair = PairEncoder(load_processor(path), max_length=1024).encode(0, {"question": "Compare them.", "images": images,
+                                                                        "chosen": "yes", "rejected": "no"})
+    assert completion[0].prompt_tokens == len(pair.prompt)
