@@ -365,8 +365,8 @@ def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
 # Phi-4-multimodal-instruct (Phi4MultimodalForCausalLM, only in AutoModelForMultimodalLM): Phi-4-mini text model
 # (partial_rotary_factor 0.75, tied embeddings), a 448 px / patch 14 SigLIP tower over dynamic HD crops
 # (dynamic_hd 36) whose token count the processor fixes for 448 px crops (256 + 16 per crop), an audio encoder,
-# and a chat template on the tokenizer only, reading contents as strings. Scaled: 2 layers, dynamic_hd 2 (one
-# crop and the global image), one audio block; long RoPE left out (the toy rows stay far below 4096 tokens).
+# and a chat template on the tokenizer only, reading contents as strings. Scaled: 2 layers, dynamic_hd 2 (up to
+# two crops and the global image), one audio block; long RoPE left out (the toy rows stay far below 4096 tokens).
 _PHI4_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and "
     "message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + "
@@ -490,7 +490,9 @@ def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, la
              max_image_tokens: int = 64, dtype: str = "float32", extra_corpus: tuple[str, ...] = ()) -> Path:
     """Write a loadable tiny VLM with its processor and chat template to ``path`` and return the path.
 
-    ``family`` is one of ``qwen2_vl``, ``llava`` or ``internvl`` (the transformers-native InternVL).
+    ``family`` is one of ``qwen2_vl``, ``llava`` or ``internvl`` (the transformers-native InternVL), the families
+    whose images differ in shape (:data:`MIXED_SHAPE_FAMILIES`), ``llama4``, ``qwen2_5_vl`` or ``qwen3_vl``: each
+    built from the architecture switches of its real published config, scaled down (see its builder).
     The same ``seed`` gives byte-identical weights. ``max_image_tokens`` bounds the LM tokens per image.
     ``extra_corpus`` is text the tokenizer also learns from (a task's vocabulary).
     """
