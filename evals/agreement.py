@@ -25,7 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals import official, registry
-from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs, writing_to
 from mmpr.errors import NothingMade, UserError
 from mmpr.io import atomic_write_text
 from mmpr.locations import check_server
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge-model", help="the model name that server serves")
     add_output_arguments(parser, overwrite=False)
     args = parser.parse_args(argv)
+    writing_to(args.run)
     files = samples_files(args.run)
     if not files:
         raise UserError(f"{args.run}: no MathVista CoT samples and no samples of {', '.join(OFFICIAL_SCORERS)}; "

@@ -51,7 +51,7 @@ def paired_ci(a: dict[str, float], b: dict[str, float]) -> dict:
     ``a`` and ``b`` map a question to its correctness (averaged over seeds, in [0, 1])."""
     keys = sorted(set(a) & set(b))
     if not keys:
-        raise ValueError("no questions in common to pair")
+        raise UserError("no questions in common to pair")
     diffs = [100.0 * (a[k] - b[k]) for k in keys]
     n = len(diffs)
     mean = sum(diffs) / n

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from evals.scoring import SampleScore, Target, extract_answer, score_extracted
 from mmpr.answers import extract_final_answer
+from mmpr.errors import UserError
 from mmpr.prompts import get_template
 
 PROMPT_STYLES = ("cot", "direct", "reasoning")
@@ -46,7 +47,7 @@ def render(question: str, style: str, choices: list[str] | None = None) -> str:
         # the same question text as the CoT template shows, with lmms-eval's reasoning instruction
         body = get_template("mpo_cot").render(question, choices).split("Question:\n", 1)[-1]
         return f"{body}\n\n{REASONING_INSTRUCTION}"
-    raise ValueError(f"unknown prompt style {style!r}; available: cot, direct, reasoning")
+    raise UserError(f"unknown prompt style {style!r}; available: cot, direct, reasoning")
 
 
 def answer_tag(response: str) -> str | None:

@@ -27,6 +27,7 @@ from mmpr.answers import (
     parse_number,
     split_thinking,
 )
+from mmpr.errors import UserError
 from mmpr.schemas import AnswerType
 
 
@@ -72,7 +73,7 @@ def mathvista_target(doc: dict) -> Target:
         return Target(str(doc["answer"]), "multiple_choice", [str(c) for c in doc["choices"]])
     kind = doc["answer_type"]
     if kind not in ("integer", "float", "text", "list"):
-        raise ValueError(f"MathVista item {doc.get('pid')}: unknown answer_type {kind!r}")
+        raise UserError(f"MathVista item {doc.get('pid')}: unknown answer_type {kind!r}")
     precision = doc.get("precision")
     return Target(str(doc["answer"]), kind, precision=int(precision) if precision is not None and kind == "float"
                   else None)

@@ -11,6 +11,8 @@ EXIT_NOTHING_MADE = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+EXIT_BUG = 1
 
 
 class UserError(ValueError):

@@ -192,7 +192,7 @@ def export(location: str | Path, fmt: str, out: str | Path, *, revision: str | N
            progress: bool = True) -> int:
     """Export the dataset at ``location`` (folder or Hub id) to ``out`` in ``fmt``; returns rows written."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
     location = str(location)
     with new_folder(out), tqdm(total=_total(location), unit="pair", desc=f"export {fmt}",

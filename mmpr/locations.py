@@ -53,7 +53,10 @@ def check_out(out: str | Path, *, marker: str, same_job, overwrite: bool, what: 
     """Make ``out`` ready for a job: a new or empty folder is used; one that holds this same job (``same_job(out)``
     true: a resume) is used as it is; anything else is refused unless ``overwrite``, which empties it first.
     ``marker`` names what the job writes there, for the message."""
+    from mmpr.cli import writing_to
+
     out = Path(out).expanduser()
+    writing_to(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{what} {out}: is a file, not a folder; choose another {what}")
     if not out.exists() or not any(out.iterdir()) or same_job(out):

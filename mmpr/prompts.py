@@ -12,6 +12,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmpr.answers import LETTERS
+from mmpr.errors import UserError
 
 
 class PromptTemplate(BaseModel):
@@ -42,7 +43,7 @@ DEFAULT_TEMPLATE = "mpo_cot"
 
 def get_template(name: str) -> PromptTemplate:
     if name not in TEMPLATES:
-        raise ValueError(f"unknown prompt template {name!r}; available: {', '.join(TEMPLATES)}")
+        raise UserError(f"unknown prompt template {name!r}; available: {', '.join(TEMPLATES)}")
     return TEMPLATES[name]
 
 

@@ -16,6 +16,8 @@ from typing import Literal
 
 from PIL import Image, ImageDraw
 
+from mmpr.errors import UserError
+
 Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal",
                  "qwen2_5_vl", "qwen3_vl"]
 FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
@@ -499,7 +501,7 @@ def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, la
     import torch
 
     if family not in _BUILDERS:
-        raise ValueError(f"unknown tiny VLM family {family!r}; choose one of {', '.join(_BUILDERS)}")
+        raise UserError(f"unknown tiny VLM family {family!r}; choose one of {', '.join(_BUILDERS)}")
     if hidden % 32:
         raise ValueError(f"hidden={hidden} must be a multiple of 32 (attention head size 32)")
     out = Path(path)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 
+from mmpr.errors import UserError
 from mmpr.schemas import PreferencePair
 
 _MOD = 1 << 256
@@ -48,7 +49,7 @@ _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 def parse_version(version: str) -> tuple[int, int, int]:
     m = _SEMVER.match(version.removeprefix("v"))
     if not m:
-        raise ValueError(f"version {version!r} is not semantic (X.Y.Z)")
+        raise UserError(f"version {version!r} is not semantic (X.Y.Z)")
     return int(m[1]), int(m[2]), int(m[3])
 
 
@@ -64,4 +65,4 @@ def next_version(existing: list[str], *, bump: str = "minor") -> str:
         return f"{major}.{minor + 1}.0"
     if bump == "patch":
         return f"{major}.{minor}.{patch + 1}"
-    raise ValueError(f"bump must be major, minor or patch, not {bump!r}")
+    raise UserError(f"bump must be major, minor or patch, not {bump!r}")

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from mmpr.chat import conversation
+from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
 
 TEXT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
@@ -148,7 +149,7 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
                                                                                       streaming=False)
             missing = [c for c in REQUIRED if c not in ds.column_names]
             if missing:
-                raise ValueError(f"{location}: the data has no column {', '.join(missing)} (it has "
+                raise UserError(f"{location}: the data has no column {', '.join(missing)} (it has "
                                  f"{', '.join(ds.column_names)}); expected an mmpr preference dataset")
             if "id" not in ds.column_names:
                 ds = ds.add_column("id", [f"{location}/{i}" for i in range(len(ds))])

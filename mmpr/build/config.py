@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mmpr.errors import UserError
 from mmpr.pipeline.dropout_ntp import DEFAULT_RATIO
 from mmpr.prompts import DEFAULT_TEMPLATE, get_template
 from mmpr.schemas import Category, SamplingConfig
@@ -49,7 +50,7 @@ class BuildConfig(BaseModel):
     def _valid_shard(cls, shard: str) -> str:
         i, n = map(int, shard.split("/"))
         if not 0 <= i < n:
-            raise ValueError(f"shard {shard}: need 0 <= i < N")
+            raise UserError(f"shard {shard}: need 0 <= i < N")
         return shard
 
     def fingerprint(self) -> dict:

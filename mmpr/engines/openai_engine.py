@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmpr.chat import conversation, fill_images
 from mmpr.engines.base import Completion, EngineError, Request, Result, error_code
+from mmpr.errors import UserError
 from mmpr.schemas import SamplingConfig
 
 
@@ -31,7 +32,7 @@ class OpenAIEngine:
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
-            raise ValueError("the openai engine needs at least one endpoint, e.g. http://127.0.0.1:8000/v1")
+            raise UserError("the openai engine needs at least one endpoint, e.g. http://127.0.0.1:8000/v1")
         self.model, self.endpoints, self.api_key = model, endpoints, api_key
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
 

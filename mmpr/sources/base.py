@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mmpr.errors import UserError
 from mmpr.images import ImageProblem, ImageStore, image_problem
 from mmpr.problems import ProblemLog
 from mmpr.schemas import AnswerType, Category, SourceInfo, SourceItem
@@ -67,7 +68,7 @@ class DatasetSource:
         if p.is_file():
             fmt = _LOCAL_FORMATS.get(p.suffix.lower())
             if fmt is None:
-                raise ValueError(f"source {self.name!r}: {p} has an unsupported format; use one of "
+                raise UserError(f"source {self.name!r}: {p} has an unsupported format; use one of "
                                  f"{', '.join(_LOCAL_FORMATS)}")
             if p.suffix.lower() == ".jsonl":
                 return self._jsonl(p)

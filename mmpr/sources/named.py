@@ -11,6 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from mmpr.answers import LETTERS
+from mmpr.errors import UserError
 from mmpr.sources import SourceSpec, register_source
 from mmpr.sources.base import Columns, DatasetSource
 
@@ -19,7 +20,7 @@ from mmpr.sources.base import Columns, DatasetSource
                             "columns with columns={question, answer, image, choices, id, answer_type}")
 def generic(spec: SourceSpec) -> DatasetSource:
     if not spec.path:
-        raise ValueError("the generic source needs a path (a Hub id, a dataset folder or a file)")
+        raise UserError("the generic source needs a path (a Hub id, a dataset folder or a file)")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec.path.rstrip("/")).stem) or "generic"
     return DatasetSource(name=name, path=spec.path, columns=Columns(**(spec.columns or {})),
                          answer_type=spec.answer_type or "text")
@@ -115,7 +116,7 @@ def mathvista(spec: SourceSpec) -> DatasetSource:
                                    "written by `python -m mmpr.synthetic_grid data OUT`)")
 def synthetic_grid(spec: SourceSpec) -> DatasetSource:
     if not spec.path:
-        raise ValueError("the synthetic_grid source needs a path: the train.jsonl written by "
+        raise UserError("the synthetic_grid source needs a path: the train.jsonl written by "
                          "`python -m mmpr.synthetic_grid data OUT`")
     return DatasetSource(name="synthetic_grid", path=spec.path, columns=Columns(id="id", answer_type="answer_type"),
                          category="mathematics", require_image=True)

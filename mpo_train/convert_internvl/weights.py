@@ -25,6 +25,8 @@ import re
 
 import torch
 
+from mmpr.errors import UserError
+
 _VISION = [  # (original, transformers) name fragments below the vision prefix, applied in order
     ("embeddings.class_embedding", "embeddings.cls_token"),
     ("embeddings.patch_embedding.", "embeddings.patch_embeddings.projection."),
@@ -59,7 +61,7 @@ def split_wqkv(wqkv: torch.Tensor, *, num_heads: int, num_kv_heads: int) -> tupl
     rows, hidden = wqkv.shape
     head_dim = rows // (num_kv_heads * (groups + 2))
     if head_dim * num_kv_heads * (groups + 2) != rows:
-        raise ValueError(f"wqkv has {rows} rows, not a multiple of {num_kv_heads} groups x ({groups} + 2) heads")
+        raise UserError(f"wqkv has {rows} rows, not a multiple of {num_kv_heads} groups x ({groups} + 2) heads")
     grouped = wqkv.reshape(num_kv_heads, groups + 2, head_dim, hidden)
     q = grouped[:, :groups].reshape(num_heads * head_dim, hidden)
     k = grouped[:, groups].reshape(num_kv_heads * head_dim, hidden)
@@ -113,7 +115,7 @@ def original_to_hf(state: dict[str, torch.Tensor], *, llm: str, num_heads: int, 
         elif llm == "qwen2" and name.startswith("language_model.model."):
             out["model.language_model." + name[len("language_model.model."):]] = tensor
         else:
-            raise ValueError(f"unexpected tensor {name!r} in an original InternVL checkpoint with a {llm} LLM")
+            raise UserError(f"unexpected tensor {name!r} in an original InternVL checkpoint with a {llm} LLM")
     return out
 
 
@@ -144,10 +146,10 @@ def hf_to_original(state: dict[str, torch.Tensor], *, llm: str, num_heads: int, 
         elif llm == "qwen2" and name.startswith("model.language_model."):
             out["language_model.model." + name[len("model.language_model."):]] = tensor
         else:
-            raise ValueError(f"unexpected tensor {name!r} in a transformers InternVL checkpoint with a {llm} LLM")
+            raise UserError(f"unexpected tensor {name!r} in a transformers InternVL checkpoint with a {llm} LLM")
     for name, parts in fused.items():
         if set(parts) != {"q", "k", "v"}:
-            raise ValueError(f"{name}: found only {sorted(parts)} of q, k, v")
+            raise UserError(f"{name}: found only {sorted(parts)} of q, k, v")
         if name.startswith("vision_model."):
             out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
         else:

@@ -1,6 +1,13 @@
 import argparse
+import errno
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -10,6 +17,7 @@ from mmpr.cli import (
     ArgumentParser,
     error_line,
     front_door,
+    writing_to,
     new_folder,
     parse_args,
     parse_pairs,
@@ -68,14 +76,76 @@ def test_front_door_prints_one_line_and_keeps_tracebacks_for_bugs(capsys):
     def refuses(argv):
         raise UserError("first line\nsecond line")
 
-    @front_door
-    def buggy(argv):
-        raise KeyError("a bug")
-
     assert refuses([]) == 2
     assert capsys.readouterr().err == "error: first line; second line\n"
-    with pytest.raises(KeyError):
-        buggy([])
+
+
+@pytest.mark.parametrize("bug", [KeyError("a bug"), ValueError("a bad value inside the tool")])
+def test_a_bug_is_one_line_exit_1_with_its_traceback_in_the_log_file(tmp_path, capsys, bug):
+    log = tmp_path / "out" / "run.log"
+
+    @front_door
+    def buggy(argv):
+        quiet_logs(False, log)
+        raise bug
+
+    assert buggy([]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "check" not in err, err
+    assert "a bug in the tool" in err and str(log) in err and type(bug).__name__ in err
+    assert "Traceback" in log.read_text() and "raise bug" in log.read_text()
+    quiet_logs(False)
+
+
+def test_a_bug_before_the_log_file_keeps_its_traceback_in_a_temporary_file(capsys):
+    @front_door
+    def buggy(argv):
+        raise AttributeError("no such thing")
+
+    assert buggy([]) == 1
+    line = capsys.readouterr().err.strip()
+    kept = Path(line.split("its traceback is in ")[1].split(";")[0])
+    try:
+        assert "AttributeError: no such thing" in kept.read_text()
+    finally:
+        kept.unlink()
+
+
+class SafetensorError(Exception):
+    """Named as safetensors' Rust error, which carries no errno."""
+
+
+@pytest.mark.parametrize("error, text", [
+    (OSError(errno.ENOSPC, "No space left on device"), "no space left on {out}"),
+    (OSError(errno.ENOSPC, "No space left on device", "/data/x/shard.parquet"), "no space left on /data/x;"),
+    (OSError(errno.EFBIG, "Error writing bytes to file. Detail: [errno 27] File too large"), "file-size limit"),
+    (SafetensorError("Error while serializing: I/O error: File too large (os error 27)"), "file-size limit"),
+    (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"), "cut short"),
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/x"), "/mnt/ro is on a read-only file system"),
+    (PermissionError(errno.EACCES, "Permission denied", "/ro/out/x"), "/ro/out/x: permission denied"),
+])
+def test_write_errors_name_the_folder_and_the_cause(tmp_path, error, text):
+    writing_to(tmp_path)
+    line, code = error_line(error)
+    assert code == 2 and text.format(out=tmp_path) in line and "\n" not in line, line
+    assert "rerun the same command" in line
+
+
+def test_sigterm_says_how_to_resume_and_exits_143(tmp_path):
+    script = ("import sys, time\nfrom mmpr.cli import front_door\n"
+              "@front_door\ndef main(argv):\n    print('ready', flush=True)\n    time.sleep(60)\n"
+              "sys.exit(main([]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and time.monotonic() - start < 10
+    assert err == "terminated (SIGTERM); rerun the same command to resume\n"
 
 
 def test_ctrl_c_while_an_error_is_being_reported_is_still_interrupted(monkeypatch, capsys):
