@@ -28,7 +28,7 @@ from evals import official, registry
 from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs, writing_to
 from mmpr.errors import NothingMade, UserError
 from mmpr.io import atomic_write_text
-from mmpr.locations import check_server
+from mmpr.locations import check_server, check_writable
 
 TASK = "mmpr_mathvista_testmini_cot"
 
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, paths in files.items():
         if not loaded[name]:
             raise NothingMade(f"{', '.join(map(str, paths))}: holds no samples; nothing to score")
+    check_writable(args.run, "the run folder")  # agreement.json goes there
     reports = {name: official_agreement(name, records) for name, records in loaded.items() if name != "mathvista"}
     if "mathvista" in loaded:
         # lmms-eval logs a refused connection and scores that answer as unextracted: an agreement rate made that

@@ -6,6 +6,8 @@ command-line front door (:mod:`mmpr.cli`) prints it without a traceback and exit
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_NOTHING_MADE = 1
 EXIT_BAD_INPUT = 2
@@ -32,3 +34,13 @@ class Unreachable(UserError):
     """A server the run needs (an engine endpoint, a judge) did not answer."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+# the disk said no: full, over quota, past a file-size limit, read-only. Never a fault of the input being read, so
+# code that skips bad input items must let these through
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def write_failure(e: BaseException) -> bool:
+    """``e`` is the disk refusing a write (see :data:`WRITE_ERRNOS`)."""
+    return isinstance(e, OSError) and e.errno in WRITE_ERRNOS

@@ -59,6 +59,7 @@ def check_out(out: str | Path, *, marker: str, same_job, overwrite: bool, what: 
     writing_to(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{what} {out}: is a file, not a folder; choose another {what}")
+    check_writable(out, what)
     if not out.exists() or not any(out.iterdir()) or same_job(out):
         return out
     if not overwrite:
@@ -135,6 +136,21 @@ def claimed_by(marker: str, settings: dict) -> Callable[[Path], bool]:
         except (OSError, ValueError):
             return False
     return same
+def check_writable(folder: str | Path, what: str = "--out") -> None:
+    """A :class:`UserError` naming ``what`` unless a file can be made in ``folder`` (or, when it does not exist
+    yet, in its nearest existing parent): a read-only folder is refused before any work, not after it."""
+    import tempfile
+
+    folder = Path(folder).expanduser().absolute()
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".mmpr-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        cause = (e.strerror or type(e).__name__).lower()
+        raise UserError(f"{what} {folder}: cannot be written ({cause} in {probe}); make it writable or choose another "
+                        f"{what}, then rerun the same command") from e
 
 
 def check_server(url: str, what: str, *, timeout: float = 5.0) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mmpr.errors import UserError
+from mmpr.errors import UserError, write_failure
 from mmpr.images import ImageProblem, ImageStore, image_problem
 from mmpr.problems import ProblemLog
 from mmpr.schemas import AnswerType, Category, SourceInfo, SourceItem
@@ -165,6 +165,8 @@ class DatasetSource:
             problems.add(e.code, where, str(e), line=line, field=c.image)
             return None
         except (OSError, ValueError) as e:
+            if write_failure(e):  # the image store under --out could not be written: not this row's fault
+                raise
             problems.add("image_unreadable", where, f"image cannot be read: {e}", line=line, field=c.image)
             return None
         if self.require_image and not images:

@@ -17,13 +17,13 @@ from mmpr.cli import (
     ArgumentParser,
     error_line,
     front_door,
-    writing_to,
     new_folder,
     parse_args,
     parse_pairs,
     quiet_logs,
     settings_error,
     valid_keys,
+    writing_to,
 )
 from mmpr.errors import NothingMade, Unreachable, UserError
 
