@@ -25,6 +25,35 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
+def hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the Hub cannot be asked now (``HF_HUB_OFFLINE``, or no answer at ``HF_ENDPOINT`` within ``timeout``
+    seconds), or None when it answers: asked once, so that an id is not retried for half a minute."""
+    import urllib.error
+    import urllib.request
+
+    if offline():
+        return "the Hub is switched off here (HF_HUB_OFFLINE=1)"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:  # it answered
+        return None
+    except (urllib.error.URLError, OSError) as e:
+        return f"the Hub ({endpoint}) cannot be reached ({getattr(e, 'reason', e)})"
+    return None
+
+
+def hub_out_of_reach(what: str, hub_id: str, reason: str, *, repo_type: str, use: str | None = None) -> UserError:
+    """The line for a Hub id that cannot be fetched because the Hub is offline or unreachable: how to use a
+    local copy instead (``use``: how to give that folder, by default as ``what``)."""
+    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    unset = "; or unset HF_HUB_OFFLINE" if offline() else ""
+    use = use or f"give DIR as {what}"
+    return UserError(f"{what} {hub_id}: no such local folder, and {reason}; if it is a Hub id, download it where "
+                     f"the Hub is reachable (huggingface-cli download {hub_id}{flag} --local-dir DIR) and {use} "
+                     f"instead{unset}")
+
+
 def check_location(location: str | Path, what: str, *, repo_type: str = "dataset") -> str:
     """``location`` as a local path if there is one, else a Hub id the Hub knows; a :class:`UserError` naming
     ``what`` (e.g. ``data``, ``--model``) otherwise."""
@@ -34,9 +63,9 @@ def check_location(location: str | Path, what: str, *, repo_type: str = "dataset
         return str(path)
     if looks_local(text):
         raise UserError(f"{what} {text}: no such file or folder; check the path")
-    if offline():
-        raise UserError(f"{what} {text}: no such local folder, and HF_HUB_OFFLINE=1 keeps the Hub out of reach; "
-                        f"check the path")
+    reason = hub_unreachable()
+    if reason is not None:
+        raise hub_out_of_reach(what, text, reason, repo_type=repo_type)
     from huggingface_hub import HfApi
 
     try:

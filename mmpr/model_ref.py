@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from mmpr.errors import UserError
-from mmpr.locations import looks_local
+from mmpr.locations import hub_out_of_reach, hub_unreachable, looks_local
 
 TINY_PREFIX = "tiny:"
 
@@ -55,11 +55,19 @@ def check_model(model: str, *, flag: str = "--model", served: bool = False) -> s
             what = "does not exist" if not path.exists() else "is not a model folder (no config.json)"
             raise UserError(f"{flag} {model}: {path} {what}; check the path")
         return str(path)
+    from huggingface_hub import try_to_load_from_cache
     from transformers import AutoConfig
 
+    reason = hub_unreachable()
+    if reason is not None:  # a model in the local Hub cache still loads; anything else cannot
+        if not isinstance(try_to_load_from_cache(resolved, "config.json"), str):
+            raise hub_out_of_reach(flag, model, reason, repo_type="model")
+        return resolved
     try:
         AutoConfig.from_pretrained(resolved)
     except (OSError, ValueError) as e:
+        if "trust_remote_code" in str(e):  # it is there; the engine loads it with trust_remote_code=true
+            return resolved
         raise UserError(f"{flag} {model}: not a local folder, and the Hub (or its cache) has no such model; "
                         f"check the name") from e
     return resolved

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from mmpr.errors import UserError, write_failure
 from mmpr.images import ImageProblem, ImageStore, image_problem
+from mmpr.locations import hub_out_of_reach, hub_unreachable
 from mmpr.problems import ProblemLog
 from mmpr.schemas import AnswerType, Category, SourceInfo, SourceItem
 
@@ -79,6 +80,9 @@ class DatasetSource:
             return load_from_disk(str(p))[self.split]
         if not p.exists() and (self.path.startswith((".", "/", "~")) or self.path.count("/") > 1):
             raise FileNotFoundError(f"source {self.name!r}: {self.path} does not exist")
+        if not p.is_dir() and (reason := hub_unreachable()) is not None:  # streamed from the Hub: needs it now
+            raise hub_out_of_reach(f"source {self.name}:", self.path, reason, repo_type="dataset",
+                                   use=f"give it as --sources {self.name}=DIR")
         return load_dataset(str(p) if p.is_dir() else self.path, self.config, split=self.split,
                             revision=self.revision, streaming=not p.is_dir())
 

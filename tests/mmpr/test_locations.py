@@ -9,7 +9,7 @@ def test_paths_are_checked_as_paths_before_the_hub(tmp_path, monkeypatch):
     assert check_location(tmp_path, "data") == str(tmp_path)
     with pytest.raises(UserError, match=r"data \./nope: no such file or folder"):
         check_location("./nope", "data")
-    with pytest.raises(UserError, match="data runs/demo: no such local folder, and HF_HUB_OFFLINE=1"):
+    with pytest.raises(UserError, match=r"data runs/demo: no such local folder, and the Hub is switched off"):
         check_location("runs/demo", "data")
     assert looks_local("x.jsonl") and looks_local("a/b/c") and not looks_local("org/name")
 

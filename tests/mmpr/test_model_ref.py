@@ -1,5 +1,7 @@
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +17,26 @@ def test_missing_local_folder_is_named_without_reaching_for_the_hub(tmp_path):
         check_model(str(tmp_path))
 
 
-def test_unknown_hub_id_offline_is_one_error(monkeypatch):
+def test_a_hub_id_offline_says_the_hub_is_off_not_that_the_model_is_missing(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(UserError, match="the Hub .* has no such model"):
-        check_model("no-such-org/no-such-model")
+    with pytest.raises(UserError, match=r"switched off here \(HF_HUB_OFFLINE=1\).*huggingface-cli download "
+                                        r"some-org/some-model --local-dir DIR\) and give DIR as --model"):
+        check_model("some-org/some-model")
+
+
+def test_a_model_in_the_local_hub_cache_passes_offline(monkeypatch):
+    from huggingface_hub import constants
+
+    entry = Path(constants.HF_HUB_CACHE) / "models--cached-org--cached-model"
+    (entry / "snapshots" / "abc").mkdir(parents=True)
+    (entry / "refs").mkdir()
+    (entry / "refs" / "main").write_text("abc")
+    (entry / "snapshots" / "abc" / "config.json").write_text("{}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        assert check_model("cached-org/cached-model") == "cached-org/cached-model"
+    finally:
+        shutil.rmtree(entry)
 
 
 def test_served_names_and_hub_ids_pass_through():
