@@ -50,6 +50,7 @@ from mmpr.cli import (
     one_line,
     parse_args,
     parse_pairs,
+    positive_int,
     quiet_logs,
     reading,
     unknown_keys,
@@ -123,6 +124,9 @@ def check_selection(benchmarks: list[str] | str, prompt: str) -> list[Benchmark]
     """The benchmarks named (names and presets), each having ``prompt``; else a :class:`UserError` listing what
     there is."""
     benches = registry.resolve(benchmarks)
+    if not benches:
+        raise UserError(f"--tasks {benchmarks!r}: names no benchmark; give one or more of "
+                        f"{', '.join(registry.BENCHMARKS)} or a preset ({', '.join(registry.PRESETS)})")
     if prompt not in PROMPT_STYLES:
         raise UserError(f"unknown prompt {prompt!r}; available: {', '.join(PROMPT_STYLES)}")
     for bench in benches:
@@ -287,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=["vllm", "hf"], default="hf", help="vllm (GPU) or hf (transformers)")
     parser.add_argument("--prompt", choices=PROMPT_STYLES, default="cot",
                         help="cot: the paper's CoT prompt; direct: short answers; reasoning: <think>/<answer> format")
-    parser.add_argument("--limit", type=int, help="first N samples of each benchmark")
+    parser.add_argument("--limit", type=positive_int, help="first N samples of each benchmark (default: all)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--data", action="extend", nargs="+", default=[], metavar="BENCHMARK=PATH",
                         help="a local copy of a benchmark (parquet file/folder or save_to_disk folder)")
@@ -304,9 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "unparsable (the think length is recorded either way)")
     parser.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, help="override every benchmark's generation budget (recorded "
-                        "in results.json; quick CPU checks only: CoT answers need the default)")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--max-new-tokens", type=positive_int, help="override every benchmark's generation budget "
+                        "(recorded in results.json; quick CPU checks only: CoT answers need the default)")
     add_max_pixels_argument(parser)
     add_output_arguments(parser)
     parser.epilog = f"YAML keys: {', '.join(flag_keys(parser))}\n\n{EXIT_CODES}"

@@ -58,6 +58,22 @@ def one_line(text: str) -> str:
     return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``0`` and ``-1`` are refused rather than read as "all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value} (leave the flag out for the default)")
+    return value
+
+
+def _server_failed(e: BaseException) -> bool:
+    """A server answered with an HTTP error status (openai's and httpx's status errors)."""
+    return bool({c.__name__ for c in type(e).__mro__} & {"APIStatusError", "HTTPStatusError"})
+
+
 def _unreachable(e: BaseException) -> bool:
     names = {c.__name__ for c in type(e).__mro__}
     return isinstance(e, ConnectionError) or bool(names & {"APIConnectionError", "ConnectError", "ConnectTimeout",
@@ -122,6 +138,9 @@ def error_line(e: BaseException) -> tuple[str, int]:
         if e.filename:
             return f"error: {e.filename}: {e.strerror or 'cannot be opened'}; check the path", EXIT_BAD_INPUT
         return f"error: {one_line(e)}", EXIT_BAD_INPUT
+    if _server_failed(e):
+        return f"error: a server answered with an error ({one_line(e)[:300]}); check that server and its log, then " \
+               f"rerun the same command", EXIT_UNREACHABLE
     if _unreachable(e):
         return f"error: a server did not answer ({one_line(e) or type(e).__name__}); start it or check the " \
                f"address", EXIT_UNREACHABLE
@@ -424,7 +443,12 @@ def _from_yaml(action: argparse.Action, value: Any) -> Any:
     if many and not isinstance(value, list):
         value = [value]
     convert = action.type if callable(action.type) else None
-    if convert is not None:
+    if convert is positive_int:
+        try:
+            value = [positive_int(str(v)) for v in value] if many else positive_int(str(value))
+        except argparse.ArgumentTypeError as e:
+            raise UserError(f"{action.dest}: {e}") from e
+    elif convert is not None:
         value = [convert(v) if isinstance(v, str) else v for v in value] if many else (
             convert(value) if isinstance(value, str) else value)
     if action.choices is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -58,10 +59,23 @@ def trained(output_dir: Path) -> bool:
     return any(p.name not in BEFORE_TRAINING for p in Path(output_dir).iterdir())
 
 
+def check_attention(name: str) -> None:
+    """A flash-attention backend needs its package (and a GPU): refused here, before any data is prepared."""
+    match = re.fullmatch(r"flash_attention_(\d)", name)
+    if match is None:
+        return
+    import transformers.utils
+
+    if not getattr(transformers.utils, f"is_flash_attn_{match[1]}_available", lambda: False)():
+        raise UserError(f"attn_implementation={name}: its flash-attn package is not installed or there is no GPU "
+                        f"for it; install it, or use attn_implementation=sdpa")
+
+
 def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
     """Model, data and output_dir are checked before anything is loaded: local paths as paths, then the Hub;
     an output_dir holding another run is refused unless ``overwrite``."""
     check_model(cfg.model, flag="model")
+    check_attention(cfg.attn_implementation)
     for location in cfg.data:
         check_location(location, "data")
         release = Path(location).expanduser()

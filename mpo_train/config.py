@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmpr.cli import parse_pairs, read_yaml_mapping, settings_error
 from mmpr.errors import UserError
@@ -100,6 +100,18 @@ class TrainConfig(BaseModel):
         """Only the SFT term trains (``loss_weights=[0, 0, w]``): no reference model, and supervised rows (no
         rejected answer) are admitted."""
         return self.loss_weights[0] == self.loss_weights[1] == 0
+
+    @field_validator("attn_implementation")
+    @classmethod
+    def _known_attention(cls, value: str) -> str:
+        """A backend transformers knows (a kernel from the Hub, ``org/name``, too), checked with the settings, not
+        when the model loads after the data is prepared."""
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+        known = ["eager", *ALL_ATTENTION_FUNCTIONS.keys()]
+        if value not in known and "/" not in value:
+            raise ValueError(f"unknown attention backend {value!r}; choose one of {', '.join(known)}")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainConfig:

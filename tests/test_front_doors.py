@@ -398,22 +398,24 @@ class _Silent:
         self.clients.append(self.sock.accept()[0])
 
 
-def _interrupt(argv, tmp_path, *, ready, out=None):
-    """Start ``argv``, wait for ``ready()`` to say it is at work, send SIGINT; check the one-line message, exit 130,
-    nothing touched outside ``out``."""
+def _interrupt(argv, tmp_path, *, ready, out=None, signum=signal.SIGINT):
+    """Start ``argv``, wait for ``ready()`` to say it is at work, send SIGINT (or ``signum``: SIGTERM); check the
+    one-line message, exit 130 (143), nothing touched outside ``out``."""
     before = _tree(tmp_path, out)
     proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         ready(proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     lines = _message_lines(err)
-    assert proc.returncode == 130, err[-2000:]
+    term = signum == signal.SIGTERM
+    assert proc.returncode == (143 if term else 130), err[-2000:]
     assert "Traceback" not in err
-    assert lines == ["interrupted; rerun the same command to resume"], err[-2000:]
+    expected = "terminated (SIGTERM)" if term else "interrupted"
+    assert lines == [f"{expected}; rerun the same command to resume"], err[-2000:]
     assert _tree(tmp_path, out) == before
 
 

@@ -49,6 +49,7 @@ from mmpr.cli import (
     front_door,
     parse_args,
     parse_pairs,
+    positive_int,
     quiet_logs,
     settings_error,
     unknown_keys,
@@ -82,25 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model path, Hub id, or tiny:qwen2_vl / tiny:llava / tiny:internvl")
     p.add_argument("--sources", nargs="+", metavar="NAME[=PATH]", help="registered sources, optionally with a "
                    "Hub id / folder / file each (see --list-sources); in YAML also mappings with columns, split...")
-    p.add_argument("--limit", type=int, help="at most this many questions per source")
+    p.add_argument("--limit", type=positive_int, help="at most this many questions per source")
     p.add_argument("--out", type=Path, help="output folder: the dataset, plus its resumable work in .mmpr-work/")
     p.add_argument("--engine", choices=ENGINES, help="default vllm")
     p.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192 "
                         "endpoints=http://h1:8000/v1,http://h2:8000/v1 (a mapping in YAML)")
     p.add_argument("--prompt", help=f"prompt template (default {DEFAULT_TEMPLATE})")
-    for flag, kind, helptext in [("--n", int, "responses per question (default 32)"),
+    for flag, kind, helptext in [("--n", positive_int, "responses per question (default 32)"),
                                  ("--temperature", float, "default 1.0"), ("--top-p", float, "default 1.0"),
                                  ("--top-k", int, "default 50; -1 disables"),
-                                 ("--max-tokens", int, "new tokens per response (default 1024)"),
+                                 ("--max-tokens", positive_int, "new tokens per response (default 1024)"),
                                  ("--seed", int, "default 0")]:
         p.add_argument(flag, type=kind, help=helptext)
-    p.add_argument("--max-pairs", type=int, help="pairs per question and kind (default 15)")
+    p.add_argument("--max-pairs", type=positive_int, help="pairs per question and kind (default 15)")
     p.add_argument("--ntp-ratio", type=float, help="DropoutNTP: share of the chosen words kept (default 0.5)")
     p.add_argument("--correctness-skip-categories", nargs="*", metavar="CATEGORY",
                    help="categories that get DropoutNTP pairs instead of correctness pairs "
                         "(default general_vqa document)")
-    p.add_argument("--batch-size", type=int, help="questions per engine call and saved chunk (default 64)")
+    p.add_argument("--batch-size", type=positive_int, help="questions per engine call and saved chunk (default 64)")
     p.add_argument("--shard", help="i/N: build the i-th of N disjoint parts (merge them with `merge`)")
     p.add_argument("--runner", choices=("local", "ray", "ray-llm"), default="local",
                    help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster, the engine "
@@ -109,11 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "All write the same dataset (pip install 'mmpr[ray]' for the last two)")
     p.add_argument("--ray-address", help="ray runner: the cluster to join (auto, or host:port); default: a Ray "
                    "instance started on this machine")
-    p.add_argument("--replicas", type=int, default=1, help="ray runner: engine replicas (default 1)")
+    p.add_argument("--replicas", type=positive_int, default=1, help="ray runner: engine replicas (default 1)")
     p.add_argument("--replica-cpus", type=float, default=1.0, help="ray runner: CPUs per replica (default 1)")
     p.add_argument("--replica-gpus", type=float, default=0.0,
                    help="ray runner: GPUs per replica, e.g. the engine's tensor_parallel_size (default 0)")
-    p.add_argument("--chunks-per-wave", type=int, default=16,
+    p.add_argument("--chunks-per-wave", type=positive_int, default=16,
                    help="ray-llm runner: chunks per pass through the processor; each pass starts its engines and "
                         "a killed run redoes only the wave in flight (default 16)")
     p.add_argument("--name", help="dataset name")
@@ -155,8 +156,12 @@ def _check_result(summary: BuildSummary) -> None:
         for k, v in stats.outcomes.items():
             outcomes[k] = outcomes.get(k, 0) + v
     detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
-    raise NothingMade(f"0 pairs from {summary.questions} questions ({detail or 'none read'}; skipped: {reasons}); "
-                      f"no dataset written; check the sources and --max-tokens")
+    examples = {}
+    for example in summary.skipped_examples:  # the first of each kind, with its file and line
+        examples.setdefault(example.rsplit("(", 1)[-1], example)
+    first = f"; first: {' | '.join(examples.values())}" if examples else ""
+    raise NothingMade(f"0 pairs from {summary.questions} questions ({detail or 'none read'}; skipped: {reasons}"
+                      f"{first}); no dataset written; check the sources and --max-tokens")
 
 
 @front_door

@@ -80,6 +80,9 @@ class OpenAIEngine:
                 except openai.APIConnectionError as e:
                     error = EngineError("engine_unreachable", f"{client.base_url}: {e}")
                     continue
+                except openai.InternalServerError as e:  # the server is there and failed: another may not
+                    error = EngineError("server_error", f"{client.base_url}: HTTP {e.status_code}: {e.message}")
+                    continue
                 except openai.BadRequestError as e:
                     code = error_code(str(e))
                     return EngineError(code if code == "prompt_too_long" else "bad_request", str(e))

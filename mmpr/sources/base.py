@@ -94,6 +94,7 @@ class DatasetSource:
         from datasets import Dataset
 
         rows: list[dict] = []
+        numbers: list[int] = []
         self._bad_lines = []
         with open(path, encoding="utf-8", errors="replace") as f:
             for number, line in enumerate(f, 1):
@@ -108,6 +109,8 @@ class DatasetSource:
                     self._bad_lines.append((number, "not a JSON object"))
                     continue
                 rows.append(row)
+                numbers.append(number)
+        _check_one_type_per_field(path, rows, numbers)
         keys = list(dict.fromkeys(k for row in rows for k in row))
         return Dataset.from_dict({k: [row.get(k) for row in rows] for k in keys})
 
@@ -233,3 +236,29 @@ def _undecoded_images(dataset, column: str | None):
     if isinstance(feature, List) and isinstance(feature.feature, Image):
         return dataset.cast_column(column, List(Image(decode=False)))
     return dataset
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _check_one_type_per_field(path: Path, rows: list[dict], numbers: list[int]) -> None:
+    """A column holds one type (a table's rule): the first row that breaks it is one :class:`UserError` naming the
+    file, the line and the field, instead of pyarrow's conversion error naming none of them."""
+    first: dict[str, tuple[str, int]] = {}
+    for row, number in zip(rows, numbers, strict=True):
+        for key, value in row.items():
+            if value is None:
+                continue
+            kind = _json_kind(value)
+            seen, line = first.setdefault(key, (kind, number))
+            if kind != seen:
+                raise UserError(f"{path}:{number}: field {key!r} is {kind} ({json.dumps(value)[:40]}) but {seen} on "
+                                f"line {line}; give it one type on every line (e.g. every answer as a string: "
+                                f"\"3\")")
