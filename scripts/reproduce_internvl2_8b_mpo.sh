@@ -18,8 +18,7 @@
 # CI runs this very script on tiny stand-ins (tests/scripts/test_reproduce_internvl2_8b_mpo.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-PYTHON=${PYTHON:-python}
+source scripts/find_python.sh  # PYTHON: the project's .venv unless set
 MMPR_REPO=${MMPR_REPO:-OpenGVLab/MMPR}                     # MMPR v1.0 (the paper's data)
 BASE_MODEL=${BASE_MODEL:-OpenGVLab/InternVL2-8B}
 WORK=${WORK:-runs/reproduce-internvl2-8b-mpo}
@@ -44,10 +43,10 @@ step() { echo "==> $*"; }
 
 step "1/7 fetch $MMPR_REPO and $BASE_MODEL"
 if [ ! -f "$RELEASE_DIR/meta.json" ]; then
-  hf download "$MMPR_REPO" --repo-type dataset --local-dir "$RELEASE_DIR"
+  "$PYTHON" -m huggingface_hub.cli.hf download "$MMPR_REPO" --repo-type dataset --local-dir "$RELEASE_DIR"
   for z in "$RELEASE_DIR"/*.zip; do [ -e "$z" ] && unzip -q -n "$z" -d "$RELEASE_DIR"; done
 fi
-[ -f "$ORIGINAL_MODEL_DIR/config.json" ] || hf download "$BASE_MODEL" --local-dir "$ORIGINAL_MODEL_DIR"
+[ -f "$ORIGINAL_MODEL_DIR/config.json" ] || "$PYTHON" -m huggingface_hub.cli.hf download "$BASE_MODEL" --local-dir "$ORIGINAL_MODEL_DIR"
 
 step "2/7 mmpr.convert $RELEASE_DIR -> $DATASET_DIR"
 [ -f "$DATASET_DIR/manifest.json" ] || "$PYTHON" -m mmpr.convert "$RELEASE_DIR" --out "$DATASET_DIR" --version 1.0.0

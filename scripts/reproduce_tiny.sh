@@ -23,7 +23,8 @@ OUT=${1:?usage: reproduce_tiny.sh OUT [--quick]}
 QUICK=${2:-}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export OMP_NUM_THREADS=${THREADS:-2}   # a fixed, small number of torch threads: timings comparable between runs
-PY=${PYTHON:-python}
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/find_python.sh"  # PYTHON: the project's .venv; ROOT
+PY=$PYTHON
 TASK_SEED=${TASK_SEED:-0}
 
 # Full size: 1,000 build questions (with 400 the arms fit their questions and MPO stayed below direct: README)
@@ -44,10 +45,10 @@ train_step() {  # train_step WHAT DIR SETTINGS...: mpo_train into DIR (its log i
   [[ -f "$dir/final/config.json" ]] && return 0
   say "$what"
   mkdir -p "$(dirname "$dir")"
-  $PY -m mpo_train "${TRAIN_ARGS[@]}" output_dir="$dir" "$@" > "$dir.log" 2>&1 || {
+  "$PY" -m mpo_train "${TRAIN_ARGS[@]}" output_dir="$dir" "$@" > "$dir.log" 2>&1 || {
     tail -n 20 "$dir.log"; echo "failed: $what (log: $dir.log)"; return 1; }
 }
-TRAIN_ARGS=(--config mpo_train/recipes/tiny_cpu.yaml eval_fraction=0 save_steps=100000 num_workers=0
+TRAIN_ARGS=(--config "$ROOT/mpo_train/recipes/tiny_cpu.yaml" eval_fraction=0 save_steps=100000 num_workers=0
             warmup_ratio=0.02 max_length=512)
 # After the first stage the image side (vision tower and projector) stays as that stage learned it: the shift and
 # the preference arms change how the model answers, not how it sees. (Measured with it trained too: the same lift
@@ -57,7 +58,7 @@ FROZEN=(freeze_vision_tower=true freeze_projector=true)
 # 1. the task (train questions = the build's source; held-out questions, also with shuffled images) and the model
 say "task data and tiny model"
 if [[ -f "$OUT/data/task.json" ]]; then  # resuming: OUT must hold the same sizes and draw, or nothing would be redone
-  $PY - "$OUT/data/task.json" "$TRAIN" "$TEST" "$SFT" "$TASK_SEED" <<'EOF' || exit 1
+  "$PY" - "$OUT/data/task.json" "$TRAIN" "$TEST" "$SFT" "$TASK_SEED" <<'EOF' || exit 1
 import json, sys
 path, *asked = sys.argv[1:]
 have = json.load(open(path))
@@ -66,9 +67,9 @@ for key, value in zip(("train", "test", "sft", "seed"), asked):
         sys.exit(f"{path}: {key} is {have.get(key)} but this run asks for {value}; give another OUT")
 EOF
 fi
-[[ -f "$OUT/data/task.json" ]] || $PY -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT \
+[[ -f "$OUT/data/task.json" ]] || "$PY" -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT \
   --seed $TASK_SEED
-[[ -f "$OUT/model/config.json" ]] || $PY -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS \
+[[ -f "$OUT/model/config.json" ]] || "$PY" -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS \
   --seed $TASK_SEED
 
 # 2. the start: learn the task with CoT and direct answers together (lr 1e-3, cosine: at 3e-3 the full-size model
@@ -84,7 +85,7 @@ train_step "SFT shift to direct answers ($SHIFT_STEPS steps)" "$OUT/sft" model="
 
 # 3. preference data from the start, the paper's way: N samples at T = 1, correctness and format pairs
 say "mmpr.build: $N samples per training question at T = 1"
-[[ -f "$OUT/pairs/manifest.json" ]] || $PY -m mmpr.build --model "$OUT/sft/final" --engine transformers \
+[[ -f "$OUT/pairs/manifest.json" ]] || "$PY" -m mmpr.build --model "$OUT/sft/final" --engine transformers \
   --sources "synthetic_grid=$OUT/data/train.jsonl" --out "$OUT/pairs" --n $N --temperature 1.0 --max-tokens 96
 
 evaluate() {  # evaluate MODEL DIR [VARIANT]: greedy CoT and direct answers on the held-out questions (into
@@ -92,7 +93,7 @@ evaluate() {  # evaluate MODEL DIR [VARIANT]: greedy CoT and direct answers on t
   local prompt to
   for prompt in cot direct; do
     to="$2/$prompt${3:+_$3}"
-    [[ -f "$to/results.json" ]] || $PY -m evals.run --tasks synthetic_grid --model "$1" --engine hf \
+    [[ -f "$to/results.json" ]] || "$PY" -m evals.run --tasks synthetic_grid --model "$1" --engine hf \
       --prompt $prompt --data "synthetic_grid=$OUT/data/test${3:+_$3}.parquet" --out "$to" | tail -2
   done
 }
@@ -126,5 +127,5 @@ done
 
 # 6. the table, the chart, the gate checks and the effects
 say "report"
-$PY -m evals.grid_report "$OUT"
+"$PY" -m evals.grid_report "$OUT"
 say "done: $OUT/results.json, $OUT/results.md, $OUT/results.png"

@@ -4,9 +4,6 @@ original-layout InternVL (InternLM2), a tiny MMPR release, CPU, two optimizer st
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from mmpr.testing import tiny_images, write_release
 from mpo_train.convert_internvl.files import read_state
 from mpo_train.convert_internvl.tiny_original import tiny_original_internvl
 from tests.evals.conftest import MATHVISTA_FEATURES, mathvista_rows
+from tests.test_readme import printed, run_printed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,15 +35,14 @@ def test_reproduction_script_runs_on_tiny_stand_ins(tmp_path):
     _release(work / "MMPR-v1.0")
     mathvista = tmp_path / "mathvista.parquet"
     Dataset.from_list(mathvista_rows(4), features=MATHVISTA_FEATURES).to_parquet(str(mathvista))
-    env = dict(os.environ, PYTHON=sys.executable, WORK=str(work), NUM_GPUS="1", HF_HUB_OFFLINE="1",
-               PYTHONPATH=str(ROOT), MMPR_CACHE=str(tmp_path / "cache"),
+    # the README's command exactly as printed, no environment activated; the settings point it at the stand-ins
+    env = dict(WORK=str(work), NUM_GPUS="1", HF_HUB_OFFLINE="1", MMPR_CACHE=str(tmp_path / "cache"),
                ACCELERATE_ARGS="--cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no",
                TRAIN_OVERRIDES="max_steps=2 gradient_accumulation_steps=1 per_device_batch_size=2 precision=fp32 "
                                "gradient_checkpointing=false max_length=512 num_workers=0 save_steps=100",
                EVAL_ENGINE="hf", EVAL_COT_TASKS="mathvista", EVAL_DIRECT_TASKS="mathvista",
                EVAL_ARGS=f"--limit 2 --data mathvista={mathvista}")
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "reproduce_internvl2_8b_mpo.sh")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = run_printed(printed("bash scripts/reproduce_internvl2_8b_mpo.sh"), ROOT, timeout=600, **env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert "7/7 compare" in done.stdout
     # training moved the weights; the released layout holds exactly the trained tensors

@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_readme import checkout_view, printed, run_printed
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_quick_run_writes_results_gates_and_chart(tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    out = tmp_path / "run"
-    done = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(out), "--quick"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    """The README's command exactly as printed, from a checkout, no environment activated."""
+    command = printed("bash scripts/reproduce_tiny.sh runs/tiny --quick")
+    view = checkout_view(tmp_path / "checkout")
+    out = view / "runs" / "tiny"
+    done = run_printed(command, view, HF_HUB_OFFLINE="1")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     for arm in ("sft", "sft_chosen", "dpo", "mpo"):
@@ -38,8 +41,7 @@ def test_quick_run_writes_results_gates_and_chart(tmp_path):
     done += sorted(out.glob("eval/**/results.json"))
     assert len(done) == 2 + 5 + 1 + 4 + 10  # start stages, arms; pairs; start evaluations, arm evaluations
     stamps = [p.stat().st_mtime_ns for p in done]
-    again = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(out), "--quick"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=600)
+    again = run_printed(command, view, timeout=600, HF_HUB_OFFLINE="1")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert not re.search(r"^\[\d+s\] (SFT on|SFT shift|arm )", again.stdout, re.M), again.stdout
     assert [p.stat().st_mtime_ns for p in done] == stamps
