@@ -31,7 +31,15 @@ from typing import Any, NoReturn
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mmpr.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_UNREACHABLE, UserError
+from mmpr.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_UNREACHABLE,
+    EngineDied,
+    UserError,
+)
 
 EXIT_CODES = ("exit codes: 0 done; 1 ran but made nothing, or left some of its work undone (the reasons are "
               "printed), or a bug (its traceback goes to the log file); 2 bad input (a missing or "
@@ -120,7 +128,7 @@ def _write_error(e: BaseException) -> str | None:
 
 def error_line(e: BaseException) -> tuple[str, int]:
     """The line to print for ``e`` and the exit code; ``("", 0)`` for an error that is a bug."""
-    if isinstance(e, UserError):
+    if isinstance(e, UserError | EngineDied):
         return f"error: {one_line(e)}", e.exit_code
     if isinstance(e, Terminated):
         return TERMINATED, EXIT_TERMINATED

@@ -30,6 +30,13 @@ class NothingMade(UserError):
     exit_code = EXIT_NOTHING_MADE
 
 
+class EngineDied(RuntimeError):
+    """An engine the run started (in this process or on a cluster) died; the message is its cause in one line. Not
+    a :class:`UserError`: the work saved before it died stays for the rerun."""
+
+    exit_code = EXIT_NOTHING_MADE
+
+
 class Unreachable(UserError):
     """A server the run needs (an engine endpoint, a judge) did not answer."""
 

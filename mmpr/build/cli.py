@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from mmpr import hub
 from mmpr.build.config import BuildConfig
-from mmpr.build.runner import merge, run
+from mmpr.build.runner import LOG_FILE, check_folders, merge, run
 from mmpr.build.summary import BuildSummary
 from mmpr.cli import (
     EXIT_CODES,
@@ -110,11 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "All write the same dataset (pip install 'mmpr[ray]' for the last two)")
     p.add_argument("--ray-address", help="ray runner: the cluster to join (auto, or host:port); default: a Ray "
                    "instance started on this machine")
-    p.add_argument("--replicas", type=positive_int, default=1, help="ray runner: engine replicas (default 1)")
+    p.add_argument("--replicas", type=int, default=1, help="ray runner: engine replicas (default 1)")
     p.add_argument("--replica-cpus", type=float, default=1.0, help="ray runner: CPUs per replica (default 1)")
     p.add_argument("--replica-gpus", type=float, default=0.0,
                    help="ray runner: GPUs per replica, e.g. the engine's tensor_parallel_size (default 0)")
-    p.add_argument("--chunks-per-wave", type=positive_int, default=16,
+    p.add_argument("--chunks-per-wave", type=int, default=16,
                    help="ray-llm runner: chunks per pass through the processor; each pass starts its engines and "
                         "a killed run redoes only the wave in flight (default 16)")
     p.add_argument("--name", help="dataset name")
@@ -178,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     hub.check_push_arguments(args)
     set_max_pixels(args.max_image_pixels)
     cfg = config_from_args(args)
-    quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / "build.log")
+    if not args.overwrite:  # a refused folder gets no log file; --overwrite empties it in the runner, after its checks
+        check_folders(cfg)
+    quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / LOG_FILE)
     if args.runner == "ray-llm":
         from mmpr.build import ray_llm
 

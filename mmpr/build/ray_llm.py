@@ -23,7 +23,10 @@ columns: an answer is taken as cut off (``length``) when it used all of ``--max-
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,7 +41,7 @@ from mmpr.chat import conversation
 from mmpr.cli import new_folder
 from mmpr.engines import Completion, EngineError, Request, Result
 from mmpr.engines.base import error_code
-from mmpr.errors import UserError
+from mmpr.errors import EngineDied, UserError
 from mmpr.images import open_rgb
 from mmpr.schemas import SamplingConfig, SourceItem
 
@@ -131,13 +134,52 @@ class ProcessorEngine:
             return [[] for _ in requests]
         start = time.perf_counter()
         ds = ray.data.from_items(rows, override_num_blocks=min(self.blocks, len(rows)))
-        out = self.processor(ds).take_all()
+        try:
+            out = self.processor(ds).take_all()
+        except (KeyboardInterrupt, UserError):
+            raise
+        except Exception as e:  # Ray's wrappers (task, actor, user code) around the engine's own error
+            raise EngineDied(f"the ray.data.llm engine failed: {death_cause(e)}; the chunks saved so far stay, "
+                             f"rerun the same command to resume (Ray's worker logs: /tmp/ray/session_latest/logs)") \
+                from e
         self.seconds += time.perf_counter() - start
         self.samples += len(rows)
         return regroup(requests, out, sampling)
 
     def close(self) -> None:
         pass
+
+
+# Ray's own wrappers around a remote error: the cause is the innermost exception that is not one of them
+_RAY_WRAPPERS = re.compile(r"^(ray\.\S+\.)?(RayTaskError|RayActorError|ActorDiedError|UserCodeException|"
+                           r"RaySystemError|TaskCancelledError|ObjectLostError)\b")
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)|OutOfMemoryError|RuntimeError)(\([^)]*\))?: \S")
+
+
+def death_cause(e: BaseException) -> str:
+    """The engine's own error inside Ray's wrappers, in one line: the last ``SomeError: message`` line of the
+    remote traceback that is not a Ray wrapper, else the first line Ray gave."""
+    chain: list[BaseException] = []
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = getattr(e, "cause", None) or e.__cause__
+    text = "\n".join(str(x) for x in chain)
+    causes = [line.strip() for line in text.splitlines() if _EXCEPTION_LINE.match(line.strip())
+              and not _RAY_WRAPPERS.match(line.strip())]
+    if causes:
+        return causes[-1][:300]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(chain[0]).__name__)[:300]
+
+
+def cpu_engine_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the engine actors need on vLLM's CPU build, as the local vLLM engine sets it for itself:
+    a small KV cache (vLLM's default takes most of the RAM), plus this process's MMPR_/HF_/VLLM_ settings. Given to
+    the actors in their runtime_env, not left to whatever the cluster's nodes export."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if k.startswith(("MMPR_", "HF_", "VLLM_"))}
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    return env
 
 
 def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: int = 64,
@@ -158,7 +200,8 @@ def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: i
         # chunked prefill rewinds its generator and the samples differ from the local runner's
         engine_kwargs.setdefault("enforce_eager", True)
         engine_kwargs.setdefault("enable_chunked_prefill", False)
-        extra = {"placement_group_config": {"bundles": [{"CPU": 1}]}}
+        extra = {"placement_group_config": {"bundles": [{"CPU": 1}]},
+                 "runtime_env": {"env_vars": cpu_engine_env()}}
     config = vLLMEngineProcessorConfig(
         model_source=model, engine_kwargs=engine_kwargs, concurrency=replicas, batch_size=batch_size,
         accelerator_type=accelerator_type, should_continue_on_error=True,
@@ -197,8 +240,10 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chun
         raise UserError(f"--runner ray-llm samples with ray.data.llm's vLLM processor; --engine {cfg.engine} "
                         f"runs on --runner ray")
     try:
-        import ray
-        import ray.data.llm  # noqa: F401
+        with warnings.catch_warnings():  # Ray's import-time deprecation notices say nothing about this build
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import ray
+            import ray.data.llm  # noqa: F401
     except ImportError as e:
         raise UserError(f"the ray-llm runner needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
     model = check_build(cfg, overwrite=overwrite)

@@ -116,13 +116,21 @@ def connect(address: str | None) -> None:
 
 
 def quiet_ray_data() -> None:
-    """No Ray Data progress bars or stats logs: the build shows its own progress."""
+    """No Ray Data progress bars or stats logs: the build shows its own progress. Ray's own log records (a dying
+    actor's traceback included) go where the build's logs go (its log file, or stderr with --verbose) instead of
+    Ray's console handlers: the build reports a failure in one line."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.verbose_stats_logs = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    for name in ("ray", "ray.data"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+        logger.propagate = True
 
 
 def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, cpus_per_replica: float = 1.0,

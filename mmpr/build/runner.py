@@ -42,8 +42,14 @@ def _chunks(items: Iterable[SourceItem], size: int) -> Iterator[tuple[int, list[
         yield index, chunk
 
 
-def _holds_a_build(out: Path) -> bool:
-    return (out / WORK_DIR / "config.json").is_file()
+LOG_FILE = "build.log"
+
+
+def holds_a_build(out: Path) -> bool:
+    """``out`` holds a build (its work config), or only the log of one that stopped before writing it."""
+    if (out / WORK_DIR / "config.json").is_file():
+        return True
+    return [p.relative_to(out) for p in out.rglob("*") if p.is_file()] == [Path(WORK_DIR) / LOG_FILE]
 
 
 @dataclass
@@ -86,14 +92,20 @@ def check_build(cfg: BuildConfig, *, overwrite: bool = False) -> str:
     for spec in cfg.sources:
         if spec.path and looks_local(spec.path) and not Path(spec.path).expanduser().exists():
             raise UserError(f"source {spec.name}: {spec.path}: no such file or folder; check the path")
+    check_folders(cfg, overwrite=overwrite)
+    return model
+
+
+def check_folders(cfg: BuildConfig, *, overwrite: bool = False) -> None:
+    """``--out`` (and ``--release-out``): never an input or holding one, and new, empty, or this same build unless
+    ``overwrite``."""
     inputs = [("--model", cfg.model), *((f"source {s.name}", s.path) for s in cfg.sources)]
     check_inputs_apart(cfg.out, inputs)
     if cfg.release_out is not None:
         check_inputs_apart(cfg.release_out, [*inputs, ("--out", cfg.out)], what_out="--release-out")
         check_out(cfg.release_out, marker="this build's release layout", same_job=_release_of(cfg),
                   overwrite=overwrite, what="--release-out")
-    check_out(cfg.out, marker="a build", same_job=_holds_a_build, overwrite=overwrite)
-    return model
+    check_out(cfg.out, marker="a build", same_job=holds_a_build, overwrite=overwrite)
 
 
 def _release_of(cfg: BuildConfig) -> Callable[[Path], bool]:

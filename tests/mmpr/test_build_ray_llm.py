@@ -19,7 +19,7 @@ from mmpr.images import open_rgb
 from mmpr.schemas import SamplingConfig
 from mmpr.testing import tiny_images
 from tests.mmpr.test_build import ScriptedEngine
-from tests.mmpr.test_build_ray_runner import CFG
+from tests.mmpr.test_build_ray_runner import CFG, CLI
 
 ray = pytest.importorskip("ray")
 
@@ -192,21 +192,84 @@ def test_ray_llm_runner_with_the_processor_row_contract_matches_the_local_runner
 
 
 @pytest.mark.slow
-def test_ray_llm_runner_on_the_real_vllm_processor_matches_the_local_runner(tmp_path, cluster):
+def test_ray_llm_runner_on_the_real_vllm_processor_matches_the_local_runner(tmp_path, cluster, capsys):
     """``ray.data.llm``'s own vLLM processor (chat-template stage, vLLM engine stage) on vLLM's CPU build, one
-    replica on a CPU: the same dataset as the local vLLM runner (77 s on an idle 2-core machine). Its multimodal
-    stage is bypassed and its engine metrics are off; vLLM's chunked prefill is off on CPU as in the local engine
-    (a seeded request's chunked prefill rewinds its generator, and the content hash then differs)."""
-    from mmpr.build import ray_llm
+    replica on a CPU, started through the CLI on a fresh --out: the same dataset as the local vLLM runner (77 s on
+    an idle 2-core machine). Its multimodal stage is bypassed and its engine metrics are off; vLLM's chunked
+    prefill is off on CPU as in the local engine (a seeded request's chunked prefill rewinds its generator, and the
+    content hash then differs)."""
+    from mmpr.build.cli import main
 
     cfg = BuildConfig.model_validate({**CFG, "out": tmp_path / "local", "engine_args": {"max_model_len": 4096}})
     run_local(cfg, progress=False)
     local = read_manifest(tmp_path / "local")
     assert local.num_pairs > 0
     out = tmp_path / "ray-llm"
-    summary = ray_llm.run(cfg.model_copy(update={"out": out}), cpu_only=True, progress=False)
-    assert summary.replicas["ray.data.llm"].chunks == 3
+    assert main([*CLI, "--engine-args", "max_model_len=4096", "--runner", "ray-llm", "--ray-address", cluster,
+                 "--out", str(out)]) == 0, capsys.readouterr().err
     assert read_manifest(out).content_hash == local.content_hash
+    assert "Deprecat" not in (out / ".mmpr-work" / "build.log").read_text(), "Ray's import notices stay out of it"
+
+
+class Dies:
+    """A processor stage whose engine dies as vLLM's does when its KV cache does not fit (in its constructor)."""
+
+    def __init__(self):
+        raise ValueError("VLLM_CPU_KVCACHE_SPACE (1000 GiB) is larger than the available memory (15.2 GiB); "
+                         "lower it")
+
+    def __call__(self, batch):
+        return batch
+
+
+@pytest.mark.slow
+def test_an_engine_death_on_the_cluster_is_one_line_with_its_cause(tmp_path, cluster, capsys, monkeypatch):
+    from mmpr.build import ray_llm
+    from mmpr.build.cli import main
+
+    monkeypatch.setattr(ray_llm, "vllm_processor", lambda *a, **k: lambda ds: ds.map_batches(
+        Dies, batch_size=8, compute=ray.data.ActorPoolStrategy(size=1)))
+    # Ray Data restarts an actor that dies in its constructor until this wait (10 min by default) runs out
+    monkeypatch.setattr(ray.data.DataContext.get_current(), "wait_for_min_actors_s", 20)
+    out = tmp_path / "out"
+    code = main([*CLI, "--runner", "ray-llm", "--ray-address", cluster, "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "%|" not in line]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert "the ray.data.llm engine failed: ValueError: VLLM_CPU_KVCACHE_SPACE (1000 GiB)" in lines[0], lines[0]
+    assert "rerun the same command" in lines[0]
+    assert (out / ".mmpr-work" / "config.json").is_file(), "the build's folder stays for the rerun"
+
+
+def test_the_cause_of_an_engine_death_is_found_inside_rays_wrappers():
+    from mmpr.build.ray_llm import death_cause
+
+    text = ("ray::MapBatches(vLLMEngineStageUDF)() (pid=4242, ip=127.0.0.1)\n"
+            "ray.exceptions.ActorDiedError: The actor died because of an error raised in its creation task, "
+            "ray::_MapWorker.__init__()\n  File \"vllm/v1/worker/cpu_worker.py\", line 88, in init_device\n"
+            "    raise ValueError(msg)\n"
+            "ValueError: VLLM_CPU_KVCACHE_SPACE (1000 GiB) is larger than the available memory\n")
+    wrapped = RuntimeError("ray.exceptions.RayTaskError(UserCodeException): task failed")
+    wrapped.__cause__ = RuntimeError(text)
+    assert death_cause(wrapped) == "ValueError: VLLM_CPU_KVCACHE_SPACE (1000 GiB) is larger than the available memory"
+    assert death_cause(RuntimeError("Task was killed due to the node running low on memory.\nMemory on the node "
+                                    "was 15 GB")) == "Task was killed due to the node running low on memory."
+
+
+def test_the_cpu_engine_settings_reach_the_actors_without_being_exported(tmp_path, monkeypatch):
+    """The actors get vLLM's CPU settings in their runtime_env, even when the driver's shell exports none."""
+    import ray.data.llm
+
+    from mmpr.build.ray_llm import cpu_engine_env, vllm_processor
+
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    seen = {}
+    monkeypatch.setattr(ray.data.llm, "build_processor", lambda config, **kw: seen.setdefault("config", config))
+    cfg = BuildConfig.model_validate({**CFG, "out": tmp_path / "out"})
+    vllm_processor(cfg, "m", replicas=1, cpu_only=True)
+    assert seen["config"].runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert cpu_engine_env({"VLLM_CPU_KVCACHE_SPACE": "4", "HF_HOME": "/h", "PATH": "/bin"}) == {
+        "VLLM_CPU_KVCACHE_SPACE": "4", "HF_HOME": "/h"}
 
 
 def test_cli_offers_the_ray_llm_runner_and_checks_its_flags_before_starting_anything(tmp_path, capsys):
