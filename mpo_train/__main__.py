@@ -33,7 +33,7 @@ from mmpr.cli import (
 )
 from mmpr.errors import UserError
 from mmpr.locations import check_inputs_apart, check_location, check_out
-from mmpr.model_ref import check_model
+from mmpr.model_ref import check_model, resolve_model
 from mmpr.release import read_meta, repeat_warning
 from mpo_train.config import TrainConfig, load_config
 
@@ -59,23 +59,37 @@ def trained(output_dir: Path) -> bool:
     return any(p.name not in BEFORE_TRAINING for p in Path(output_dir).iterdir())
 
 
-def check_attention(name: str) -> None:
-    """A flash-attention backend needs its package (and a GPU): refused here, before any data is prepared."""
-    match = re.fullmatch(r"flash_attention_(\d)", name)
-    if match is None:
-        return
-    import transformers.utils
+def check_attention(model: str, name: str) -> None:
+    """An attention backend the model's transformers class does not support, or a flash-attention backend without
+    its package (or a GPU), is refused here, before any data is prepared."""
+    flash = re.fullmatch(r"flash_attention_(\d)", name)
+    if flash:
+        import transformers.utils
 
-    if not getattr(transformers.utils, f"is_flash_attn_{match[1]}_available", lambda: False)():
-        raise UserError(f"attn_implementation={name}: its flash-attn package is not installed or there is no GPU "
-                        f"for it; install it, or use attn_implementation=sdpa")
+        if not getattr(transformers.utils, f"is_flash_attn_{flash[1]}_available", lambda: False)():
+            raise UserError(f"attn_implementation={name}: its flash-attn package is not installed or there is no "
+                            f"GPU for it; install it, or use attn_implementation=sdpa")
+    flag = "_supports_flash_attn" if flash else {"sdpa": "_supports_sdpa", "flex_attention": "_supports_flex_attn"}.get(
+        name)
+    if flag is None:
+        return
+    import transformers
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    try:
+        cls = AutoModelForImageTextToText._model_mapping[type(AutoConfig.from_pretrained(resolve_model(model)))]
+    except (OSError, ValueError, KeyError):  # remote code or an unknown family: the model load reports it
+        return
+    if not getattr(cls, flag, True):
+        raise UserError(f"attn_implementation={name}: {cls.__name__} does not support it in transformers "
+                        f"{transformers.__version__}; use attn_implementation=sdpa or eager")
 
 
 def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
     """Model, data and output_dir are checked before anything is loaded: local paths as paths, then the Hub;
     an output_dir holding another run is refused unless ``overwrite``."""
     check_model(cfg.model, flag="model")
-    check_attention(cfg.attn_implementation)
+    check_attention(cfg.model, cfg.attn_implementation)
     for location in cfg.data:
         check_location(location, "data")
         release = Path(location).expanduser()

@@ -57,6 +57,8 @@ def test_eval_empty_tasks_blames_tasks(tmp_path, capsys, tasks):
 @pytest.mark.parametrize("backend, needles", [
     ("spda", ("attn_implementation", "unknown attention backend 'spda'", "sdpa", "flex_attention")),
     ("flash_attention_2", ("attn_implementation=flash_attention_2", "not installed", "sdpa")),
+    ("flex_attention", ("attn_implementation=flex_attention", "Qwen2VLForConditionalGeneration does not support",
+                        "sdpa")),
 ])
 def test_train_bad_attention_backend_fails_before_anything_is_made(tmp_path, capsys, tiny_model_dir, backend,
                                                                    needles):
