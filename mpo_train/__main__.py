@@ -121,8 +121,9 @@ def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.overrides)
-    quiet_logs(args.verbose, Path(cfg.output_dir) / "train.log")
+    quiet_logs(args.verbose)
     check_inputs(cfg, overwrite=args.overwrite)
+    quiet_logs(args.verbose, Path(cfg.output_dir) / "train.log")  # after the folder check: a refused one gets no log
     from mmpr.io import atomic_write_text
     from mpo_train.trainer import Trainer
 
