@@ -131,6 +131,15 @@ def test_write_errors_name_the_folder_and_the_cause(tmp_path, error, text):
     assert "rerun the same command" in line
 
 
+class APIStatusError(Exception):
+    """Named as openai's error for a server that answered with an HTTP error status."""
+
+
+def test_a_server_answering_with_an_error_is_exit_3_not_a_bug():
+    line, code = error_line(APIStatusError("Error code: 500 - {'error': 'CUDA out of memory'}"))
+    assert code == 3 and "a server answered with an error" in line and "CUDA out of memory" in line
+
+
 def test_sigterm_says_how_to_resume_and_exits_143(tmp_path):
     script = ("import sys, time\nfrom mmpr.cli import front_door\n"
               "@front_door\ndef main(argv):\n    print('ready', flush=True)\n    time.sleep(60)\n"
