@@ -42,3 +42,10 @@ def fill_images(messages: list[dict], images, make_part) -> list[dict]:
         if isinstance(content, list):
             message["content"] = [make_part(next(images)) if part["type"] == "image" else part for part in content]
     return messages
+
+
+def add_special_tokens(tokenizer, text: str) -> bool:
+    """Whether to let the tokenizer add its special tokens to a chat-templated ``text``: not when the template
+    already rendered the ``<bos>`` (Gemma's templates do; the tokenizer would add a second one)."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return not (bos and text.startswith(bos))

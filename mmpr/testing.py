@@ -19,10 +19,13 @@ from PIL import Image, ImageDraw
 from mmpr.errors import UserError
 
 Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal",
-                 "qwen2_5_vl", "qwen3_vl"]
+                 "qwen2_5_vl", "qwen3_vl", "gemma3", "gemma4", "qwen3_5", "glm4v", "kimi_k25"]
 FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
 # families whose images differ in shape from pair to pair (crops, anyres patches, native resolution)
 MIXED_SHAPE_FAMILIES: tuple[Family, ...] = ("smolvlm", "llava_onevision", "mistral3", "phi4_multimodal")
+# families whose layers are not all full attention: sliding windows and bidirectional images (Gemma 3 and 4),
+# linear attention (Qwen3.5); the packed forward builds a mask per layer type for them or is refused
+LAYER_TYPE_FAMILIES: tuple[Family, ...] = ("gemma3", "gemma4", "qwen3_5")
 
 # Special tokens shared by all families; each family uses the ones its processor expects.
 _SPECIAL = [
@@ -470,10 +473,300 @@ def _build_qwen3_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     return model, processor
 
 
+def _named_tokenizer(chat_template: str, extra_corpus: tuple[str, ...], *, bos: str | None = None,
+                      eos: str = "<|im_end|>", named: dict[str, str] | None = None):
+    """The tiny tokenizer with a family's own special tokens added (``named``: attribute -> token, e.g. Gemma 3's
+    ``boi_token``) and its bos / eos."""
+    from transformers import PreTrainedTokenizerFast
+
+    base = tiny_tokenizer(extra_corpus=extra_corpus)
+    named = dict(named or {})
+    tok = PreTrainedTokenizerFast(tokenizer_object=copy.deepcopy(base.backend_tokenizer), bos_token=bos,
+                                  eos_token=eos, pad_token="<|endoftext|>", unk_token=None,
+                                  extra_special_tokens=named)
+    tok.add_tokens([t for t in [bos, eos, *named.values()] if t and t not in tok.get_vocab()], special_tokens=True)
+    if bos:  # the tokenizer adds <bos> like the real one does, so a template that renders it too shows a double one
+        from tokenizers import processors
+
+        tok.backend_tokenizer.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
+                                          special_tokens=[(bos, tok.convert_tokens_to_ids(bos))])])
+    tok.chat_template = chat_template
+    return tok
+
+
+# Gemma 3's chat template (google/gemma-3-4b-it): <bos> rendered by the template, the assistant is "model",
+# contents trimmed, an image item is <start_of_image>.
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
+    "{%- else -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<start_of_image>' }}"
+    "{%- elif item['type'] == 'text' -%}{{ item['text'] | trim }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+# Qwen3.5's thinking switch (Qwen/Qwen3.5-9B chat template): the generation prompt opens a thinking block
+# (``<think>\n``) unless ``enable_thinking`` is false (then an empty, closed one); the last assistant turn is
+# rendered with its (here empty) thinking block closed before the content.
+QWEN3_5_TEMPLATE = (
+    "{%- set ns = namespace(last_query=-1) -%}"
+    "{%- for message in messages -%}{%- if message['role'] == 'user' -%}{%- set ns.last_query = loop.index0 -%}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- for message in messages -%}"
+    "{%- set content = namespace(text='') -%}"
+    "{%- if message['content'] is string -%}{%- set content.text = message['content'] -%}"
+    "{%- else -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{%- set content.text = content.text + "
+    "'<|vision_start|><|image_pad|><|vision_end|>' -%}"
+    "{%- elif item['type'] == 'text' -%}{%- set content.text = content.text + item['text'] -%}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{%- set reasoning = '' -%}{%- set answer = content.text -%}"
+    "{%- if '</think>' in answer -%}"
+    "{%- set reasoning = answer.split('</think>')[0].split('<think>')[-1].strip('\n') -%}"
+    "{%- set answer = answer.split('</think>')[-1].lstrip('\n') -%}{%- endif -%}"
+    "{%- if loop.index0 > ns.last_query -%}"
+    "{{ '<|im_start|>assistant\n<think>\n' + reasoning + '\n</think>\n\n' + answer + '<|im_end|>\n' }}"
+    "{%- else -%}{{ '<|im_start|>assistant\n' + answer + '<|im_end|>\n' }}{%- endif -%}"
+    "{%- else -%}{{ '<|im_start|>' + message['role'] + '\n' + content.text + '<|im_end|>\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false -%}{{ '<think>\n\n</think>\n\n' }}"
+    "{%- else -%}{{ '<think>\n' }}{%- endif -%}{%- endif -%}"
+)
+
+
+def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    """Gemma 3 (google/gemma-3-4b-it) scaled down: sliding-window layers with one full-attention layer last
+    (5:1 in the real model; here ``layers - 1`` : 1), a window shorter than an image (1,024 there, 8 here),
+    separate rope bases for local and global layers, image tokens bidirectional within an image
+    (``token_type_ids``), SigLIP tower with average pooling to ``mm_tokens_per_image``, <bos> in the template."""
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    named = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+    tok = _named_tokenizer(GEMMA3_TEMPLATE, extra_corpus, bos="<bos>", eos="<end_of_turn>", named=named)
+    ids = tok.convert_tokens_to_ids
+    side, patch = 56, 14
+    tokens_per_image = min(16, max(4, max_image_tokens))
+    text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32, "query_pre_attn_scalar": 32,
+            "sliding_window": 8, "layer_types": ["sliding_attention"] * (layers - 1) + ["full_attention"],
+            "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+                                "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}},
+            "bos_token_id": ids("<bos>"), "eos_token_id": ids("<end_of_turn>")}
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
+                  image_size=side, patch_size=patch, vision_use_head=False)
+    cfg = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=tokens_per_image,
+                       boi_token_index=ids("<start_of_image>"), eoi_token_index=ids("<end_of_image>"),
+                       image_token_index=ids("<image_soft_token>"), tie_word_embeddings=True)
+    model = Gemma3ForConditionalGeneration(cfg)
+    ip = Gemma3ImageProcessorPil(size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = Gemma3Processor(image_processor=ip, tokenizer=tok, image_seq_length=tokens_per_image,
+                                chat_template=GEMMA3_TEMPLATE)
+    return model, processor
+
+
+# Gemma 4's switches (google/gemma-4 chat templates): <|think|> in a system turn when thinking is on; the
+# generation prompt closes an empty thought channel when it is off (the default); a rendered model turn has none.
+GEMMA4_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if enable_thinking is defined and enable_thinking -%}{{ '<|turn>system\n<|think|>\n<turn|>\n' }}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{{ '<|turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
+    "{%- else -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<|image|>' }}"
+    "{%- elif item['type'] == 'text' -%}{{ item['text'] | trim }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<turn|>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|turn>model\n' }}"
+    "{%- if not enable_thinking | default(false) -%}{{ '<|channel>thought\n<channel|>' }}{%- endif -%}{%- endif -%}"
+)
+
+
+def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    """Gemma 4 scaled down: sliding-window layers (window 8 here) with the last layer full attention, full layers
+    with their own head size and shared keys/values (``attention_k_eq_v``), proportional rope on a quarter of the
+    global heads, image tokens bidirectional within an image (``use_bidirectional_attention: vision``, through
+    ``mm_token_type_ids``), logit soft-capping, a variable-resolution vision tower pooled 3x3 to the fewest soft
+    tokens its processor allows (70), and the empty thought channel of its chat template."""
+    from transformers import Gemma4Config, Gemma4ForConditionalGeneration, Gemma4Processor
+    from transformers.models.gemma4.feature_extraction_gemma4 import Gemma4AudioFeatureExtractor
+    from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
+    from transformers.models.gemma4.video_processing_gemma4 import Gemma4VideoProcessor
+
+    named = {"boi_token": "<|image>", "eoi_token": "<image|>", "image_token": "<|image|>",
+             "audio_token": "<|audio|>", "boa_token": "<|audio>", "eoa_token": "<audio|>"}
+    tok = _named_tokenizer(GEMMA4_TEMPLATE, extra_corpus, bos="<bos>", eos="<turn|>", named=named)
+    tok.add_tokens(["<|turn>", "<|channel>", "<channel|>", "<|think|>", "<|video|>"], special_tokens=True)
+    ids = tok.convert_tokens_to_ids
+    text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32, "global_head_dim": 32,
+            "sliding_window": 8, "layer_types": ["sliding_attention"] * (layers - 1) + ["full_attention"],
+            "use_bidirectional_attention": "vision", "hidden_size_per_layer_input": 0,
+            "vocab_size_per_layer_input": len(tok), "final_logit_softcapping": 30.0, "attention_k_eq_v": True,
+            "num_global_key_value_heads": 1, "bos_token_id": ids("<bos>"), "eos_token_id": ids("<turn|>")}
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
+                  num_key_value_heads=2, head_dim=32, patch_size=16, pooling_kernel_size=3,
+                  position_embedding_size=256)
+    cfg = Gemma4Config(text_config=text, vision_config=vision, audio_config=None, boi_token_id=ids("<|image>"),
+                       eoi_token_id=ids("<image|>"), image_token_id=ids("<|image|>"), video_token_id=ids("<|video|>"),
+                       audio_token_id=ids("<|audio|>"), boa_token_id=ids("<|audio>"), eoa_token_index=ids("<audio|>"))
+    model = Gemma4ForConditionalGeneration(cfg)
+    kw = dict(patch_size=16, max_soft_tokens=70, pooling_kernel_size=3)
+    processor = Gemma4Processor(feature_extractor=Gemma4AudioFeatureExtractor(),
+                                image_processor=Gemma4ImageProcessorPil(**kw), tokenizer=tok,
+                                video_processor=Gemma4VideoProcessor(**kw), image_seq_length=70,
+                                chat_template=GEMMA4_TEMPLATE)
+    return model, processor
+
+
+def _build_qwen3_5(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    """Qwen3.5 (Qwen/Qwen3.5-9B) scaled down: Gated DeltaNet linear-attention layers and full-attention layers
+    3:1 (``layers - 1`` : 1 here), partial rotary (a quarter of the head) with interleaved mrope, gated attention
+    output, patch-16 vision tower, and the thinking switch of its chat template."""
+    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration, Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    tok = _named_tokenizer(QWEN3_5_TEMPLATE, extra_corpus, named={"image_token": "<|image_pad|>",
+                                                                   "video_token": "<|video_pad|>"})
+    ids = tok.convert_tokens_to_ids
+    text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32,
+            "layer_types": ["linear_attention"] * (layers - 1) + ["full_attention"],
+            "linear_conv_kernel_dim": 4, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
+            "linear_num_key_heads": 2, "linear_num_value_heads": 4, "partial_rotary_factor": 0.25,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e7, "mrope_section": [2, 1, 1],
+                                "mrope_interleaved": True, "partial_rotary_factor": 0.25}}
+    vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, patch_size=16,
+                  spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden, num_position_embeddings=64)
+    cfg = Qwen3_5Config(text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
+                        video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
+                        vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=True)
+    model = Qwen3_5ForConditionalGeneration(cfg)
+    size = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * max_image_tokens}
+    kw = dict(size=size, patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3,
+              image_std=[0.5] * 3)
+    processor = Qwen3VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
+                                 video_processor=Qwen3VLVideoProcessor(**kw), chat_template=QWEN3_5_TEMPLATE)
+    return model, processor
+
+
+# GLM-4.1V's chat template (zai-org/GLM-4.1V-9B-Thinking): [gMASK]<sop>, role headers, an image item is
+# <|begin_of_image|><|image|><|end_of_image|>; a turn renders no end token of its own (the next header ends it)
+GLM4V_TEMPLATE = (
+    "[gMASK]<sop>"
+    "{%- for message in messages -%}"
+    "{{ '<|' + message['role'] + '|>\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<|begin_of_image|><|image|><|end_of_image|>' }}"
+    "{%- elif item['type'] == 'text' -%}{{ item['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
+)
+
+
+def _build_glm4v(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    """GLM-4.1V (zai-org/GLM-4.1V-9B-Thinking) scaled down: 3-D mrope over a partial rotary head, a patch-14
+    tower with 2x2 merging, image start / end tokens, and a template whose turns have no end token."""
+    from transformers import Glm4vConfig, Glm4vForConditionalGeneration, Glm4vProcessor
+    from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
+    from transformers.models.glm4v.video_processing_glm4v import Glm4vVideoProcessor
+
+    specials = ["[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>", "<|begin_of_image|>",
+                "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>"]
+    tok = _named_tokenizer(GLM4V_TEMPLATE, extra_corpus, eos="<|endoftext|>",
+                            named={"image_token": "<|image|>", "video_token": "<|video|>"})
+    tok.add_tokens(specials, special_tokens=True)
+    ids = tok.convert_tokens_to_ids
+    text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32,
+            "eos_token_id": [ids("<|endoftext|>"), ids("<|user|>")],
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
+                                "partial_rotary_factor": 0.5}}
+    vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, patch_size=14, image_size=56,
+                  spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden)
+    cfg = Glm4vConfig(text_config=text, vision_config=vision, image_token_id=ids("<|image|>"),
+                      video_token_id=ids("<|video|>"), image_start_token_id=ids("<|begin_of_image|>"),
+                      image_end_token_id=ids("<|end_of_image|>"), video_start_token_id=ids("<|begin_of_video|>"),
+                      video_end_token_id=ids("<|end_of_video|>"), tie_word_embeddings=True)
+    model = Glm4vForConditionalGeneration(cfg)
+    size = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * max_image_tokens}
+    kw = dict(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    processor = Glm4vProcessor(image_processor=Glm4vImageProcessorPil(**kw), tokenizer=tok,
+                               video_processor=Glm4vVideoProcessor(**kw), chat_template=GLM4V_TEMPLATE)
+    return model, processor
+
+
+# Kimi K2.5's turn layout (moonshotai/Kimi-K2.5): <|im_user|> / <|im_assistant|> headers closed by <|im_middle|>,
+# an image is <|media_begin|>image<|media_content|><|media_pad|><|media_end|>, the last assistant turn carries its
+# (here empty) thinking block before the content
+KIMI_K25_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}{{ '<|im_assistant|>assistant<|im_middle|>' }}"
+    "{%- if loop.last -%}{{ '<think></think>' }}{%- endif -%}"
+    "{%- else -%}{{ '<|im_' + message['role'] + '|>' + message['role'] + '<|im_middle|>' }}{%- endif -%}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<|media_begin|>image<|media_content|><|media_pad|><|media_end|>' }}"
+    "{%- elif item['type'] == 'text' -%}{{ item['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<|im_end|>' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_assistant|>assistant<|im_middle|>' }}{%- endif -%}"
+)
+
+
+def _build_kimi_k25(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    """Kimi K2.5 scaled down: a DeepSeek-V3 language model (multi-head latent attention with low-rank queries and
+    keys/values and a decoupled rope part, a dense first layer then routed + shared experts), the MoonViT tower
+    (native resolution, 2x2 merge) and its projector."""
+    from transformers import Kimi_K25Config, Kimi_K25ForConditionalGeneration, Kimi_K25Processor
+    from transformers.models.kimi_k25.image_processing_kimi_k25 import Kimi_K25ImageProcessor
+    from transformers.models.kimi_k25.video_processing_kimi_k25 import Kimi_K25VideoProcessor
+
+    tok = _named_tokenizer(KIMI_K25_TEMPLATE, extra_corpus, named={
+        "image_token": "<|media_pad|>", "video_token": "<|kimi_k25_video_placeholder|>"})
+    tok.add_tokens(["<|im_user|>", "<|im_assistant|>", "<|im_middle|>", "<|media_begin|>", "<|media_content|>",
+                    "<|media_end|>"], special_tokens=True)
+    ids = tok.convert_tokens_to_ids
+    text = {**_text_config(tok, layers=layers, hidden=hidden), "model_type": "deepseek_v3", "q_lora_rank": 32,
+            "kv_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 24, "v_head_dim": 32,
+            "num_key_value_heads": hidden // 32, "n_routed_experts": 4, "num_experts_per_tok": 2,
+            "n_shared_experts": 1, "moe_intermediate_size": 32, "first_k_dense_replace": 1, "n_group": 1,
+            "topk_group": 1}
+    vision = dict(patch_size=14, pos_emb_height=8, pos_emb_width=8, num_attention_heads=2, num_hidden_layers=layers,
+                  hidden_size=64, intermediate_size=128)
+    cfg = Kimi_K25Config(text_config=text, vision_config=vision, projection_hidden_size=64,
+                         image_token_id=ids("<|media_pad|>"), video_token_id=ids("<|kimi_k25_video_placeholder|>"),
+                         vision_start_token_id=ids("<|media_begin|>"), vision_end_token_id=ids("<|media_end|>"),
+                         tie_word_embeddings=True)
+    model = Kimi_K25ForConditionalGeneration(cfg)
+    kw = dict(max_patches=4 * max_image_tokens, patch_size=14, merge_size=2)
+    processor = Kimi_K25Processor(image_processor=Kimi_K25ImageProcessor(**kw), tokenizer=tok,
+                                  video_processor=Kimi_K25VideoProcessor(**kw), chat_template=KIMI_K25_TEMPLATE)
+    return model, processor
+
+
 _BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _build_internvl,
              "smolvlm": _build_smolvlm, "llava_onevision": _build_llava_onevision, "mistral3": _build_mistral3,
              "llama4": _build_llama4, "phi4_multimodal": _build_phi4_multimodal,
-             "qwen2_5_vl": _build_qwen2_5_vl, "qwen3_vl": _build_qwen3_vl}
+             "qwen2_5_vl": _build_qwen2_5_vl, "qwen3_vl": _build_qwen3_vl, "gemma3": _build_gemma3,
+             "gemma4": _build_gemma4, "qwen3_5": _build_qwen3_5, "glm4v": _build_glm4v, "kimi_k25": _build_kimi_k25}
 
 
 def _clip_keys_for_vllm(out: Path) -> None:
@@ -493,8 +786,9 @@ def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, la
     """Write a loadable tiny VLM with its processor and chat template to ``path`` and return the path.
 
     ``family`` is one of ``qwen2_vl``, ``llava`` or ``internvl`` (the transformers-native InternVL), the families
-    whose images differ in shape (:data:`MIXED_SHAPE_FAMILIES`), ``llama4``, ``qwen2_5_vl`` or ``qwen3_vl``: each
-    built from the architecture switches of its real published config, scaled down (see its builder).
+    whose images differ in shape (:data:`MIXED_SHAPE_FAMILIES`), ``llama4``, ``qwen2_5_vl``, ``qwen3_vl``, those
+    whose layers are not all full attention (:data:`LAYER_TYPE_FAMILIES`), ``glm4v`` or ``kimi_k25``: each built
+    from the architecture switches of its real published config, scaled down (see its builder).
     The same ``seed`` gives byte-identical weights. ``max_image_tokens`` bounds the LM tokens per image.
     ``extra_corpus`` is text the tokenizer also learns from (a task's vocabulary).
     """

@@ -67,6 +67,10 @@ class TrainConfig(BaseModel):
                             "response.")
     truncate_responses: bool = Field(default=True, description="Cut responses that overflow max_length at the end "
                                      "(the prompt and its image tokens are never cut); off: skip such pairs.")
+    chat_template_options: dict[str, Any] = Field(
+        default_factory=dict, description="Passed to the chat template when pairs are encoded, e.g. "
+        "{enable_thinking: false} for Qwen3 / Qwen3.5 / Gemma 4 (the prompt then ends as at inference without "
+        "thinking).")
     forward: Literal["auto", "packed", "plain"] = Field(
         default="auto", description="packed: prompt + chosen + rejected in one sequence, the image encoded and the "
         "prompt computed once; plain: two sequences per pair; auto: packed, checked against plain (1e-3 nats per "

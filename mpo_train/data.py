@@ -1,8 +1,9 @@
 """Preference pairs -> model inputs, through the model's own processor and chat template.
 
 A pair becomes the prompt tokens (chat template with the generation prompt, image placeholders expanded by the
-processor), the chosen and rejected response tokens (the rest of the template's rendering of the assistant turn,
-end-of-turn included) and every other processor output (``pixel_values``, ``image_grid_thw``, ...) once per pair.
+processor), the chosen and rejected response tokens (the template's rendering of the assistant turn, end-of-turn
+included; split token-exact by :mod:`mpo_train.chat_split`) and every other processor output (``pixel_values``,
+``image_grid_thw``, ...) once per pair.
 A preparation pass encodes every pair once, skips (and counts) those whose prompt does not fit ``max_length``,
 and caches the result, so training never meets a pair it cannot use and every rank sees full batches.
 """
@@ -19,9 +20,10 @@ from typing import Any
 
 import torch
 
-from mmpr.chat import conversation
+from mmpr.chat import add_special_tokens, conversation
 from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
+from mpo_train.chat_split import split_pair
 
 TEXT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
 MIN_RESPONSE_TOKENS = 8
@@ -166,38 +168,33 @@ SKIP_RULES = "2"  # which pairs encode() skips; a change re-prepares cached data
 class PairEncoder:
     """Encodes rows with a processor's chat template; the same object serves training and reference passes."""
 
-    def __init__(self, processor, *, max_length: int, truncate_responses: bool = True):
+    def __init__(self, processor, *, max_length: int, truncate_responses: bool = True,
+                 template_options: dict | None = None):
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.max_length = max_length
         self.truncate_responses = truncate_responses
+        self.template_options = dict(template_options or {})
 
     def fingerprint(self) -> str:
         template = getattr(self.processor, "chat_template", None) or self.tokenizer.chat_template or ""
         parts = [SKIP_RULES, template, str(self.max_length), str(self.truncate_responses), str(len(self.tokenizer)),
-                 type(self.processor).__name__, json.dumps(_image_settings(self.processor), sort_keys=True)]
+                 type(self.processor).__name__, json.dumps(_image_settings(self.processor), sort_keys=True),
+                 json.dumps(self.template_options, sort_keys=True, default=str), "split-by-offsets"]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-    def _response(self, messages: list[dict], prompt: str, text: str) -> list[int]:
-        full = self.processor.apply_chat_template(
-            [*messages, {"role": "assistant", "content": [{"type": "text", "text": text}]}], tokenize=False)
-        if not full.startswith(prompt):
-            raise ValueError("the chat template renders the conversation with an assistant turn differently from "
-                             "the prompt with a generation prompt; cannot split prompt and response")
-        return self.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
 
     def encode(self, index: int, row: dict[str, Any]) -> EncodedPair | Skip:
         if row["chosen"] == row["rejected"]:  # no preference to learn: the DPO term would sit at ln 2
             return Skip("identical_responses", f"pair {row.get('id', index)}: rejected is identical to chosen")
         images = [img.convert("RGB") for img in row["images"]]
         messages = conversation(row["question"], len(images))
-        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        split = split_pair(self.processor, messages, row["chosen"], row["rejected"], self.template_options)
         # one list of images per text: a flat list reads as one image per sample to some processors (LLaVA-OneVision
         # then tiles each image of a multi-image pair as if it were alone)
-        inputs = self.processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
+        inputs = self.processor(text=[split.prompt_text], images=[images] if images else None, return_tensors="pt",
+                                add_special_tokens=add_special_tokens(self.tokenizer, split.prompt_text))
         prompt_ids = inputs["input_ids"][0].tolist()
-        chosen = self._response(messages, prompt, row["chosen"])
-        rejected = self._response(messages, prompt, row["rejected"])
+        chosen, rejected = split.chosen, split.rejected
         room = self.max_length - len(prompt_ids)
         if room < MIN_RESPONSE_TOKENS:
             return Skip("prompt_too_long", f"pair {row.get('id', index)}: the prompt takes {len(prompt_ids)} tokens "

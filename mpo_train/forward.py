@@ -11,6 +11,14 @@ The rows are aligned: prompts are left-padded to end at the same column and the 
 longest chosen response, so the positions that predict response tokens are the same columns in every row and
 ``logits_to_keep`` computes logits only there (and at the padding inside the response regions).
 
+Layer types (the text config's ``layer_types``) each get their own mask, passed as a mapping layer type -> mask:
+sliding-window layers (Gemma 3: 5 of 6) keep the segment rule AND their window, chunked-attention layers (Llama 4)
+AND their chunk, both measured in positions (which restart after the prompt, so a window never spans the other
+response); image tokens see their whole image where the family attends bidirectionally within an image (Gemma 3's
+``token_type_ids``, Gemma 4's ``mm_token_type_ids``), as in the model's own forward. Linear-attention layers
+(Qwen3.5's Gated DeltaNet) and other recurrent layers carry a state along the row that no mask stops: their models
+take the plain forward, decided from the config (:func:`packed_refusal`).
+
 Attention backends (``attn_implementation``) that take the per-row mask:
 
 - ``sdpa``: a boolean [B, 1, L, L] mask; memory B x L^2 bits, the default on CPU and a good choice on GPU.
@@ -39,6 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from mmpr.errors import UserError
 from mpo_train.data import TEXT_KEYS, EncodedPair
 
 log = logging.getLogger(__name__)
@@ -208,35 +217,135 @@ def packed_layout(pairs: list[EncodedPair], pad_id: int) -> PackedLayout:
     return PackedLayout(ids, segments, columns, keep, targets)
 
 
-def _allowed(segments: torch.Tensor) -> torch.Tensor:
+@dataclass
+class LayerMask:
+    """What one layer type adds to the segment mask: a sliding window or an attention chunk (in positions)."""
+
+    window: int | None = None
+    chunk: int | None = None
+
+
+# layer types an attention mask describes; any other (linear attention, state-space, convolution) carries a state
+# along the row that no mask stops
+_MASKABLE = ("full_attention", "sliding_attention", "chunked_attention")
+
+
+def layer_masks(config) -> dict[str, LayerMask]:
+    """The mask each layer type of a model needs, from its text config's ``layer_types`` (all layers full
+    attention where it has none). Types outside ``_MASKABLE`` are returned too, with no mask: see
+    :func:`packed_refusal`."""
+    text = config.get_text_config()
+    types = dict.fromkeys(getattr(text, "layer_types", None) or ["full_attention"])
+    window = getattr(text, "sliding_window", None)
+    chunk = getattr(text, "attention_chunk_size", None)
+    return {t: LayerMask(window=window if t == "sliding_attention" else None,
+                         chunk=chunk if t == "chunked_attention" else None) for t in types}
+
+
+def packed_refusal(model) -> str | None:
+    """Why the packed forward cannot serve ``model``, decided from its config; None when it can."""
+    recurrent = [t for t in layer_masks(unwrap(model).config) if t not in _MASKABLE]
+    if recurrent:
+        return (f"its {', '.join(recurrent)} layers carry a state along the sequence that an attention mask cannot "
+                f"stop (the chosen response would leak into the rejected one)")
+    return None
+
+
+def bidirectional_images(config) -> str | None:
+    """The forward argument (``token_type_ids`` / ``mm_token_type_ids``) with which a family lets each image's
+    tokens attend to the whole image, or None where image tokens attend causally like text. Gemma 3 does it
+    whenever ``token_type_ids`` are given (its processor gives them), Gemma 4 where its text config says
+    ``use_bidirectional_attention: vision``."""
+    if getattr(config.get_text_config(), "use_bidirectional_attention", None) == "vision":
+        return "mm_token_type_ids"
+    if config.model_type in ("gemma3", "paligemma"):
+        return "token_type_ids"
+    return None
+
+
+def image_blocks(input_ids: torch.Tensor, image_token: int | None) -> torch.Tensor:
+    """[B, L] the index of the image each token belongs to (a run of image tokens), -1 for other tokens."""
+    if image_token is None:
+        return torch.full_like(input_ids, -1)
+    is_image = input_ids == image_token
+    starts = is_image & ~torch.nn.functional.pad(is_image, (1, 0))[:, :-1]
+    return torch.where(is_image, starts.long().cumsum(1) - 1, -1)
+
+
+def _allowed(segments: torch.Tensor, positions: torch.Tensor | None = None, layer: LayerMask | None = None,
+             blocks: torch.Tensor | None = None) -> torch.Tensor:
     """[B, L, L] booleans: a query sees earlier keys of the prompt and of its own segment (padding sees the
-    prompt and padding, so that no row of the mask is empty)."""
+    prompt and padding, so that no row of the mask is empty); with ``blocks``, an image token also sees its whole
+    image; a sliding window or a chunk (``layer``) then keeps the keys near the query in ``positions`` ([B, L]
+    1-D positions; the plain row's indices, since the segments restart them)."""
     L = segments.shape[1]
     causal = torch.ones(L, L, dtype=torch.bool, device=segments.device).tril()
     q, k = segments[:, :, None], segments[:, None, :]
-    return causal & ((k == PROMPT) | (k == q))
+    allow = causal & ((k == PROMPT) | (k == q))
+    if blocks is not None:
+        allow = allow | ((blocks[:, :, None] == blocks[:, None, :]) & (blocks[:, :, None] >= 0))
+    if layer is not None and layer.window is not None:
+        allow = allow & (positions[:, :, None] - positions[:, None, :] < layer.window)
+    if layer is not None and layer.chunk is not None:
+        allow = allow & (positions[:, :, None] // layer.chunk == positions[:, None, :] // layer.chunk)
+    return allow
 
 
-def _block_mask(segments: torch.Tensor):
-    from torch.nn.attention.flex_attention import create_block_mask
+def _block_mask(segments: torch.Tensor, positions: torch.Tensor | None = None, layer: LayerMask | None = None,
+                blocks: torch.Tensor | None = None):
+    """:func:`_allowed` as a flex-attention ``BlockMask``, composed of only the parts this layer type uses."""
+    from torch.nn.attention.flex_attention import and_masks, create_block_mask, or_masks
 
-    def mask_mod(b, h, q_idx, kv_idx):
+    def segment_mod(b, h, q_idx, kv_idx):
         q, k = segments[b, q_idx], segments[b, kv_idx]
         return (kv_idx <= q_idx) & ((k == PROMPT) | (k == q))
 
+    def image_mod(b, h, q_idx, kv_idx):
+        return (blocks[b, q_idx] == blocks[b, kv_idx]) & (blocks[b, q_idx] >= 0)
+
+    def window_mod(b, h, q_idx, kv_idx):
+        return positions[b, q_idx] - positions[b, kv_idx] < layer.window
+
+    def chunk_mod(b, h, q_idx, kv_idx):
+        return positions[b, q_idx] // layer.chunk == positions[b, kv_idx] // layer.chunk
+
+    mask_mod = segment_mod if blocks is None else or_masks(segment_mod, image_mod)
+    if layer is not None and layer.window is not None:
+        mask_mod = and_masks(mask_mod, window_mod)
+    if layer is not None and layer.chunk is not None:
+        mask_mod = and_masks(mask_mod, chunk_mod)
     B, L = segments.shape
     return create_block_mask(mask_mod, B, None, L, L, device=segments.device)
 
 
-def packed_attention_mask(segments: torch.Tensor, backend: str, dtype: torch.dtype):
-    """The per-row mask in the form ``backend`` takes (see module doc)."""
+def packed_attention_mask(segments: torch.Tensor, backend: str, dtype: torch.dtype,
+                          positions: torch.Tensor | None = None, layer: LayerMask | None = None,
+                          blocks: torch.Tensor | None = None):
+    """The per-row mask of one layer type in the form ``backend`` takes (see module doc)."""
     if backend == "flex_attention":
-        return _block_mask(segments)
-    allow = _allowed(segments)[:, None]
+        return _block_mask(segments, positions, layer, blocks)
+    allow = _allowed(segments, positions, layer, blocks)[:, None]
     if backend == "eager":
         return torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill(~allow,
                                                                                        torch.finfo(dtype).min)
     return allow
+
+
+class PackedUnsupported(UserError):
+    """The model has layers that the packed layout cannot keep apart (see :func:`packed_refusal`)."""
+
+
+def _packed_masks(inner, layout: PackedLayout, input_ids: torch.Tensor, order: torch.Tensor, image_token: int | None,
+                  backend: str):
+    """The attention mask of the packed rows: one tensor where every layer is full attention and image tokens
+    attend causally; else a mapping layer type -> mask, which the models with several layer types take as is."""
+    dtype = next(inner.parameters()).dtype
+    segments = layout.segments.to(input_ids.device)
+    layers = layer_masks(inner.config)
+    blocks = image_blocks(input_ids, image_token) if bidirectional_images(inner.config) else None
+    if list(layers) == ["full_attention"] and blocks is None:
+        return packed_attention_mask(segments, backend, dtype)
+    return {t: packed_attention_mask(segments, backend, dtype, order, layer, blocks) for t, layer in layers.items()}
 
 
 def packed_logps(model, pairs: list[EncodedPair]) -> Logps:
@@ -248,20 +357,26 @@ def packed_logps(model, pairs: list[EncodedPair]) -> Logps:
     mrope = base is not None and hasattr(base, "get_rope_index")
     pad = getattr(inner.config.get_text_config(), "pad_token_id", None) or 0
     layout = packed_layout(pairs, pad)
+    refusal = packed_refusal(model)
+    if refusal:
+        raise PackedUnsupported(f"forward: packed cannot serve this model: {refusal}; use forward: auto or plain")
     B, L = layout.input_ids.shape
-    positions = torch.zeros((3, B, L) if mrope else (B, L), dtype=torch.long, device=device)
+    order = torch.zeros((B, L), dtype=torch.long)  # each token's index in its plain row
     for b, (p, (a, c, r, end)) in enumerate(zip(pairs, layout.columns, strict=True)):
         P, C, R = len(p.prompt), len(p.chosen), len(p.rejected)
-        if mrope:
+        order[b, a:c + C] = torch.arange(P + C)
+        order[b, r:end] = torch.arange(P, P + R)
+    positions = order.to(device)
+    if mrope:
+        positions = torch.zeros((3, B, L), dtype=torch.long, device=device)
+        for b, (p, (a, c, r, end)) in enumerate(zip(pairs, layout.columns, strict=True)):
+            P, C, R = len(p.prompt), len(p.chosen), len(p.rejected)
             pos = _mrope_positions(base, p, image_token, device)
             positions[:, b, a:c + C] = pos[:, :P + C]
             positions[:, b, r:end] = pos[:, P:P + R]
-        else:
-            positions[b, a:c + C] = torch.arange(P + C, device=device)
-            positions[b, r:end] = torch.arange(P, P + R, device=device)
     input_ids = layout.input_ids.to(device)
     dtype = model_dtype(model)
-    mask = packed_attention_mask(layout.segments.to(device), attention_backend(model), dtype)
+    mask = _packed_masks(inner, layout, input_ids, order.to(device), image_token, attention_backend(model))
     kwargs = _mm(pairs, device, dtype)
     if image_token is not None and _accepts(inner.forward, "mm_token_type_ids") and mrope:
         kwargs["mm_token_type_ids"] = (input_ids == image_token).long()
@@ -292,6 +407,9 @@ def plain_logps(model, pairs: list[EncodedPair]) -> Logps:
     image_token = _image_token_id(model)
     if image_token is not None and _accepts(inner.forward, "mm_token_type_ids"):
         kwargs["mm_token_type_ids"] = (input_ids == image_token).long()
+    bidirectional = bidirectional_images(inner.config)
+    if image_token is not None and bidirectional:  # as the processor gives them to the model's own forward
+        kwargs[bidirectional] = (input_ids == image_token).long()
     logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False, **kwargs).logits
     picked, targets = [], []
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
@@ -371,6 +489,10 @@ class SequenceLogps:
         backend = attention_backend(model)
         if backend not in PACKED_BACKENDS:
             self._fall_back(f"attention backend {backend!r} takes no custom attention mask")
+            return
+        refusal = packed_refusal(model)
+        if refusal:  # decided by the config, the same on every rank: a tolerance cannot tell a leak from rounding
+            self._fall_back(refusal)
             return
         failure = ""
         with torch.no_grad():

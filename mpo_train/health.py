@@ -115,27 +115,30 @@ def check_weights(tensors: dict[str, torch.Tensor], zero_at_start: set[str] = fr
     return problems
 
 
-def _probe_inputs(processor, question: str, images):
-    from mmpr.chat import conversation
+def _probe_inputs(processor, question: str, images, template_options: dict | None = None):
+    from mmpr.chat import add_special_tokens, conversation
     from mmpr.prompts import DEFAULT_TEMPLATE, get_template
 
     prompt = get_template(DEFAULT_TEMPLATE).render(question)
     text = processor.apply_chat_template(conversation(prompt, len(images)), add_generation_prompt=True,
-                                         tokenize=False)
-    return prompt, processor(text=[text], images=list(images) or None, return_tensors="pt")
+                                         tokenize=False, **(template_options or {}))
+    tokenizer = getattr(processor, "tokenizer", processor)
+    return prompt, processor(text=[text], images=list(images) or None, return_tensors="pt",
+                             add_special_tokens=add_special_tokens(tokenizer, text))
 
 
 @torch.no_grad()
 def generate_probe(model, processor, prompts: list[tuple[str, list]], *, max_new_tokens: int,
-                   synced: bool = False) -> list[dict]:
-    """Greedy answers to ``prompts`` ((question, images) pairs) with the chain-of-thought prompt, one at a time;
-    each sample: prompt (the question in the CoT template), response, tokens (generated), repetition."""
+                   synced: bool = False, template_options: dict | None = None) -> list[dict]:
+    """Greedy answers to ``prompts`` ((question, images) pairs) with the chain-of-thought prompt, one at a time,
+    rendered with the chat-template options the run trains with; each sample: prompt (the question in the CoT
+    template), response, tokens (generated), repetition."""
     device = next(model.parameters()).device
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     tokenizer = getattr(processor, "tokenizer", processor)
     samples = []
     for question, images in prompts:
-        prompt, inputs = _probe_inputs(processor, question, images)
+        prompt, inputs = _probe_inputs(processor, question, images, template_options)
         inputs = inputs.to(device=device, dtype=dtype)  # floating outputs only: pixels in the model's dtype
         out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                              synced_gpus=synced, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)

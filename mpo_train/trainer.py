@@ -167,7 +167,8 @@ class Trainer:
                               allow_sft=cfg.sft_only)
         if acc.is_main_process:
             problems.write(self.output_dir / SKIPPED_REPORT)
-        encoder = PairEncoder(processor, max_length=cfg.max_length, truncate_responses=cfg.truncate_responses)
+        encoder = PairEncoder(processor, max_length=cfg.max_length, truncate_responses=cfg.truncate_responses,
+                              template_options=cfg.chat_template_options)
         prepared = prepare(data, encoder, self.cache_dir, rank=acc.process_index, world=acc.num_processes,
                            gather=gather_object if acc.num_processes > 1 else None, progress=self.progress,
                            problems=problems)
@@ -460,6 +461,7 @@ class Trainer:
         model = acc.unwrap_model(run.policy)
         model.eval()
         samples = generate_probe(model, run.processor, run.probe, max_new_tokens=self.cfg.probe_max_new_tokens,
+                                 template_options=self.cfg.chat_template_options,
                                  synced=acc.num_processes > 1)
         model.train()
         scores = probe_scores([s["response"] for s in samples], [s["tokens"] for s in samples])

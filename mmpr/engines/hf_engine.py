@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmpr.chat import conversation
+from mmpr.chat import add_special_tokens, conversation
 from mmpr.engines.base import Completion, EngineError, Request, Result
 from mmpr.images import open_rgb
 from mmpr.schemas import SamplingConfig
@@ -60,15 +60,17 @@ class TransformersEngine:
                 or any(r.prefix is not None or r.n != 1 for r in requests)):
             return None
         try:
-            images = [open_rgb(p) for r in requests for p in r.images] or None
+            # one list per text: processors that check images against texts (Gemma 3) refuse a flat list
+            images = [[open_rgb(p) for p in r.images] for r in requests] if any(r.images for r in requests) else None
         except OSError:
             return None
         prompts = [self.processor.apply_chat_template(conversation(r.question, len(r.images)), tokenize=False,
                                                       add_generation_prompt=True) for r in requests]
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         try:
-            inputs = self.processor(text=prompts, images=images, return_tensors="pt",
-                                    padding=True).to(device=self.device, dtype=self.dtype)
+            inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding=True,
+                                    add_special_tokens=add_special_tokens(tokenizer, prompts[0])
+                                    ).to(device=self.device, dtype=self.dtype)
         finally:
             tokenizer.padding_side = side
         width = inputs["input_ids"].shape[1]
@@ -97,8 +99,9 @@ class TransformersEngine:
             return EngineError("image_unreadable", str(e))
         # one list of images for the one text, as in training (a flat list reads as one image per sample to some
         # processors: LLaVA-OneVision would tile each image of a multi-image question as if it were alone)
-        inputs = self.processor(text=[prompt], images=[images] if images else None,
-                                return_tensors="pt").to(device=self.device, dtype=self.dtype)
+        inputs = self.processor(text=[prompt], images=[images] if images else None, return_tensors="pt",
+                                add_special_tokens=add_special_tokens(self.processor.tokenizer, prompt)
+                                ).to(device=self.device, dtype=self.dtype)
         n_prompt = inputs["input_ids"].shape[1]
         if self.max_length and n_prompt + 1 > self.max_length:
             return EngineError("prompt_too_long", f"the prompt has {n_prompt} tokens; the model takes "

@@ -94,3 +94,19 @@ def test_family_generates_through_vllm_with_an_image(family, tiny_model_dir):
     assert len(result.outputs) == 4
     assert all(len(o.token_ids) == 8 for o in result.outputs)
     assert result.prompt_token_ids.count(processor.image_token_id) == expected_image_tokens
+
+
+@pytest.mark.parametrize(("family", "switches"), [
+    ("gemma3", {"sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]}),
+    ("gemma4", {"sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"],
+                "use_bidirectional_attention": "vision", "final_logit_softcapping": 30.0, "attention_k_eq_v": True}),
+    ("qwen3_5", {"layer_types": ["linear_attention", "full_attention"], "partial_rotary_factor": 0.25}),
+])
+def test_layer_type_families_keep_their_real_switches(family, switches, tiny_model_dir):
+    from transformers import AutoConfig
+
+    from mmpr.testing import LAYER_TYPE_FAMILIES
+
+    assert family in LAYER_TYPE_FAMILIES
+    text = AutoConfig.from_pretrained(tiny_model_dir(family)).get_text_config()
+    assert {key: getattr(text, key) for key in switches} == switches

@@ -36,3 +36,9 @@ def test_shipped_recipes_are_valid(name):
 
     cfg = load_config(files("mpo_train") / "recipes" / name)
     assert cfg.loss_weights == (0.8, 0.2, 1.0) and cfg.beta == 0.1
+
+
+def test_chat_template_options_from_a_dotted_override():
+    cfg = load_config(overrides=["model=m", "data=[d]", "output_dir=o", "chat_template_options.enable_thinking=false"])
+    assert cfg.chat_template_options == {"enable_thinking": False}
+    assert TrainConfig(model="m", data=["d"], output_dir="o").chat_template_options == {}

@@ -18,7 +18,8 @@ def test_prompt_and_responses_split_where_the_template_does(processor, pair_rows
     prompt_text = processor.tokenizer.decode(pair.prompt)
     assert prompt_text.endswith("<|im_start|>assistant\n")
     assert pair.prompt.count(image_pad) == int(pair.mm["image_grid_thw"].prod() // 4)
-    assert processor.tokenizer.decode(pair.chosen) == "I count three shapes. Final answer: 3<|im_end|>\n"
+    # the newline the template renders after <|im_end|> is not trained
+    assert processor.tokenizer.decode(pair.chosen) == "I count three shapes. Final answer: 3<|im_end|>"
     assert image_pad not in pair.chosen + pair.rejected
     assert set(pair.mm) == {"pixel_values", "image_grid_thw"}, "every processor output reaches the model"
     two = encoder.encode(1, pair_rows[1])

@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from mmpr.loading import load_processor, load_vlm
-from mmpr.testing import FAMILIES, MIXED_SHAPE_FAMILIES
+from mmpr.testing import FAMILIES, LAYER_TYPE_FAMILIES, MIXED_SHAPE_FAMILIES
 from mpo_train.data import PairEncoder
 from mpo_train.forward import SequenceLogps, packed_logps, plain_logps
 
@@ -30,7 +30,7 @@ def test_packed_equals_plain(tiny_model_dir, pair_dataset, family, attn):
     assert packed.chosen.shape == (3,) and (packed.chosen < 0).all()
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [*FAMILIES, "gemma3"])
 def test_packed_gradients_equal_plain(tiny_model_dir, pair_dataset, family):
     model, encoder = _setup(tiny_model_dir, family)
     pairs = [encoder.encode(i, pair_dataset[i]) for i in range(2)]
@@ -55,7 +55,7 @@ def test_auto_checks_packed_once_and_falls_back_on_other_backends(tiny_model_dir
     assert fallback.mode == "plain" and "flash_attention_2" in fallback.reason
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [*FAMILIES, *LAYER_TYPE_FAMILIES, "qwen3_vl"])
 def test_vision_keepalive_is_a_zero_that_reaches_the_vision_tower(tiny_model_dir, family):
     from mpo_train.forward import dummy_image_inputs, vision_keepalive
 
@@ -68,10 +68,10 @@ def test_vision_keepalive_is_a_zero_that_reaches_the_vision_tower(tiny_model_dir
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["llava", "internvl"])
+@pytest.mark.parametrize("family", ["llava", "internvl", "gemma3"])
 def test_flex_attention_block_mask_equals_plain(tiny_model_dir, pair_dataset, family, tmp_path):
     """Forward only: torch's CPU flex attention has no backward; on CPU it serves the reference pass, which is
-    checked here too."""
+    checked here too. Gemma 3: one block mask per layer type (its sliding window, its image blocks)."""
     from accelerate import PartialState
 
     from mpo_train.data import PairDataset
@@ -282,3 +282,96 @@ def test_a_local_chooser_decides_without_the_other_ranks(tiny_model_dir, pair_da
     local = shared.local()
     local(model, [encoder.encode(0, pair_dataset[0])])
     assert local.mode == "packed" and local.seen and not shared.seen, "the shared chooser still checks for itself"
+
+
+# ---------------------------------------------------------------------------------------- masks per layer type
+
+def _own_logps(model, processor, row, response_ids):
+    """Summed log-prob of ``response_ids`` after the prompt, from the model's own forward on what the processor
+    gives for the prompt (``token_type_ids`` / ``mm_token_type_ids`` included): no custom mask, no positions."""
+    from mmpr.chat import conversation
+    from mpo_train.chat_split import split_pair
+
+    images = [img.convert("RGB") for img in row["images"]]
+    split = split_pair(processor, conversation(row["question"], len(images)), row["chosen"], row["rejected"])
+    inputs = processor(text=[split.prompt_text], images=images or None, return_tensors="pt", add_special_tokens=False)
+    n = inputs["input_ids"].shape[1]
+    response = torch.tensor([response_ids])
+    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    for key in ("token_type_ids", "mm_token_type_ids"):
+        if key in extra:
+            extra[key] = torch.cat([extra[key], torch.zeros_like(response)], dim=1)
+    ids = torch.cat([inputs["input_ids"], response], dim=1)
+    logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra).logits[0, n - 1:-1].float()
+    return logits.log_softmax(-1).gather(-1, response[0][:, None]).sum()
+
+
+@pytest.mark.parametrize(("family", "attn"), [("gemma3", "sdpa"), ("gemma3", "eager"), ("gemma4", "sdpa"),
+                                              ("qwen3_5", "sdpa"), ("qwen3_vl", "sdpa"), ("glm4v", "sdpa"),
+                                              ("kimi_k25", "sdpa")])
+def test_layer_type_families_equal_their_own_forward(tiny_model_dir, pair_dataset, family, attn):
+    """On a micro-batch with one image, two images and no image: the chosen forward (packed for Gemma 3 and 4,
+    whose sliding window of 8 is shorter than their images, for Qwen3-VL with deepstack, GLM-4.1V and Kimi K2.5
+    with latent attention and experts; plain for Qwen3.5) equals the model's own forward."""
+    model, encoder = _setup(tiny_model_dir, family, attn)
+    pairs = [encoder.encode(i, pair_dataset[i]) for i in range(len(pair_dataset))]
+    chooser = SequenceLogps("auto")
+    with torch.no_grad():
+        out = chooser(model, pairs)
+        plain = plain_logps(model, pairs)
+        own = torch.stack([torch.stack([_own_logps(model, encoder.processor, pair_dataset[p.index], getattr(p, side))
+                                        for p in pairs]) for side in ("chosen", "rejected")])
+    assert chooser.mode == ("plain" if family == "qwen3_5" else "packed"), chooser.reason
+    for got in (out, plain):
+        torch.testing.assert_close(got.chosen, own[0], atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(got.rejected, own[1], atol=1e-4, rtol=1e-5)
+
+
+def test_gemma3_window_and_image_blocks_matter(tiny_model_dir, pair_dataset, monkeypatch):
+    """The masks are what makes packed equal plain: one full-attention mask for every layer (the sliding windows
+    and the bidirectional image blocks ignored) is far off, and the plain forward without ``token_type_ids``
+    differs from the model's own forward."""
+    from mpo_train import forward
+
+    model, encoder = _setup(tiny_model_dir, "gemma3")
+    pairs = [encoder.encode(i, pair_dataset[i]) for i in range(2)]
+    with torch.no_grad():
+        plain = plain_logps(model, pairs)
+        monkeypatch.setattr(forward, "layer_masks", lambda config: {t: forward.LayerMask() for t in
+                                                                    ("full_attention", "sliding_attention")})
+        windowless = packed_logps(model, pairs)
+        monkeypatch.setattr(forward, "bidirectional_images", lambda config: None)
+        causal_images = plain_logps(model, pairs)
+    assert (windowless.chosen - plain.chosen).abs().max() > 1e-2
+    assert (causal_images.chosen - plain.chosen).abs().max() > 1e-3
+
+
+def test_linear_attention_never_packs(tiny_model_dir, pair_dataset):
+    """Qwen3.5's Gated DeltaNet layers would carry the chosen tokens into the rejected ones: the config decides
+    plain (auto), and an explicit ``forward: packed`` is refused in one line."""
+    from mmpr.errors import UserError
+    from mpo_train import forward
+
+    model, encoder = _setup(tiny_model_dir, "qwen3_5")
+    pairs = [encoder.encode(i, pair_dataset[i]) for i in range(2)]
+    chooser = SequenceLogps("auto")
+    chooser._choose(model, pairs)
+    assert chooser.mode == "plain" and "linear_attention" in chooser.reason
+    with pytest.raises(UserError, match="linear_attention layers carry a state.*use forward: auto or plain"):
+        SequenceLogps("packed")(model, pairs)
+    # the leak the refusal prevents: in one [prompt | chosen | rejected] row, with the segment mask on the attention
+    # layers, the rejected tokens' log-probs move when only the chosen tokens change
+    pair = encoder.encode(2, pair_dataset[2])
+    rejected_logps = []
+    for chosen in (pair.chosen, pair.chosen[::-1]):
+        layout = forward.packed_layout([forward.EncodedPair(0, pair.prompt, chosen, pair.rejected)], 0)
+        positions = torch.arange(layout.input_ids.shape[1])[None, None].expand(3, 1, -1)
+        positions = torch.cat([positions[..., :layout.columns[0][2]],
+                               positions[..., layout.columns[0][1]:layout.columns[0][1] + len(pair.rejected)]], -1)
+        mask = {"full_attention": forward._allowed(layout.segments)[:, None], "linear_attention": None}
+        with torch.no_grad():
+            logits = model(input_ids=layout.input_ids, attention_mask=mask, position_ids=positions).logits[0]
+        start = layout.columns[0][2]
+        targets = torch.tensor(pair.rejected[1:])
+        rejected_logps.append(logits[start:-1].log_softmax(-1).gather(-1, targets[:, None]).sum())
+    assert abs(rejected_logps[0] - rejected_logps[1]) > 1e-3

@@ -68,3 +68,17 @@ def test_llama4_bf16_pixels_probe_and_reload_in_the_runs_dtype(tiny_model_dir, d
     image = tiny_images(1, size=(90, 70))[0]
     assert processor(text=["<|image|>"], images=[image], return_tensors="pt")["pixel_values"].dtype == torch.bfloat16
     assert check_saved_model(path, processor, ("How many?", [image]), dtype=dtype) == []
+
+
+def test_probe_prompt_uses_the_runs_chat_template_options(tiny_model_dir):
+    """A run trained with enable_thinking=false is probed with the same generation prompt (Qwen3.5)."""
+    from transformers import AutoProcessor
+
+    from mpo_train.health import _probe_inputs
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir("qwen3_5"))
+    ends = {}
+    for thinking in (True, False):
+        _, inputs = _probe_inputs(processor, "What is 2 + 2?", [], {"enable_thinking": thinking})
+        ends[thinking] = processor.tokenizer.decode(inputs["input_ids"][0])
+    assert ends[True].endswith("<think>\n") and ends[False].endswith("<think>\n\n</think>\n\n")

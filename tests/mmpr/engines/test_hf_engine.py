@@ -1,3 +1,6 @@
+import pytest
+
+from mmpr.chat import conversation
 from mmpr.engines import Completion, EngineError, make_engine
 from mmpr.schemas import SamplingConfig
 
@@ -55,3 +58,34 @@ def test_a_multi_image_question_is_encoded_as_in_training(tiny_model_dir, tmp_pa
     pair = PairEncoder(load_processor(path), max_length=1024).encode(0, {"question": "Compare them.", "images": images,
                                                                         "chosen": "yes", "rejected": "no"})
     assert completion[0].prompt_tokens == len(pair.prompt)
+
+
+@pytest.mark.parametrize("family", ["gemma3", "llava", "internvl"])
+def test_greedy_batches_give_one_image_list_per_text(tiny_model_dir, tmp_path, family):
+    """Gemma 3's processor refuses a flat image list for a batch of texts; a text-only request in the batch gets an
+    empty list; and the <bos> its template renders is not doubled."""
+    from mmpr.engines import Request
+    from mmpr.testing import tiny_images
+
+    paths = []
+    for i, image in enumerate(tiny_images(2, size=(64, 48))):
+        paths.append(str(tmp_path / f"{i}.png"))
+        image.save(paths[-1])
+    requests = [Request("a", "How many circles?", (paths[0],)), Request("b", "What is 2 + 2?", ()),
+                Request("c", "Compare <image> and <image>.", (paths[0], paths[1]))]
+    greedy = SamplingConfig(temperature=0.0, max_tokens=4)
+    batched = make_engine("transformers", str(tiny_model_dir(family)), batch_size=3)
+    assert batched._batched(requests, greedy) is not None, "the batch ran as one generate"
+    together = batched.generate(requests, greedy)
+    batched.batch_size = 1
+    alone = batched.generate(requests, greedy)
+    assert [r[0].prompt_tokens for r in together] == [r[0].prompt_tokens for r in alone]
+    assert [r[0].text for r in together] == [r[0].text for r in alone]
+    bos = batched.processor.tokenizer.bos_token_id
+    if bos is not None:
+        prompt = batched.processor.apply_chat_template(conversation("hi", 0), add_generation_prompt=True,
+                                                       tokenize=False)
+        assert prompt.startswith(batched.processor.tokenizer.bos_token)
+        assert together[1][0].prompt_tokens == len(batched.processor.tokenizer(
+            batched.processor.apply_chat_template(conversation("What is 2 + 2?", 0), add_generation_prompt=True,
+                                                  tokenize=False), add_special_tokens=False)["input_ids"])
