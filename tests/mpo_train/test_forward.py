@@ -355,7 +355,7 @@ def test_linear_attention_never_packs(tiny_model_dir, pair_dataset):
     model, encoder = _setup(tiny_model_dir, "qwen3_5")
     pairs = [encoder.encode(i, pair_dataset[i]) for i in range(2)]
     chooser = SequenceLogps("auto")
-    chooser._choose(model, pairs)
+    chooser(model, pairs)
     assert chooser.mode == "plain" and "linear_attention" in chooser.reason
     with pytest.raises(UserError, match="linear_attention layers carry a state.*use forward: auto or plain"):
         SequenceLogps("packed")(model, pairs)
