@@ -34,7 +34,8 @@ Flash-attention backends take no custom mask: they fall back to **plain**.
 **plain**: ``[prompt | chosen]`` and ``[prompt | rejected]`` as two rows (the image encoded twice): the reference
 the packed layout is checked against, and the fallback for attention backends that take no custom mask.
 
-Log-softmax over the kept logits is recomputed in backward chunk by chunk instead of being stored in float32.
+Both hand the LM head's hidden states to :mod:`mpo_train.logprobs`, which scores the response tokens chunk by
+chunk: no [tokens x vocab] logits, in the policy pass, the reference passes and the SFT term alike.
 """
 
 from __future__ import annotations
@@ -45,14 +46,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from mmpr.errors import UserError
 from mpo_train.data import TEXT_KEYS, EncodedPair
+from mpo_train.logprobs import captured_hidden, model_token_logps, unwrap
 
 log = logging.getLogger(__name__)
 PACKED_BACKENDS = ("sdpa", "eager", "flex_attention")
-_CHUNK = 2048
 PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3
 
 
@@ -62,15 +62,6 @@ class Logps:
     rejected: torch.Tensor    # [B]
     chosen_nll: torch.Tensor  # scalar: token-mean NLL of the chosen responses
     tokens: int               # tokens the forward processed (padding included)
-
-
-def unwrap(model):
-    """The transformers model under DDP/FSDP/DeepSpeed wrappers and peft."""
-    while hasattr(model, "module"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
 
 
 def _accepts(fn, name: str) -> bool:
@@ -139,22 +130,6 @@ def _image_token_id(model) -> int | None:
 
 def attention_backend(model) -> str:
     return unwrap(model).config.get_text_config()._attn_implementation
-
-
-def _token_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[targets] in float32, chunk by chunk, recomputed in backward (no stored [N, V] floats)."""
-
-    def chunk_logps(chunk: torch.Tensor, chunk_targets: torch.Tensor) -> torch.Tensor:
-        chunk = chunk.float()
-        return chunk.gather(-1, chunk_targets[:, None])[:, 0] - torch.logsumexp(chunk, dim=-1)
-
-    out = []
-    for chunk, chunk_targets in zip(logits.split(_CHUNK), targets.split(_CHUNK), strict=True):
-        if chunk.requires_grad:
-            out.append(checkpoint(chunk_logps, chunk, chunk_targets, use_reentrant=False))
-        else:
-            out.append(chunk_logps(chunk, chunk_targets))
-    return torch.cat(out)
 
 
 def _reduce(token_logps: torch.Tensor, lengths_c: list[int], lengths_r: list[int]) -> Logps:
@@ -380,11 +355,12 @@ def packed_logps(model, pairs: list[EncodedPair]) -> Logps:
     kwargs = _mm(pairs, device, dtype)
     if image_token is not None and _accepts(inner.forward, "mm_token_type_ids") and mrope:
         kwargs["mm_token_type_ids"] = (input_ids == image_token).long()
-    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                   logits_to_keep=layout.keep.to(device), use_cache=False, **kwargs).logits
+    with captured_hidden(model) as captured:
+        model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+              logits_to_keep=layout.keep.to(device), use_cache=False, **kwargs)
     targets = layout.targets.to(device)
     valid = targets >= 0
-    out = _reduce(_token_logps(logits[valid], targets[valid]), [len(p.chosen) for p in pairs],
+    out = _reduce(model_token_logps(model, captured.hidden[valid], targets[valid]), [len(p.chosen) for p in pairs],
                   [len(p.rejected) for p in pairs])
     out.tokens = B * L
     return out
@@ -410,14 +386,15 @@ def plain_logps(model, pairs: list[EncodedPair]) -> Logps:
     bidirectional = bidirectional_images(inner.config)
     if image_token is not None and bidirectional:  # as the processor gives them to the model's own forward
         kwargs[bidirectional] = (input_ids == image_token).long()
-    logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False, **kwargs).logits
+    with captured_hidden(model) as captured:
+        model(input_ids=input_ids, attention_mask=attention, use_cache=False, **kwargs)
     picked, targets = [], []
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     for i, (p, response) in enumerate(zip(pairs + pairs, responses, strict=True)):
         P = len(p.prompt)
-        picked.append(logits[i, P - 1:P - 1 + len(response)])
+        picked.append(captured.hidden[i, P - 1:P - 1 + len(response)])
         targets += response
-    token_logps = _token_logps(torch.cat(picked), torch.tensor(targets, device=device))
+    token_logps = model_token_logps(model, torch.cat(picked), torch.tensor(targets, device=device))
     per_row = token_logps.split([len(r) for r in responses])
     B = len(pairs)
     ordered = torch.cat([t for i in range(B) for t in (per_row[i], per_row[B + i])])
