@@ -7,12 +7,20 @@ an online reference model, at 1, 2, 4 and 8 pairs per micro-batch, on pairs of o
 - ``mmpr``: MMPR's proportions (paper: question ~80 tokens, chosen ~300, rejected ~350, images of 1,000+
   tokens): an 896x896 image (1,024 image tokens), an 80-token question, 300- and 350-token responses.
 
-Each run is a fresh process, so its peak RSS is its own. Reported per shape and micro-batch size: pairs/s over
-the steps after warm-up (median of per-step rates), peak memory, the ratios to TRL; mpo_train with precomputed
-reference log-probs (training steps only), and the speed of its reference pass itself (pairs/s).
+``--vocab`` resizes the tiny model's embedding (tied to its LM head) to a real vocabulary (92,544 InternLM2,
+151,936 Qwen2/2.5/3-VL, 262,144 Gemma 3/4; 0 keeps the tokenizer's ~2,000): the tokens stay the same, every
+softmax runs over the whole vocabulary. TRL 1.16's DPOTrainer always scores tokens through its fused LM head
+(``add_fused_lm_head``); the path it took is printed (on CPU it scores every position, prompt included, since
+its compact response-only mode needs Triton).
+
+Each run is a fresh process, so its peak RSS is its own. Reported per shape, vocabulary and micro-batch size:
+pairs/s over the steps after warm-up (median of per-step rates), peak memory, the ratios to TRL; mpo_train with
+precomputed reference log-probs (training steps only), and the speed of its reference pass itself (pairs/s).
 
     .venv/bin/python benchmarks/train_vs_trl.py --shape toy --batches 4      # a minute or two on 2 cores
-    .venv/bin/python benchmarks/train_vs_trl.py --shape toy mmpr             # the README table
+    .venv/bin/python benchmarks/train_vs_trl.py --shape toy mmpr             # the README's first table
+    .venv/bin/python benchmarks/train_vs_trl.py --shape mmpr --vocab 0 151936 262144 --batches 1,2,4,8 \
+        --trl-batches 4 --steps 4                                             # the real-vocabulary table
 """
 
 from __future__ import annotations
@@ -51,9 +59,10 @@ def _text(rng: random.Random, tokenizer, tokens: int) -> str:
     return " ".join(words)
 
 
-def make_inputs(root: Path, n_pairs: int, shape: str) -> dict:
-    """A tiny Qwen2-VL and an mmpr dataset of ``n_pairs`` pairs of ``shape``, exported for TRL as well (same
-    pairs, same images). Returns the measured token counts of the first pair."""
+def make_inputs(root: Path, n_pairs: int, shape: str, vocab: int = 0) -> dict:
+    """A tiny Qwen2-VL (its embedding resized to ``vocab`` tokens unless 0) and an mmpr dataset of ``n_pairs``
+    pairs of ``shape``, exported for TRL as well (same pairs, same images). Returns the measured token counts of
+    the first pair."""
     from transformers import AutoProcessor
 
     from mmpr.dataset_writer import SubsetInput, write_dataset
@@ -64,6 +73,8 @@ def make_inputs(root: Path, n_pairs: int, shape: str) -> dict:
 
     spec = SHAPES[shape]
     model = tiny_vlm(root / "model", "qwen2_vl", hidden=128, layers=4, max_image_tokens=spec["max_image_tokens"])
+    if vocab:
+        resize_vocabulary(model, vocab)
     tokenizer = AutoProcessor.from_pretrained(model).tokenizer
     rng = random.Random(0)
     (root / "images").mkdir()
@@ -95,7 +106,30 @@ def make_inputs(root: Path, n_pairs: int, shape: str) -> dict:
     return {"prompt": len(first.prompt), "chosen": len(first.chosen), "rejected": len(first.rejected)}
 
 
-def run_trl(root: Path, steps: int, batch: int) -> list[float]:
+def resize_vocabulary(folder: Path, vocab: int) -> None:
+    """Give the saved model at ``folder`` a ``vocab``-token embedding and LM head (random new rows)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype="float32")
+    model.resize_token_embeddings(vocab, mean_resizing=False)
+    model.save_pretrained(folder)
+
+
+def trl_path(trainer) -> str:
+    """How TRL scored the tokens: its fused LM head (response positions only where Triton runs, else every
+    position) or full logits."""
+    if "forward" not in vars(trainer.model):  # add_fused_lm_head sets the instance's forward
+        return "full logits"
+    from trl.trainer.utils import _use_triton
+
+    if _use_triton(next(trainer.model.parameters()).device):
+        return "fused LM head, response positions"
+    return "fused LM head, every position (no Triton here)"
+
+
+def run_trl(root: Path, steps: int, batch: int) -> tuple[list[float], str]:
     from datasets import load_dataset
     from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
     from trl import DPOConfig, DPOTrainer
@@ -118,7 +152,7 @@ def run_trl(root: Path, steps: int, batch: int) -> list[float]:
                          train_dataset=load_dataset(str(root / "trl"), split="train"), callbacks=[Clock()])
     stamps.append(time.perf_counter())
     trainer.train()
-    return stamps
+    return stamps, trl_path(trainer)
 
 
 def run_ours(root: Path, steps: int, batch: int, reference: str, max_length: int) -> tuple[list[float], float | None]:
@@ -147,15 +181,15 @@ def run_ours(root: Path, steps: int, batch: int, reference: str, max_length: int
 
 
 def measure(kind: str, root: Path, steps: int, batch: int, max_length: int) -> None:
-    reference_rate = None
+    reference_rate, path = None, "mpo_train chunked LM head"
     if kind == "trl":
-        stamps = run_trl(root, steps, batch)
+        stamps, path = run_trl(root, steps, batch)
         seconds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     else:
         seconds, reference_rate = run_ours(root, steps, batch, "precomputed" if kind == "ours-precomputed"
                                            else "online", max_length)
     rate = batch / statistics.median(seconds[WARMUP:])
-    print(json.dumps({"kind": kind, "pairs_per_s": rate, "reference_pairs_per_s": reference_rate,
+    print(json.dumps({"kind": kind, "path": path, "pairs_per_s": rate, "reference_pairs_per_s": reference_rate,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
@@ -171,6 +205,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", nargs="+", choices=sorted(SHAPES), default=["toy"])
     parser.add_argument("--batches", default="1,2,4,8", help="pairs per micro-batch, comma-separated")
+    parser.add_argument("--vocab", nargs="+", type=int, default=[0], help="vocabulary sizes to resize the model's "
+                        "embedding to (0: the tokenizer's own)")
+    parser.add_argument("--trl-batches", help="run TRL only at these micro-batch sizes (default: all of --batches)")
     parser.add_argument("--steps", type=int, default=6, help=f"steps per run, the first {WARMUP} not measured "
                         "(the median of the rest)")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -183,26 +220,40 @@ def main() -> None:
         return
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     batches = [int(b) for b in args.batches.split(",")]
+    trl_batches = [int(b) for b in args.trl_batches.split(",")] if args.trl_batches else batches
     results = []
-    print("| shape | pairs / micro-batch | TRL pairs/s | online: pairs/s (vs TRL) | precomputed: pairs/s (vs TRL) "
-          "| peak memory online vs TRL | reference pass pairs/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| shape | vocabulary | pairs / micro-batch | TRL pairs/s | online: pairs/s (vs TRL) | precomputed: pairs/s "
+          "(vs TRL) | peak GB: TRL / online / precomputed | peak online vs TRL | reference pass pairs/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for shape in args.shape:
-        with tempfile.TemporaryDirectory() as tmp:
-            tokens = make_inputs(Path(tmp), max(batches) * args.steps, shape)
-            print(f"<!-- {shape}: {tokens} tokens (prompt with image / chosen / rejected) -->", flush=True)
-            for batch in batches:
-                row = {kind: _run(kind, tmp, args.steps, batch, SHAPES[shape]["max_length"], env)
-                       for kind in ("trl", "ours", "ours-precomputed")}
-                trl, ours, pre = row["trl"], row["ours"], row["ours-precomputed"]
-                print(f"| {shape} | {batch} | {trl['pairs_per_s']:.2f} | {ours['pairs_per_s']:.2f} "
-                      f"({ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x) | {pre['pairs_per_s']:.2f} "
-                      f"({pre['pairs_per_s'] / trl['pairs_per_s']:.2f}x) | "
-                      f"{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x | {pre['reference_pairs_per_s']:.2f} |",
-                      flush=True)
-                results.append({"shape": shape, "batch": batch, "tokens": tokens, **row})
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        for vocab in args.vocab:
+            with tempfile.TemporaryDirectory() as tmp:
+                tokens = make_inputs(Path(tmp), max(batches) * args.steps, shape, vocab)
+                print(f"<!-- {shape}, vocabulary {vocab or 'native'}: {tokens} tokens (prompt with image / chosen / "
+                      "rejected) -->", flush=True)
+                for batch in batches:
+                    kinds = ("trl", "ours", "ours-precomputed")[batch not in trl_batches:]
+                    row = {kind: _run(kind, tmp, args.steps, batch, SHAPES[shape]["max_length"], env)
+                           for kind in kinds}
+                    print(_row(shape, vocab, batch, row), flush=True)
+                    results.append({"shape": shape, "vocab": vocab, "batch": batch, "tokens": tokens, **row})
+                    if args.json:
+                        args.json.write_text(json.dumps(results, indent=1))
+    paths = sorted({r["trl"]["path"] for r in results if "trl" in r})
+    print(f"TRL's path: {'; '.join(paths) or 'not run'}")
+
+
+def _row(shape: str, vocab: int, batch: int, row: dict) -> str:
+    ours, pre, trl = row["ours"], row["ours-precomputed"], row.get("trl")
+    gb = " / ".join(f"{r['peak_rss_mb'] / 1024:.2f}" if r else "-" for r in (trl, ours, pre))
+
+    def vs(r: dict) -> str:
+        return f"{r['pairs_per_s']:.3f}" + (f" ({r['pairs_per_s'] / trl['pairs_per_s']:.2f}x)" if trl else "")
+
+    trl_rate = f"{trl['pairs_per_s']:.3f}" if trl else "-"
+    memory = f"{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x" if trl else "-"
+    return (f"| {shape} | {vocab or 'native'} | {batch} | {trl_rate} | {vs(ours)} | {vs(pre)} | {gb} | {memory} "
+            f"| {pre['reference_pairs_per_s']:.3f} |")
 
 
 if __name__ == "__main__":
