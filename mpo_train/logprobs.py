@@ -13,8 +13,9 @@ The head is always called as a module (``head(rows)``), which is what makes the 
 - LoRA on the head (peft): the head is peft's ``lora.Linear``, whose forward adds the adapter;
 - ZeRO-3 / FSDP-sharded heads: the wrapper's forward hooks on the head module gather its weight on each call,
   so each chunk (and each recomputation in backward) gathers it and lets it go again;
-- logit soft-capping (Gemma's ``final_logit_softcapping``): applied per chunk, ``cap * tanh(logits / cap)``,
-  as the model does to its own logits (the model then caps an empty tensor).
+- logit scaling and soft-capping (Cohere's ``logit_scale``, Granite's ``logits_scaling``, Falcon-H1's
+  ``lm_head_multiplier``; Gemma's ``final_logit_softcapping``): applied per chunk as the model applies them to its
+  own logits (which are then empty).
 
 Cost: one extra head matmul per chunk in backward (the recomputation): four instead of three.
 """
@@ -60,6 +61,19 @@ def softcap(model) -> float | None:
     return getattr(unwrap(model).config.get_text_config(), "final_logit_softcapping", None)
 
 
+def logit_scale(model) -> float:
+    """What the model multiplies its head's output by before anything else: Cohere / Aya Vision's
+    ``logit_scale``, Falcon-H1's ``lm_head_multiplier``, Granite (and Granite Vision)'s ``1 / logits_scaling``;
+    1.0 for the rest."""
+    config = unwrap(model).config.get_text_config()
+    for name in ("logit_scale", "lm_head_multiplier"):
+        if getattr(config, name, None) is not None:
+            return float(getattr(config, name))
+    if getattr(config, "logits_scaling", None) is not None:
+        return 1.0 / config.logits_scaling
+    return 1.0
+
+
 @contextmanager
 def captured_hidden(model):
     """Inside: the model's forward hands its LM head an empty slice of the hidden states (so its logits are
@@ -87,30 +101,33 @@ def chunk_rows(vocab: int, chunk_bytes: int | None = None) -> int:
     return max(16, (chunk_bytes or CHUNK_BYTES) // (4 * vocab))
 
 
-def _chunk_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None):
-    """log softmax(cap(head(hidden)))[targets] in float32 for one chunk of rows (the logits die here)."""
+def _chunk_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, scale: float, cap: float | None):
+    """log softmax(cap(scale * head(hidden)))[targets] in float32 for one chunk of rows (the logits die here)."""
     logits = head(hidden).float()
+    if scale != 1.0:
+        logits = logits * scale
     if cap is not None:
         logits = torch.tanh(logits / cap) * cap
     return logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
 
 
-def token_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, *, cap: float | None = None,
-                chunk_bytes: int | None = None) -> torch.Tensor:
+def token_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, *, scale: float = 1.0,
+                cap: float | None = None, chunk_bytes: int | None = None) -> torch.Tensor:
     """[N] float32 log-probs of ``targets`` [N] given final hidden states ``hidden`` [N, H] and the LM ``head``,
-    with the logits soft-capped at ``cap`` (Gemma) when given. Chunks of :func:`chunk_rows` rows; with gradients
-    enabled each chunk is recomputed in backward instead of keeping its logits."""
+    with the logits multiplied by ``scale`` then soft-capped at ``cap`` (Gemma) when given. Chunks of
+    :func:`chunk_rows` rows; with gradients enabled each chunk is recomputed in backward instead of keeping its
+    logits."""
     vocab = head.out_features if hasattr(head, "out_features") else head.weight.shape[0]
     rows = chunk_rows(vocab, chunk_bytes)
     out = []
     for h, t in zip(hidden.split(rows), targets.split(rows), strict=True):
         if torch.is_grad_enabled():
-            out.append(checkpoint(_chunk_logps, head, h, t, cap, use_reentrant=False))
+            out.append(checkpoint(_chunk_logps, head, h, t, scale, cap, use_reentrant=False))
         else:
-            out.append(_chunk_logps(head, h, t, cap))
+            out.append(_chunk_logps(head, h, t, scale, cap))
     return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
 
 
 def model_token_logps(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """:func:`token_logps` with ``model``'s own head and soft-cap."""
-    return token_logps(output_head(model), hidden, targets, cap=softcap(model))
+    """:func:`token_logps` with ``model``'s own head, logit scale and soft-cap."""
+    return token_logps(output_head(model), hidden, targets, scale=logit_scale(model), cap=softcap(model))

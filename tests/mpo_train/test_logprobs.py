@@ -109,20 +109,41 @@ def test_lora_on_the_head(tiny_model_dir, pair_dataset):
     _check_equal_to_full_logits(peft_model, pairs, packed_logps, "packed")
 
 
-def test_logit_soft_capping_as_the_model_applies_it():
-    """Gemma 2 caps its logits in its own forward (``final_logit_softcapping``): the chunked path caps per chunk,
-    and the model's cap of its (empty) logits changes nothing."""
+def _gemma2(vocab):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
+    return Gemma2ForCausalLM(Gemma2Config(vocab_size=vocab, hidden_size=64, intermediate_size=128,
+                                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                          head_dim=32, final_logit_softcapping=0.5, attn_implementation="eager"))
+
+
+def _cohere(vocab):
+    from transformers import CohereConfig, CohereForCausalLM
+
+    return CohereForCausalLM(CohereConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128,
+                                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                          logit_scale=0.0625))
+
+
+def _granite(vocab):
+    from transformers import GraniteConfig, GraniteForCausalLM
+
+    return GraniteForCausalLM(GraniteConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128,
+                                            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                            logits_scaling=8.0))
+
+
+@pytest.mark.parametrize("make", [_gemma2, _cohere, _granite], ids=["gemma2-softcap", "cohere-scale", "granite-scale"])
+def test_logit_scaling_and_soft_capping_as_the_model_applies_them(make):
+    """Gemma 2 caps its logits in its own forward, Cohere and Granite scale them: the chunked path does the same
+    per chunk, and the model's treatment of its (empty) logits changes nothing."""
     torch.manual_seed(0)
-    config = Gemma2Config(vocab_size=500, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                          num_attention_heads=2, num_key_value_heads=1, head_dim=32, final_logit_softcapping=0.5,
-                          attn_implementation="eager")
-    model = Gemma2ForCausalLM(config)
+    model = make(500)
     ids = torch.randint(0, 500, (2, 40))
     targets = ids[:, 1:].reshape(-1)
     logits = model(input_ids=ids).logits[:, :-1]
-    assert logits.abs().max() <= 0.5, "the model capped its logits"
+    raw = output_head(model)(model.model(input_ids=ids).last_hidden_state[:, :-1])
+    assert not torch.allclose(logits, raw, atol=1e-3), "the model transforms its head's output"
     expected = logits.float().log_softmax(-1).reshape(-1, 500).gather(-1, targets[:, None])[:, 0]
     expected.sum().backward()
     theirs = _grads(model)
