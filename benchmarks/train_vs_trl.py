@@ -198,7 +198,9 @@ def _run(kind: str, root: str, steps: int, batch: int, max_length: int, env: dic
                           str(max_length)], capture_output=True, text=True, env=env)
     if run.returncode != 0:
         raise SystemExit(f"{kind} (batch {batch}) failed:\n{run.stderr[-4000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"<!-- batch {batch}: {json.dumps(result)} -->", flush=True)  # kept if a later run is cut short
+    return result
 
 
 def main() -> None:
