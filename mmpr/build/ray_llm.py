@@ -23,7 +23,6 @@ columns: an answer is taken as cut off (``length``) when it used all of ``--max-
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import warnings
@@ -172,16 +171,6 @@ def death_cause(e: BaseException) -> str:
     return (lines[0] if lines else type(chain[0]).__name__)[:300]
 
 
-def cpu_engine_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment the engine actors need on vLLM's CPU build, as the local vLLM engine sets it for itself:
-    a small KV cache (vLLM's default takes most of the RAM), plus this process's MMPR_/HF_/VLLM_ settings. Given to
-    the actors in their runtime_env, not left to whatever the cluster's nodes export."""
-    environ = os.environ if environ is None else environ
-    env = {k: v for k, v in environ.items() if k.startswith(("MMPR_", "HF_", "VLLM_"))}
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    return env
-
-
 def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: int = 64,
                    accelerator_type: str | None = None, cpu_only: bool = False) -> Processor:
     """``ray.data.llm``'s vLLM processor on ``model``: ``replicas`` engines (``concurrency``), the build's engine
@@ -200,8 +189,7 @@ def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: i
         # chunked prefill rewinds its generator and the samples differ from the local runner's
         engine_kwargs.setdefault("enforce_eager", True)
         engine_kwargs.setdefault("enable_chunked_prefill", False)
-        extra = {"placement_group_config": {"bundles": [{"CPU": 1}]},
-                 "runtime_env": {"env_vars": cpu_engine_env()}}
+        extra = {"placement_group_config": {"bundles": [{"CPU": 1}]}}
     config = vLLMEngineProcessorConfig(
         model_source=model, engine_kwargs=engine_kwargs, concurrency=replicas, batch_size=batch_size,
         accelerator_type=accelerator_type, should_continue_on_error=True,

@@ -111,8 +111,17 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-             runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                       if k.startswith(("MMPR_", "HF_", "VLLM_"))}})
+             runtime_env={"env_vars": engine_env()})
+
+
+def engine_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The replicas' environment: this process's MMPR_/HF_/VLLM_ settings, and vLLM's CPU build's small KV cache
+    (its default takes most of the RAM) as the local vLLM engine sets it for itself, so that the engines get it
+    from the job, not from whatever the nodes' shells export. (GPU engines ignore it.)"""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if k.startswith(("MMPR_", "HF_", "VLLM_"))}
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    return env
 
 
 def quiet_ray_data() -> None:

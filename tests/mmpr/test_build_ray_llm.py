@@ -255,19 +255,17 @@ def test_the_cause_of_an_engine_death_is_found_inside_rays_wrappers():
                                     "was 15 GB")) == "Task was killed due to the node running low on memory."
 
 
-def test_the_cpu_engine_settings_reach_the_actors_without_being_exported(tmp_path, monkeypatch):
-    """The actors get vLLM's CPU settings in their runtime_env, even when the driver's shell exports none."""
-    import ray.data.llm
-
-    from mmpr.build.ray_llm import cpu_engine_env, vllm_processor
+def test_the_cpu_engine_settings_reach_the_replicas_without_being_exported(monkeypatch):
+    """The job's runtime_env gives the replicas vLLM's CPU settings, even when the driver's shell exports none."""
+    from mmpr.build import ray_runner
 
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     seen = {}
-    monkeypatch.setattr(ray.data.llm, "build_processor", lambda config, **kw: seen.setdefault("config", config))
-    cfg = BuildConfig.model_validate({**CFG, "out": tmp_path / "out"})
-    vllm_processor(cfg, "m", replicas=1, cpu_only=True)
-    assert seen["config"].runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
-    assert cpu_engine_env({"VLLM_CPU_KVCACHE_SPACE": "4", "HF_HOME": "/h", "PATH": "/bin"}) == {
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw))
+    ray_runner.connect(None)
+    assert seen["runtime_env"]["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert ray_runner.engine_env({"VLLM_CPU_KVCACHE_SPACE": "4", "HF_HOME": "/h", "PATH": "/bin"}) == {
         "VLLM_CPU_KVCACHE_SPACE": "4", "HF_HOME": "/h"}
 
 
