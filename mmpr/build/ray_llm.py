@@ -235,7 +235,9 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chun
     except ImportError as e:
         raise UserError(f"the ray-llm runner needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
     model = check_build(cfg, overwrite=overwrite)
-    with new_folder(cfg.out, only=UserError):
+    with new_folder(cfg.out, only=UserError), warnings.catch_warnings():
+        # Ray Data's deprecation notices on its own settings say nothing about this build (nor belong in its log)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
         build = open_build(cfg, model, overwrite=overwrite)
         connect(address)
         quiet_ray_data()

@@ -208,6 +208,7 @@ def test_ray_llm_runner_on_the_real_vllm_processor_matches_the_local_runner(tmp_
     assert main([*CLI, "--engine-args", "max_model_len=4096", "--runner", "ray-llm", "--ray-address", cluster,
                  "--out", str(out)]) == 0, capsys.readouterr().err
     assert read_manifest(out).content_hash == local.content_hash
+    assert "Deprecat" not in (out / ".mmpr-work" / "build.log").read_text(), "Ray's notices stay out of it"
 
 
 class Dies:
