@@ -44,7 +44,7 @@ from mmpr.cli import (
     reading,
 )
 from mmpr.dataset_writer import ShardWriter, open_dataset, read_manifest, subsets_of
-from mmpr.errors import NothingMade
+from mmpr.errors import NothingMade, UserError
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_path, atomic_write_text
 from mmpr.locations import check_apart, check_location, check_out
