@@ -147,8 +147,8 @@ def official_agreement(benchmark: str, records: list[dict]) -> AgreementReport:
 
 def samples_files(run: Path) -> dict[str, list[Path]]:
     """benchmark -> the samples files of ``run`` it has an official rule for (MathVista: the CoT samples)."""
-    found = {name: [run / f"samples_{b.task_name(p)}.jsonl" for p in b.prompts]
-             for name, b in registry.BENCHMARKS.items() if name in OFFICIAL_SCORERS}
+    found = {b.name: [run / f"samples_{b.task_name(p)}.jsonl" for p in b.prompts]
+             for b in registry.benchmarks() if b.name in OFFICIAL_SCORERS}
     found["mathvista"] = [run / f"samples_{TASK}.jsonl"]
     return {name: [p for p in paths if p.is_file()] for name, paths in found.items()
             if any(p.is_file() for p in paths)}

@@ -49,7 +49,7 @@ def paper_number(run: RunResult, benchmark: str) -> float | None:
 
 
 def _paper(run: RunResult, benchmark: str) -> tuple[float, str] | None:
-    bench = BENCHMARKS.get(benchmark)
+    bench = BENCHMARKS.get(benchmark) if benchmark in BENCHMARKS else None
     return bench.paper_number(run.model.rstrip("/").split("/")[-1], run.prompt) if bench else None
 
 
@@ -81,7 +81,7 @@ def paired_differences(runs: list[tuple[str, RunResult]]) -> Paired:
     out: Paired = {}
     base_folder, base = runs[0]
     for name, task in base.tasks.items():
-        bench = BENCHMARKS.get(name)
+        bench = BENCHMARKS.get(name) if name in BENCHMARKS else None
         before = _units(base_folder, task, bench)
         out[name] = [None if before is None or name not in run.tasks else
                      _pair(before, _units(folder, run.tasks[name], bench), bench.unit) for folder, run in runs[1:]]

@@ -1,7 +1,8 @@
 """Every benchmark ``evals.run`` knows, one record each: where its task lives, what its dataset must hold, how it is
 scored, and the paper's numbers for it.
 
-Adding a benchmark is one :class:`Benchmark` in :data:`BENCHMARKS` plus its folder under ``evals/tasks/`` holding a
+Adding a benchmark is one :class:`Benchmark` registered in :data:`BENCHMARKS` (a :class:`~mmpr.registry.Registry`:
+an unknown name is an :class:`~mmpr.registry.UnknownName`) plus its folder under ``evals/tasks/`` holding a
 ``utils.py`` with ``doc_to_visual(doc)``, ``doc_to_text(doc, lmms_eval_specific_kwargs)``, the ``process_results_*``
 functions of :func:`evals.task_utils.processors` and, when the benchmark has scores beyond per-sample accuracy, a
 ``summarize(records) -> dict[str, float]``. ``evals.run`` writes the lmms-eval task YAML from the record.
@@ -15,7 +16,7 @@ from types import ModuleType
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.prompting import PROMPT_STYLES as PROMPTS
-from mmpr.errors import UserError
+from mmpr.registry import Registry, UnknownName
 
 # the paper's two models; every number of ``Benchmark.paper`` is one of PAPER_RESULTS (a test holds them equal)
 BASE, MPO = "InternVL2-8B", "InternVL2-8B-MPO"
@@ -67,7 +68,8 @@ class Benchmark(BaseModel):
 
 _MC = "multiple choice by letter or option text (mmpr.answers)"
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+for _bench in [
     Benchmark(name="mathvista", folder="mathvista", task="mmpr_mathvista_testmini", dataset="AI4Math/MathVista",
               split="testmini", fields=("pid", "question", "decoded_image", "question_type", "answer_type", "choices",
                                         "precision", "unit", "answer", "metadata"),
@@ -126,7 +128,9 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark(name="synthetic_grid", folder="synthetic_grid", task="mmpr_synthetic_grid", dataset="", split="test",
               fields=("id", "question", "answer", "answer_type", "kind", "image"), prompts=("cot", "direct"),
               scorer="integer count, or yes / no", max_new_tokens={"cot": 128, "direct": 16}),
-]}
+]:
+    BENCHMARKS.register(_bench.name, _bench, description=_bench.scorer)
+
 
 PRESETS: dict[str, tuple[str, ...]] = {
     # the paper's judge-free benchmarks (MM-Vet, LLaVA-Bench, MMHal-Bench and CRPE need a judge or other scoring)
@@ -137,22 +141,24 @@ PRESETS: dict[str, tuple[str, ...]] = {
 
 
 def get(name: str) -> Benchmark:
-    if name not in BENCHMARKS:
-        raise UserError(f"unknown benchmark {name}; available: {', '.join(BENCHMARKS)}; presets: "
-                         f"{', '.join(PRESETS)}")
-    return BENCHMARKS[name]
+    """The benchmark ``name``; an unknown name is an :class:`UnknownName` listing the benchmarks and presets."""
+    try:
+        return BENCHMARKS.get(name)
+    except UnknownName as e:
+        raise UnknownName(f"{e}; presets: {', '.join(PRESETS)}") from None
+
+
+def benchmarks() -> list[Benchmark]:
+    """Every registered benchmark, by name."""
+    return [BENCHMARKS.get(name) for name in BENCHMARKS.names()]
 
 
 def resolve(spec: str | list[str]) -> list[Benchmark]:
     """Benchmarks named by a comma-separated list of names and presets, in order, each once."""
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
-    unknown = [n for n in names if n and n not in BENCHMARKS and n not in PRESETS]
-    if unknown:
-        raise UserError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHMARKS)}; presets: "
-                         f"{', '.join(PRESETS)}")
-    out: list[str] = []
-    for n in names:
-        for b in PRESETS.get(n, (n,) if n else ()):
-            if b not in out:
-                out.append(b)
-    return [BENCHMARKS[b] for b in out]
+    out: list[Benchmark] = []
+    for n in filter(None, names):
+        for bench in map(get, PRESETS.get(n, (n,))):
+            if bench not in out:
+                out.append(bench)
+    return out

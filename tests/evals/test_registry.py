@@ -3,7 +3,8 @@ import re
 import pytest
 
 from evals import registry
-from evals.registry import BENCHMARKS, PRESETS, Benchmark, resolve
+from evals.registry import PRESETS, Benchmark, benchmarks, get, resolve
+from mmpr.registry import UnknownName
 from tests.evals.tasks.rows import FEATURES
 
 
@@ -16,13 +17,15 @@ def test_presets_name_the_papers_benchmarks_and_the_reasoning_suite():
 
 
 def test_unknown_names_list_what_is_available():
-    with pytest.raises(ValueError, match=r"unknown benchmark chartqa; available: mathvista, .*; presets: paper, "
-                                         r"reasoning"):
+    with pytest.raises(UnknownName, match=r"^unknown benchmark 'chartqa'; available: dynamath, .*mathvista, .*; "
+                                          r"presets: paper, reasoning$"):
         resolve("mathvista,chartqa")
+    with pytest.raises(UnknownName, match=r"unknown benchmark 'mathvist' \(did you mean 'mathvista'\?\)"):
+        get("mathvist")
 
 
 def test_every_record_has_its_task_folder_and_the_published_schema():
-    for bench in BENCHMARKS.values():
+    for bench in benchmarks():
         utils = bench.utils()
         for name in ("doc_to_visual", "doc_to_text", "doc_to_target", "accuracy", "unparsable",
                      *(f"process_results_{p}" for p in bench.prompts)):
@@ -38,20 +41,20 @@ def test_paper_numbers_are_the_ones_the_registry_cites():
              re.findall(r"(\w+) ([\d.]+) -> ([\d.]+)", registry.PAPER_RESULTS)}
     labels = {"mathvision": "MathVision", "m3cot": "M3CoT", "pope": "POPE", "mmmu": "MMMU"}
     for name, label in labels.items():
-        paper = BENCHMARKS[name].paper
+        paper = get(name).paper
         assert (paper[registry.BASE]["reported"], paper[registry.MPO]["reported"]) == cited[label], name
     direct = dict(re.findall(r"(InternVL2-8B(?:-MPO)?) ([\d.]+ / [\d.]+)", registry.PAPER_RESULTS))
     for model in (registry.BASE, registry.MPO):
-        numbers = BENCHMARKS["mathvista"].paper[model]
+        numbers = get("mathvista").paper[model]
         assert f"{numbers['direct']} / {numbers['cot']}" == direct[model], model
     # the headline pairs the base model's best (direct) with the MPO model's CoT score
-    assert cited["MathVista"] == (BENCHMARKS["mathvista"].paper[registry.BASE]["direct"],
-                                  BENCHMARKS["mathvista"].paper[registry.MPO]["cot"])
-    every = {b.name for b in BENCHMARKS.values() if b.paper}
+    assert cited["MathVista"] == (get("mathvista").paper[registry.BASE]["direct"],
+                                  get("mathvista").paper[registry.MPO]["cot"])
+    every = {b.name for b in benchmarks() if b.paper}
     assert every == set(labels) | {"mathvista"}, "a benchmark with paper numbers the registry does not cite"
-    assert BENCHMARKS["m3cot"].paper_number("InternVL2-8B-MPO", "cot") == (79.2, "reported")
-    assert BENCHMARKS["mathvista"].paper_number("InternVL2-8B", "direct") == (58.3, "direct")
-    assert BENCHMARKS["mathverse"].paper_number("InternVL2-8B", "cot") is None
+    assert get("m3cot").paper_number("InternVL2-8B-MPO", "cot") == (79.2, "reported")
+    assert get("mathvista").paper_number("InternVL2-8B", "direct") == (58.3, "direct")
+    assert get("mathverse").paper_number("InternVL2-8B", "cot") is None
 
 
 def test_a_new_benchmark_is_one_record():

@@ -15,7 +15,7 @@ from tests.evals.tasks import rows as bench_rows
 
 def test_unknown_benchmark_and_missing_data_fail_at_once(tmp_path, capsys):
     assert main(["--tasks", "mathvista,chartqa", "--model", "m", "--out", str(tmp_path)]) == 2
-    assert "unknown benchmark chartqa; available: mathvista, mathvision, pope, m3cot" in capsys.readouterr().err
+    assert "unknown benchmark 'chartqa'; available: dynamath, logicvista, m3cot, mathverse" in capsys.readouterr().err
     assert main(["--tasks", "mathvista", "--model", "m", "--data", f"mathvista={tmp_path / 'nope'}",
                  "--out", str(tmp_path)]) == 2
     assert "no such file or folder" in capsys.readouterr().err

@@ -22,12 +22,12 @@ import re
 from collections import defaultdict
 
 from evals import task_utils as common
-from evals.registry import BENCHMARKS
+from evals.registry import get
 from evals.scoring import Target, require
 from mmpr.answers import Rules, options_in_text
 from mmpr.errors import UserError
 
-FIELDS = BENCHMARKS["dynamath"].fields
+FIELDS = get("dynamath").fields
 FLOAT_RULES = Rules(numbers="absolute", tolerance=1e-3, whole_response="dynamath")
 TEXT_RULES = Rules(text="contains", whole_response="dynamath")
 CHOICE_RULES = Rules(letter_gold=True, whole_response="dynamath")

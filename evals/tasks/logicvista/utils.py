@@ -19,12 +19,12 @@ LLM extraction, which infers a letter where a response only describes an option;
 
 from evals import task_utils as common
 from evals.official import logicvista_choices
-from evals.registry import BENCHMARKS
+from evals.registry import get
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
 from mmpr.answers import Rules, choice_set, options_in_text, several_choices
 
-FIELDS = BENCHMARKS["logicvista"].fields
+FIELDS = get("logicvista").fields
 LETTERS = common.letters(9)
 RULES = Rules(letter_gold=True, whole_response="logicvista")
 CAPABILITIES = ("skill", "broad_capability", "specific_capability", "capability")

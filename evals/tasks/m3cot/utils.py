@@ -15,12 +15,12 @@ import re
 
 from evals import task_utils as common
 from evals.official import m3cot as official_judge
-from evals.registry import BENCHMARKS
+from evals.registry import get
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
 from mmpr.answers import LETTERS, Rules, choice_indices
 
-FIELDS = BENCHMARKS["m3cot"].fields
+FIELDS = get("m3cot").fields
 RULES = Rules(letter_gold=True, whole_response="m3cot")
 
 

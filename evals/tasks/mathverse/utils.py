@@ -17,12 +17,12 @@ a departure from the official GPT-4 extraction, which has no rule of its own.
 """
 
 from evals import task_utils as common
-from evals.registry import BENCHMARKS
+from evals.registry import get
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
 from mmpr.answers import Rules, choice_set, options_in_text, several_choices
 
-FIELDS = BENCHMARKS["mathverse"].fields
+FIELDS = get("mathverse").fields
 RULES = Rules(letter_gold=True, whole_response="mathverse")
 SEE_IMAGE = "Answer the question shown in the image."
 SEE_OPTIONS = "Answer the question shown in the image; its options are shown there too. Give the option's letter."

@@ -19,12 +19,12 @@ import re
 
 from evals import task_utils as common
 from evals.official import mmmu_choice, mmmu_open
-from evals.registry import BENCHMARKS
+from evals.registry import get
 from evals.scoring import Target, require
 from evals.scoring import judge as shared_judge
 from mmpr.answers import Rules, choice_indices, numbers_match, parse_number
 
-FIELDS = BENCHMARKS["mmmu"].fields
+FIELDS = get("mmmu").fields
 _IMAGE = re.compile(r"<image (\d+)>")
 
 

@@ -20,11 +20,11 @@ import re
 from collections import defaultdict
 
 from evals import task_utils as common
-from evals.registry import BENCHMARKS
+from evals.registry import get
 from evals.scoring import Target, require
 from mmpr.answers import Rules, options_in_text
 
-FIELDS = BENCHMARKS["wemath"].fields
+FIELDS = get("wemath").fields
 _KEY = re.compile(r"^([23])steps_(\d|multi)$")
 RULES = Rules(letter_gold=True)
 
