@@ -25,10 +25,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals import official, registry
-from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs, writing_to
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
 from mmpr.errors import NothingMade, UserError
 from mmpr.io import atomic_write_text
-from mmpr.locations import check_server, check_writable
+from mmpr.locations import check_server, check_writable, writing_to
 
 TASK = "mmpr_mathvista_testmini_cot"
 

@@ -22,10 +22,10 @@ from evals.intervals import excludes_zero
 from evals.registry import BENCHMARKS
 from evals.results import Interval, RunResult, TaskResult
 from evals.uncertainty import paired_difference, units
-from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, new_folder, one_line, quiet_logs
-from mmpr.errors import NothingMade, UserError
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
+from mmpr.errors import NothingMade, UserError, one_line
 from mmpr.io import atomic_write_text
-from mmpr.locations import check_out
+from mmpr.locations import check_out, new_folder
 
 
 class NotComparable(UserError):

@@ -40,26 +40,13 @@ from evals.sampling import sampled_scores
 from evals.scoring import MissingField
 from evals.thinking import for_scoring, thinking_stats
 from evals.uncertainty import headline_interval
-from mmpr.cli import (
-    EXIT_CODES,
-    ArgumentParser,
-    add_output_arguments,
-    flag_keys,
-    front_door,
-    new_folder,
-    one_line,
-    parse_args,
-    parse_pairs,
-    positive_int,
-    quiet_logs,
-    reading,
-    unknown_keys,
-)
-from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs, reading
+from mmpr.errors import EXIT_NOTHING_MADE, NothingMade, UserError, one_line
 from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.locations import check_inputs_apart, check_out, check_server
+from mmpr.locations import check_inputs_apart, check_out, check_server, new_folder
 from mmpr.model_ref import check_model, resolve_model
+from mmpr.settings import flag_keys, parse_args, parse_pairs, positive_int, unknown_keys
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 # benchmarks with a judged protocol scored beside the judge-free headline when --judge is given

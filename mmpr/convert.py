@@ -18,24 +18,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mmpr import hub
-from mmpr.cli import (
-    EXIT_CODES,
-    ArgumentParser,
-    add_output_arguments,
-    flag_keys,
-    front_door,
-    new_folder,
-    one_line,
-    parse_args,
-    quiet_logs,
-)
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
 from mmpr.dataset_writer import STAGING_PREFIX, EmptyDatasetError, SubsetInput, read_manifest, write_dataset
-from mmpr.errors import NothingMade, UserError
+from mmpr.errors import NothingMade, UserError, one_line
 from mmpr.images import add_max_pixels_argument, set_max_pixels
-from mmpr.locations import check_apart, check_out, claim, claimed_by
+from mmpr.locations import check_apart, check_out, claim, claimed_by, new_folder
 from mmpr.problems import ProblemLog
 from mmpr.release import SubsetStats, empty_reason, iter_subset, read_meta, repeat_warning
 from mmpr.schemas import SourceInfo
+from mmpr.settings import flag_keys, parse_args
 
 SKIPPED_REPORT = "skipped.json"
 MARKER = ".mmpr-convert.json"  # the release this folder converts (local, never pushed: hidden files stay home)

@@ -11,7 +11,7 @@ A subset is published as the config :func:`config_name` of its name (``openbmb/R
 A subset with no pairs gets no config (``datasets`` cannot load an empty one); the manifest lists it with the
 reason under ``extra["empty_subsets"]``.
 
-Every shard carries the explicit :data:`FEATURES` schema (images as the ``Image`` feature), so
+Every shard carries the explicit schema :data:`ROW_COLUMNS` (images as the ``Image`` feature), so
 ``load_dataset(folder)``, ``load_dataset(folder, "<subset>")`` and ``load_dataset("org/name")`` return typed
 rows with decoded images. Pairs are streamed: memory does not grow with the number of pairs.
 """
@@ -29,10 +29,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets import Features, Image, List, Value
 
 from mmpr.errors import NothingMade
 from mmpr.images import bytes_digest
@@ -41,21 +41,30 @@ from mmpr.locations import without_local_paths
 from mmpr.schemas import ALL_CONFIG, LengthStats, Manifest, PreferencePair, SubsetInfo
 from mmpr.versioning import ContentHash, pair_digest
 
-FEATURES = Features({
-    "id": Value("string"),
-    "subset": Value("string"),
-    "question": Value("string"),
-    "images": List(Image()),
-    "chosen": Value("string"),
-    "rejected": Value("string"),
-    "kind": Value("string"),
-    "source": Value("string"),
-    "category": Value("string"),
-    "answer_gt": Value("string"),
-    "metadata": Value("string"),
-})
-"""One row per pair. ``metadata`` is a JSON object (free-form per source); ``images[i].path`` keeps the
-image's name relative to its source folder, so an export restores the original layout."""
+if TYPE_CHECKING:
+    from datasets import Features
+
+ROW_COLUMNS: dict[str, str] = {
+    "id": "string", "subset": "string", "question": "string", "images": "images", "chosen": "string",
+    "rejected": "string", "kind": "string", "source": "string", "category": "string", "answer_gt": "string",
+    "metadata": "string",
+}
+"""The row schema, the one definition of it: one row per pair. ``metadata`` is a JSON object (free-form per
+source); ``images[i].path`` keeps the image's name relative to its source folder, so an export restores the
+original layout."""
+
+TRAINING_COLUMNS = ("id", "question", "images", "chosen", "rejected")
+"""The columns the trainer reads (:func:`mpo_train.data.open_pairs`)."""
+
+
+def features(columns: Iterable[str] = tuple(ROW_COLUMNS)) -> Features:
+    """The ``datasets`` features of ``columns`` of :data:`ROW_COLUMNS` (images as a list of the ``Image``
+    feature): the schema every shard carries, so rows load typed with decoded images."""
+    from datasets import Features, Image, List, Value
+
+    kinds = {"string": Value("string"), "images": List(Image())}
+    return Features({name: kinds[ROW_COLUMNS[name]] for name in columns})
+
 
 DATA_DIR = "data"
 MANIFEST = "manifest.json"
@@ -155,9 +164,9 @@ def image_namer(root: Path | None) -> Callable[[str], str]:
 class ShardWriter:
     """Parquet shards of at most ``max_shard_bytes`` (of row data) under one subset folder."""
 
-    def __init__(self, folder: Path, max_shard_bytes: int, rows_per_group: int, features: Features = FEATURES):
+    def __init__(self, folder: Path, max_shard_bytes: int, rows_per_group: int, schema: Features | None = None):
         self.folder, self.max_shard_bytes, self.rows_per_group = folder, max_shard_bytes, rows_per_group
-        self.schema = features.arrow_schema
+        self.schema = (schema or features()).arrow_schema
         self.rows: list[dict] = []
         self.buffered = self.shard_bytes = 0
         self.writer: pq.ParquetWriter | None = None
@@ -310,7 +319,7 @@ def open_dataset(location: str | Path, *, subset: str | None = None, revision: s
     Streaming by default, so reading a large dataset neither copies it into the cache nor loads it whole.
     ``decode_images=False`` yields ``{"bytes", "path"}`` per image instead of PIL images.
     """
-    from datasets import load_dataset
+    from datasets import Image, List, load_dataset
 
     kwargs = {}
     if not streaming and Path(location).is_dir():

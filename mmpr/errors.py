@@ -51,3 +51,8 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 def write_failure(e: BaseException) -> bool:
     """``e`` is the disk refusing a write (see :data:`WRITE_ERRNOS`)."""
     return isinstance(e, OSError) and e.errno in WRITE_ERRNOS
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by ``; ``: every error the user sees is one line."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())

@@ -32,22 +32,13 @@ from datasets import Features, Image, List, Value
 from tqdm import tqdm
 
 from mmpr.chat import user_parts, with_placeholders
-from mmpr.cli import (
-    EXIT_CODES,
-    ArgumentParser,
-    add_output_arguments,
-    flag_keys,
-    front_door,
-    new_folder,
-    parse_args,
-    quiet_logs,
-    reading,
-)
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs, reading
 from mmpr.dataset_writer import ShardWriter, open_dataset, read_manifest, subsets_of
 from mmpr.errors import NothingMade, UserError
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_path, atomic_write_text
-from mmpr.locations import check_apart, check_location, check_out
+from mmpr.locations import check_apart, check_location, check_out, new_folder
+from mmpr.settings import flag_keys, parse_args
 
 FORMATS = ("trl", "swift", "llamafactory", "mmpr")
 
@@ -103,7 +94,7 @@ def _total(location: str) -> int | None:
 
 
 def export_trl(location: str, out: Path, *, revision: str | None = None, bar=None) -> int:
-    writer = ShardWriter(out / "data", max_shard_bytes=500 << 20, rows_per_group=128, features=TRL_FEATURES)
+    writer = ShardWriter(out / "data", max_shard_bytes=500 << 20, rows_per_group=128, schema=TRL_FEATURES)
     n = 0
     for row in _rows(location, None, revision):
         writer.add({

@@ -6,10 +6,14 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mmpr.errors import UserError
+
+# the folder the running tool writes to: a write error that names no file is reported against it
+_WRITING: dict[str, Path | None] = {"out": None}
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -82,8 +86,6 @@ def check_out(out: str | Path, *, marker: str, same_job, overwrite: bool, what: 
     """Make ``out`` ready for a job: a new or empty folder is used; one that holds this same job (``same_job(out)``
     true: a resume) is used as it is; anything else is refused unless ``overwrite``, which empties it first.
     ``marker`` names what the job writes there, for the message."""
-    from mmpr.cli import writing_to
-
     out = Path(out).expanduser()
     writing_to(out)
     if out.exists() and not out.is_dir():
@@ -197,3 +199,29 @@ def check_server(url: str, what: str, *, timeout: float = 5.0) -> None:
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise Unreachable(f"{what} {url}: did not answer ({reason}); start the server or check the address") from e
+
+
+def writing_to(out: str | Path | None) -> None:
+    """Record the folder the running tool writes to (``None``: none yet), for :func:`written_to`."""
+    _WRITING["out"] = None if out is None else Path(out).expanduser()
+
+
+def written_to() -> Path | None:
+    """The folder recorded by :func:`writing_to`: a write error that names no file is reported against it."""
+    return _WRITING["out"]
+
+
+@contextmanager
+def new_folder(path: str | Path, *, only: type[BaseException] | tuple = BaseException,
+               unless: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Remove ``path`` again if this block created it and then failed with ``only`` (any error by default), so a
+    failed run leaves no half-made folder; a resumable job passes ``only=UserError`` so that the work of an
+    interrupted or crashed run stays for the rerun, and ``unless(path)`` true keeps it too (it holds results)."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        yield path
+    except BaseException as e:
+        if not existed and path.exists() and isinstance(e, only) and not (unless is not None and unless(path)):
+            shutil.rmtree(path, ignore_errors=True)
+        raise

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, new_folder
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door
 from mmpr.io import atomic_write_text
-from mmpr.locations import check_out, claim, claimed_by
+from mmpr.locations import check_out, claim, claimed_by, new_folder
 from mmpr.prompts import get_template
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), "yellow": (230, 200, 40)}

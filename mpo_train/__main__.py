@@ -22,19 +22,12 @@ import re
 import sys
 from pathlib import Path
 
-from mmpr.cli import (
-    EXIT_CODES,
-    ArgumentParser,
-    add_output_arguments,
-    config_keys_help,
-    front_door,
-    new_folder,
-    quiet_logs,
-)
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
 from mmpr.errors import UserError
-from mmpr.locations import check_inputs_apart, check_location, check_out
+from mmpr.locations import check_inputs_apart, check_location, check_out, new_folder
 from mmpr.model_ref import check_model, resolve_model
 from mmpr.release import read_meta, repeat_warning
+from mmpr.settings import config_keys_help
 from mpo_train.config import TrainConfig, load_config
 
 RUN_CONFIG = "train_config.json"

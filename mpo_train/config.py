@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mmpr.cli import parse_pairs, read_yaml_mapping, settings_error
 from mmpr.errors import UserError
+from mmpr.settings import parse_pairs, read_yaml_mapping, settings_error
 
 
 class LoraSettings(BaseModel):

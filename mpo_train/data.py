@@ -115,14 +115,14 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
 
     The rows of a release folder that cannot be read (:mod:`mmpr.release` says which and why) are skipped and
     added to ``problems`` (a :class:`mmpr.problems.ProblemLog`), also when the rows come from datasets' cache."""
-    from datasets import Dataset, Features, Image, List, Value, concatenate_datasets
+    from datasets import Dataset, concatenate_datasets
 
-    from mmpr.dataset_writer import open_dataset
+    from mmpr.dataset_writer import TRAINING_COLUMNS, open_dataset
+    from mmpr.dataset_writer import features as row_features
     from mmpr.errors import NothingMade
     from mmpr.problems import ProblemLog
 
-    features = Features({"id": Value("string"), "question": Value("string"), "images": List(Image()),
-                         "chosen": Value("string"), "rejected": Value("string")})
+    features = row_features(TRAINING_COLUMNS)
     parts = []
     for location in locations:
         path = Path(location).expanduser()

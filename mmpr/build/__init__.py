@@ -8,14 +8,13 @@
 - :mod:`mmpr.build.ray_runner`: the same build as a Ray Data pipeline over a cluster (``--runner ray``).
 - :mod:`mmpr.build.ray_llm`: the same build with its sampling on ``ray.data.llm``'s vLLM processor
   (``--runner ray-llm``).
-- :mod:`mmpr.build.cli`: the command line.
+- :mod:`mmpr.build.cli`: the command line (not imported here: the library does not need it).
 """
 
-from mmpr.build.cli import config_from_args, main
 from mmpr.build.config import BuildConfig
 from mmpr.build.runner import assemble, merge, run
 from mmpr.build.step import process_chunk, prompt_for, route_of
 from mmpr.build.summary import BuildSummary, SourceStats
 
-__all__ = ["BuildConfig", "BuildSummary", "SourceStats", "assemble", "config_from_args", "main", "merge",
+__all__ = ["BuildConfig", "BuildSummary", "SourceStats", "assemble", "merge",
            "process_chunk", "prompt_for", "route_of", "run"]

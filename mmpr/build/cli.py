@@ -41,23 +41,12 @@ from mmpr import hub
 from mmpr.build.config import BuildConfig
 from mmpr.build.runner import LOG_FILE, check_folders, merge, run
 from mmpr.build.summary import BuildSummary
-from mmpr.cli import (
-    EXIT_CODES,
-    ArgumentParser,
-    add_output_arguments,
-    flag_keys,
-    front_door,
-    parse_args,
-    parse_pairs,
-    positive_int,
-    quiet_logs,
-    settings_error,
-    unknown_keys,
-)
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
 from mmpr.engines import ENGINES
 from mmpr.errors import NothingMade, UserError
 from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.prompts import DEFAULT_TEMPLATE
+from mmpr.settings import flag_keys, parse_args, parse_pairs, positive_int, settings_error, unknown_keys
 from mmpr.sources import SourceSpec, available_sources
 from mmpr.store import WORK_DIR
 

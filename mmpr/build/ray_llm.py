@@ -37,11 +37,11 @@ from mmpr.build.runner import BuildInputs, check_build, finish, open_build
 from mmpr.build.step import process_chunks
 from mmpr.build.summary import BuildSummary
 from mmpr.chat import conversation
-from mmpr.cli import new_folder
 from mmpr.engines import Completion, EngineError, Request, Result
 from mmpr.engines.base import error_code
 from mmpr.errors import EngineDied, UserError
 from mmpr.images import open_rgb
+from mmpr.locations import new_folder
 from mmpr.schemas import SamplingConfig, SourceItem
 
 ERROR_COLUMN = "__inference_error__"  # Ray's column for a row whose inference failed (should_continue_on_error)

@@ -33,9 +33,9 @@ from mmpr.build.config import BuildConfig
 from mmpr.build.runner import BuildInputs, check_build, finish, open_build
 from mmpr.build.step import process_chunk
 from mmpr.build.summary import BuildSummary
-from mmpr.cli import new_folder
 from mmpr.engines import make_engine
 from mmpr.errors import UserError
+from mmpr.locations import new_folder
 from mmpr.schemas import SourceItem
 from mmpr.store import ItemRecord
 

@@ -17,12 +17,11 @@ from tqdm import tqdm
 from mmpr.build.config import BuildConfig
 from mmpr.build.step import in_shard, process_chunk
 from mmpr.build.summary import BuildSummary
-from mmpr.cli import new_folder
 from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.engines import Engine, make_engine
 from mmpr.errors import UserError
 from mmpr.io import atomic_path
-from mmpr.locations import check_inputs_apart, check_out, claim, claimed_by, looks_local
+from mmpr.locations import check_inputs_apart, check_out, claim, claimed_by, looks_local, new_folder
 from mmpr.model_ref import check_model
 from mmpr.problems import ProblemLog
 from mmpr.prompts import get_template

@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, new_folder, quiet_logs
+from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
 from mmpr.errors import UserError
-from mmpr.locations import check_apart, check_out, claim, claimed_by
+from mmpr.locations import check_apart, check_out, claim, claimed_by, new_folder
 from mpo_train.convert_internvl import LayoutError, to_hf, to_original
 
 MARKER = ".convert_internvl.json"  # hidden: never copied along as a checkpoint file

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-from mmpr.build import BuildConfig, cli, config_from_args, process_chunk, run, runner
-from mmpr.cli import parse_args
+from mmpr.build import BuildConfig, cli, process_chunk, run, runner
+from mmpr.build.cli import config_from_args
 from mmpr.dataset_writer import read_manifest
 from mmpr.engines import Completion, EngineError
 from mmpr.errors import UserError
 from mmpr.schemas import SourceItem
+from mmpr.settings import parse_args
 from mmpr.testing import tiny_images
 
 

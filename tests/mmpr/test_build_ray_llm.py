@@ -270,8 +270,7 @@ def test_the_cpu_engine_settings_reach_the_replicas_without_being_exported(monke
 
 
 def test_cli_offers_the_ray_llm_runner_and_checks_its_flags_before_starting_anything(tmp_path, capsys):
-    from mmpr.build import main
-    from mmpr.build.cli import build_parser
+    from mmpr.build.cli import build_parser, main
 
     assert "ray-llm" in build_parser().format_help() and "--chunks-per-wave" in build_parser().format_help()
     code = main(["--runner", "ray-llm", "--chunks-per-wave", "0", "--model", "tiny:qwen2_vl", "--sources", "sample",

@@ -116,7 +116,7 @@ def test_ray_runner_matches_the_local_runner_even_after_a_driver_kill(tmp_path, 
 
 
 def test_cli_refuses_zero_replicas_before_starting_anything(tmp_path, capsys):
-    from mmpr.build import main
+    from mmpr.build.cli import main
 
     code = main(["--runner", "ray", "--replicas", "0", "--model", "served", "--engine", "openai", "--sources",
                  "sample", "--out", str(tmp_path / "out")])

@@ -12,20 +12,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mmpr.cli import (
-    INTERRUPTED,
-    ArgumentParser,
-    error_line,
-    front_door,
-    new_folder,
-    parse_args,
-    parse_pairs,
-    quiet_logs,
-    settings_error,
-    valid_keys,
-    writing_to,
-)
+from mmpr.cli import INTERRUPTED, ArgumentParser, error_line, front_door, quiet_logs
 from mmpr.errors import NothingMade, Unreachable, UserError
+from mmpr.locations import new_folder, writing_to
+from mmpr.settings import parse_args, parse_pairs, settings_error, valid_keys
 
 
 class Inner(BaseModel):
