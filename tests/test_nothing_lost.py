@@ -51,7 +51,7 @@ def _library_warnings_off():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from mpo_train.convert_internvl.tiny_original import tiny_original_internvl
+    from mmpr.testing import tiny_original_internvl
 
     return tiny_original_internvl(tmp_path_factory.mktemp("models") / "InternVL2-tiny", "qwen2", layers=1)
 

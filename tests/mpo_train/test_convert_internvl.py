@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from mmpr.testing import tiny_original_internvl
 from mpo_train.convert_internvl import LayoutError, to_hf, to_original
 from mpo_train.convert_internvl.__main__ import main
 from mpo_train.convert_internvl.files import read_state
-from mpo_train.convert_internvl.tiny_original import tiny_original_internvl
 
 KINDS = ["internlm2", "qwen2"]
 

@@ -10,9 +10,8 @@ import pytest
 import torch
 from datasets import Dataset
 
-from mmpr.testing import tiny_images, write_release
+from mmpr.testing import tiny_images, tiny_original_internvl, write_release
 from mpo_train.convert_internvl.files import read_state
-from mpo_train.convert_internvl.tiny_original import tiny_original_internvl
 from tests.evals.conftest import MATHVISTA_FEATURES, mathvista_rows
 from tests.test_readme import printed, run_printed
 
