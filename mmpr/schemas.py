@@ -113,11 +113,11 @@ class SamplingConfig(Record):
     (Wang et al., 2024, arXiv 2411.10442)."""
 
     n: int = Field(default=32, ge=1, description="Responses sampled per question.")
-    temperature: float = Field(default=1.0, ge=0.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    top_k: int = Field(default=50, description="-1 disables top-k.")
-    max_tokens: int = Field(default=1024, ge=1)
-    seed: int = 0
+    temperature: float = Field(default=1.0, ge=0.0, description="Sampling temperature.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling: the top share of probability.")
+    top_k: int = Field(default=50, description="The k most likely tokens; -1 disables top-k.")
+    max_tokens: int = Field(default=1024, ge=1, description="New tokens per response.")
+    seed: int = Field(default=0, description="Sampling seed.")
 
 
 class GeneratorInfo(Record):

@@ -1,5 +1,8 @@
 """The one settings system of the build and the trainer: ``KEY=VALUE`` pairs, YAML files and flags, all named by
-the fields of a pydantic config; unknown keys list the valid ones, and ``--help`` lists the keys from the fields.
+the fields of a pydantic config (a flag ``--max-tokens`` is the field ``max_tokens``; a field of a nested group such
+as ``sampling.n`` is also set by its own name ``n`` in a flag or a build YAML). ``--help`` is generated from the
+fields (descriptions and defaults); unknown keys list the valid ones; an old name of a key keeps working with a
+one-line deprecation (:func:`renamed`, the one place that says so); errors name the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -7,12 +10,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from mmpr.errors import UserError, one_line
 
@@ -48,25 +53,65 @@ def parse_pairs(items: Iterable[str], flag: str, *, typed: bool = True) -> dict[
     return out
 
 
+def _group(annotation: Any) -> type[BaseModel] | None:
+    """The settings group (a nested pydantic model) a field holds, or None."""
+    for sub in get_args(annotation) or (annotation,):
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            return sub
+    return None
+
+
 def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Every key of ``model``, nested ones dotted (``sampling.n``)."""
     keys = []
     for name, field in model.model_fields.items():
         keys.append(prefix + name)
-        for sub in getattr(field.annotation, "__args__", ()) or (field.annotation,):
-            if isinstance(sub, type) and issubclass(sub, BaseModel):
-                keys += valid_keys(sub, prefix + name + ".")
+        if (group := _group(field.annotation)) is not None:
+            keys += valid_keys(group, prefix + name + ".")
     return keys
 
 
+def leaf_paths(model: type[BaseModel]) -> dict[str, str]:
+    """The name each field is set by on the command line -> its dotted path: a top-level field by its name, a field
+    of a nested group by its own name (``n`` -> ``sampling.n``)."""
+    paths: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        group = _group(field.annotation)
+        if group is None:
+            paths[name] = name
+        else:
+            paths.update({leaf: f"{name}.{path}" for leaf, path in leaf_paths(group).items()})
+    return paths
+
+
+def field_at(model: type[BaseModel], path: str) -> FieldInfo:
+    """The field at a dotted ``path`` of ``model``."""
+    *groups, last = path.split(".")
+    for name in groups:
+        model = _group(model.model_fields[name].annotation)
+    return model.model_fields[last]
+
+
+def _origin_of(loc: tuple, origins: Mapping[str, str]) -> str | None:
+    """Where the value at ``loc`` was given: its dotted key, a group above it, or its own name."""
+    names = [str(x) for x in loc]
+    for end in range(len(names), 0, -1):
+        if (where := origins.get(".".join(names[:end]))) is not None:
+            return where
+    return origins.get(names[-1]) if names else None
+
+
 def settings_error(e: ValidationError, where: str, model: type[BaseModel] | None = None,
-                   keys: Iterable[str] | None = None) -> str:
-    """One line for a settings error: each bad key with its reason; unknown keys list the valid ones."""
+                   keys: Iterable[str] | None = None, origins: Mapping[str, str] | None = None) -> str:
+    """One line for a settings error: each bad key with its reason and, from ``origins`` (key -> ``line 4`` or
+    ``--flag``), where it was given; unknown keys list the valid ones."""
     parts, unknown = [], False
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
         unknown |= err["type"] == "extra_forbidden"
-        parts.append(f"{loc}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}")
+        given = _origin_of(err["loc"], origins or {})
+        parts.append(f"{loc}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}"
+                     + (f" ({given})" if given else ""))
     line = f"{where}: invalid settings: " + "; ".join(parts)
     if unknown and (keys or model):
         line += " (valid keys: " + ", ".join(keys or valid_keys(model)) + ")"
@@ -95,6 +140,37 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     return data
 
 
+def yaml_lines(path: str | Path) -> dict[str, str]:
+    """``line N`` of every key of a YAML mapping file (read by :func:`read_yaml_mapping`), nested keys dotted."""
+    lines: dict[str, str] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = prefix + str(key.value).replace("-", "_")
+                lines[name] = f"line {key.start_mark.line + 1}"
+                walk(value, name + ".")
+
+    walk(yaml.compose(Path(path).read_text(encoding="utf-8")), "")
+    return lines
+
+
+def renamed(key: str, aliases: Mapping[str, str], where: str) -> str:
+    """``key``, or the key an old name now stands for, said in one line on stderr: the one place where a renamed
+    setting (a YAML key, a flag, a ``KEY=VALUE``) is reported."""
+    new = aliases.get(key)
+    if new is None:
+        return key
+    print(f"warning: {where}: {key} is deprecated; use {new}", file=sys.stderr, flush=True)
+    return new
+
+
+def field_help(field: FieldInfo) -> str:
+    """A field's description and its default, for ``--help``."""
+    default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+    return f"{(field.description or '').rstrip('.')} ({default})".lstrip()
+
+
 def config_keys_help(model: type[BaseModel], *, title: str = "config keys (YAML --config file)") -> str:
     """A ``--help`` section listing the keys of ``model`` with their defaults and descriptions."""
     lines = [f"{title}:"]
@@ -104,9 +180,58 @@ def config_keys_help(model: type[BaseModel], *, title: str = "config keys (YAML 
     return "\n".join(lines)
 
 
+def _unwrap(annotation: Any) -> Any:
+    """``X`` of ``X | None``."""
+    if get_origin(annotation) in (Union, type(int | None)):
+        kept = [a for a in get_args(annotation) if a is not type(None)]
+        return kept[0] if len(kept) == 1 else annotation
+    return annotation
+
+
+def add_field_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, model: type[BaseModel],
+                    *names: str, **extra: Any) -> None:
+    """A flag for each field ``names`` of ``model`` (a nested group: one per field of it), named by the field,
+    with its type, choices and ``--help`` (description and default) from the field. Every flag defaults to None,
+    so that what is not given comes from the YAML file or the field's default. ``extra`` goes to ``add_argument``
+    (one field only)."""
+    for name in names:
+        field = model.model_fields[name]
+        if (group := _group(field.annotation)) is not None:
+            add_field_flags(parser, group, *group.model_fields)
+            continue
+        kind, kwargs = _unwrap(field.annotation), {}
+        if get_origin(kind) is list:
+            kind, kwargs["nargs"] = get_args(kind)[0], "+"
+        if get_origin(kind) is Literal:
+            kwargs["choices"] = get_args(kind)
+        elif kind is bool:
+            kwargs["action"] = "store_true"
+        elif kind is int:
+            kwargs["type"] = positive_int if any(getattr(m, "ge", None) == 1 for m in field.metadata) else int
+        elif kind in (float, Path):
+            kwargs["type"] = kind
+        parser.add_argument("--" + name.replace("_", "-"), help=field_help(field), **{**kwargs, **extra})
+
+
+def values_of(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
+    """The settings of ``model`` that ``args`` holds (attributes named as :func:`leaf_paths` says, None left out),
+    nested as ``model`` nests them."""
+    data: dict[str, Any] = {}
+    for leaf, path in leaf_paths(model).items():
+        value = getattr(args, leaf, None)
+        if value is None:
+            continue
+        *groups, last = path.split(".")
+        target = data
+        for name in groups:
+            target = target.setdefault(name, {})
+        target[last] = value
+    return data
+
+
 def _settable(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {a.dest: a for a in parser._actions
-            if a.dest not in ("help", "config", "version_info") and not isinstance(a, argparse._HelpAction)}
+            if a.dest not in ("help", "config", "version_info", "origins") and not isinstance(a, argparse._HelpAction)}
 
 
 def flag_keys(parser: argparse.ArgumentParser) -> list[str]:
@@ -141,22 +266,62 @@ def _from_yaml(action: argparse.Action, value: Any) -> Any:
     return value
 
 
-def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
-               config: str | Path | None = None) -> argparse.Namespace:
-    """Parse ``argv``; with ``--config FILE`` (a parser flag) its YAML keys, which are the flag names, fill in
-    what the command line leaves out. Unknown keys list the valid ones; a required flag may come from either."""
-    relaxed = _relaxed(parser)
-    args = relaxed.parse_args(argv)
+def _renamed_flags(argv: list[str], aliases: Mapping[str, str]) -> list[str]:
+    """``argv`` with old flag names (``--max-pairs``) replaced by the flags of their keys, each said once."""
+    out = []
+    for token in argv:
+        flag, sep, value = token.partition("=")
+        key = flag[2:].replace("-", "_") if flag.startswith("--") else None
+        if key in aliases:
+            token = "--" + renamed(key, aliases, "command line").replace("_", "-") + sep + value
+        out.append(token)
+    return out
+
+
+def _yaml_settings(path: str | Path, model: type[BaseModel] | None, aliases: Mapping[str, str]) -> dict[str, tuple]:
+    """The keys of a ``--config`` file -> ``(value, line)``: old names renamed, and the fields of a nested group
+    of ``model`` (``sampling: {n: 8}`` or ``sampling.n: 8``) by their own names, as their flags are named."""
+    data, lines = read_yaml_mapping(path, "--config"), yaml_lines(path)
+    groups = {} if model is None else {n: g for n, f in model.model_fields.items()
+                                       if (g := _group(f.annotation)) is not None}
+    out: dict[str, tuple] = {}
+    for raw, value in data.items():
+        key = str(raw).replace("-", "_")
+        line = lines.get(key, "")
+        key = renamed(key, aliases, f"{path} {line}")
+        group, dot, leaf = key.partition(".")
+        if group in groups and dot:
+            out[leaf] = (value, line)
+        elif key in groups and isinstance(value, dict):
+            out.update({str(k): (v, lines.get(f"{key}.{k}", line)) for k, v in value.items()})
+        else:
+            out[key] = (value, line)
+    return out
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None, config: str | Path | None = None, *,
+               model: type[BaseModel] | None = None, aliases: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config FILE`` (a parser flag) its YAML keys, which are the flag names (for
+    ``model``, its field names; a nested group as a mapping too), fill in what the command line leaves out. Old
+    names in ``aliases`` (old -> new) work, said once. Unknown keys list the valid ones; a required flag may come
+    from either. ``args.origins`` says where each YAML key was given (``line N``), for :func:`settings_error`."""
+    aliases = aliases or {}
+    argv = _renamed_flags(sys.argv[1:] if argv is None else list(argv), aliases)
+    args = _relaxed(parser).parse_args(argv)
     given = set(vars(_probe(parser).parse_args(argv)))
     path = getattr(args, "config", None) if config is None else config
     actions = _settable(parser)
+    args.origins = {key: f"--{key.replace('_', '-')}" for key in given}
     if path is not None:
-        data = read_yaml_mapping(path, "--config")
-        unknown_keys([k.replace("-", "_") for k in data], actions, str(path))
-        for key, value in data.items():
-            key = key.replace("-", "_")
+        data = _yaml_settings(path, model, aliases)
+        unknown_keys(data, actions, str(path))
+        for key, (value, line) in data.items():
             if key not in given:
-                setattr(args, key, _from_yaml(actions[key], value))
+                try:
+                    setattr(args, key, _from_yaml(actions[key], value))
+                except UserError as e:
+                    raise UserError(f"{path} {line}: {e}") from e
+                args.origins[key] = line
     missing = [a for a in parser._actions if a.required and getattr(args, a.dest, None) in (None, [])]
     if missing:
         names = ", ".join(a.option_strings[0] if a.option_strings else a.dest for a in missing)

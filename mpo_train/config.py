@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmpr.errors import UserError
-from mmpr.settings import parse_pairs, read_yaml_mapping, settings_error
+from mmpr.settings import parse_pairs, read_yaml_mapping, settings_error, yaml_lines
 
 
 class LoraSettings(BaseModel):
@@ -145,13 +145,14 @@ def _set(data: dict, dotted: str, value: Any) -> None:
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
     """A recipe file (YAML) with ``key=value`` overrides (dotted for nested keys, values parsed as YAML)."""
     data: dict[str, Any] = {}
-    where = "overrides"
+    where, origins = "overrides", {}
     if path is not None:
         where = str(path)
-        data = read_yaml_mapping(path, "--config")
+        data, origins = read_yaml_mapping(path, "--config"), yaml_lines(path)
     for key, value in parse_pairs(overrides, "override").items():
         _set(data, key, value)
+        origins[key] = "override"
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(settings_error(e, where, TrainConfig)) from e
+        raise ConfigError(settings_error(e, where, TrainConfig, origins=origins)) from e

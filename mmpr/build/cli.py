@@ -13,7 +13,8 @@ Examples::
     python -m mmpr.build --model Qwen/Qwen2-VL-2B-Instruct --sources scienceqa chartqa --out runs/qwen2vl-mmpr \\
         --engine-args tensor_parallel_size=1 --push --repo-id my-org/mmpr-qwen2vl
 
-    # the same from a YAML file: its keys are the flag names (configs/build/*.yaml), flags override it
+    # the same from a YAML file: its keys are the flag names, which are BuildConfig's fields (configs/build/*.yaml);
+    # flags override it
     python -m mmpr.build --config configs/build/qwen2vl_scienceqa_chartqa.yaml
 
     # a Ray cluster: 8 engine replicas of one GPU each (--out on storage every node sees)
@@ -45,16 +46,18 @@ from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_doo
 from mmpr.engines import ENGINES
 from mmpr.errors import NothingMade, UserError
 from mmpr.images import add_max_pixels_argument, set_max_pixels
-from mmpr.prompts import DEFAULT_TEMPLATE
-from mmpr.settings import flag_keys, parse_args, parse_pairs, positive_int, settings_error, unknown_keys
+from mmpr.settings import (
+    add_field_flags,
+    flag_keys,
+    parse_args,
+    parse_pairs,
+    positive_int,
+    settings_error,
+    unknown_keys,
+    values_of,
+)
 from mmpr.sources import SourceSpec, available_sources
 from mmpr.store import WORK_DIR
-
-# flag (= YAML key) -> BuildConfig key, where they differ; the sampling flags go under ``sampling``
-_RENAMED = {"max_pairs": "max_pairs_per_question", "ntp_ratio": "dropout_ntp_ratio"}
-_SAMPLING = ("n", "temperature", "top_p", "top_k", "max_tokens", "seed")
-_DIRECT = ("model", "out", "engine", "prompt", "name", "version", "shard", "release_out", "batch_size",
-           "correctness_skip_categories")
 
 
 def _source_spec(spec: str | dict) -> dict:
@@ -68,30 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m mmpr.build", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="YAML file whose keys are the flag names below (engine_args, "
-                   "max_tokens, ...); flags given on the command line override it")
-    p.add_argument("--model", help="model path, Hub id, or tiny:qwen2_vl / tiny:llava / tiny:internvl")
+                   "max_tokens, ...; the sampling settings also as a mapping `sampling:`); flags given on the "
+                   "command line override it")
+    add_field_flags(p, BuildConfig, "model")
     p.add_argument("--sources", nargs="+", metavar="NAME[=PATH]", help="registered sources, optionally with a "
                    "Hub id / folder / file each (see --list-sources); in YAML also mappings with columns, split...")
     p.add_argument("--limit", type=positive_int, help="at most this many questions per source")
-    p.add_argument("--out", type=Path, help="output folder: the dataset, plus its resumable work in .mmpr-work/")
+    add_field_flags(p, BuildConfig, "out")
     p.add_argument("--engine", choices=ENGINES, help="default vllm")
     p.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192 "
                         "endpoints=http://h1:8000/v1,http://h2:8000/v1 (a mapping in YAML)")
-    p.add_argument("--prompt", help=f"prompt template (default {DEFAULT_TEMPLATE})")
-    for flag, kind, helptext in [("--n", positive_int, "responses per question (default 32)"),
-                                 ("--temperature", float, "default 1.0"), ("--top-p", float, "default 1.0"),
-                                 ("--top-k", int, "default 50; -1 disables"),
-                                 ("--max-tokens", positive_int, "new tokens per response (default 1024)"),
-                                 ("--seed", int, "default 0")]:
-        p.add_argument(flag, type=kind, help=helptext)
-    p.add_argument("--max-pairs", type=positive_int, help="pairs per question and kind (default 15)")
-    p.add_argument("--ntp-ratio", type=float, help="DropoutNTP: share of the chosen words kept (default 0.5)")
-    p.add_argument("--correctness-skip-categories", nargs="*", metavar="CATEGORY",
-                   help="categories that get DropoutNTP pairs instead of correctness pairs "
-                        "(default general_vqa document)")
-    p.add_argument("--batch-size", type=positive_int, help="questions per engine call and saved chunk (default 64)")
-    p.add_argument("--shard", help="i/N: build the i-th of N disjoint parts (merge them with `merge`)")
+    add_field_flags(p, BuildConfig, "prompt", "sampling", "max_pairs_per_question", "dropout_ntp_ratio")
+    add_field_flags(p, BuildConfig, "correctness_skip_categories", nargs="*", metavar="CATEGORY")
+    add_field_flags(p, BuildConfig, "batch_size", "shard")
     p.add_argument("--runner", choices=("local", "ray", "ray-llm"), default="local",
                    help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster, the engine "
                         "(--engine) in each replica; ray-llm: sampling on ray.data.llm's vLLM processor "
@@ -106,9 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks-per-wave", type=int, default=16,
                    help="ray-llm runner: chunks per pass through the processor; each pass starts its engines and "
                         "a killed run redoes only the wave in flight (default 16)")
-    p.add_argument("--name", help="dataset name")
-    p.add_argument("--version", help="dataset version X.Y.Z")
-    p.add_argument("--release-out", type=Path, help="also write the MMPR release layout to this folder")
+    add_field_flags(p, BuildConfig, "name", "version", "release_out")
     p.add_argument("--list-sources", action="store_true", help="list the registered sources and exit")
     add_max_pixels_argument(p)
     add_output_arguments(p)
@@ -117,11 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_build_args(argv: list[str] | None) -> argparse.Namespace:
+    """The flags and the ``--config`` file of a build, old key names included (:data:`BuildConfig.RENAMED`)."""
+    return parse_args(build_parser(), argv, model=BuildConfig, aliases=BuildConfig.RENAMED)
+
+
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """The :class:`BuildConfig` the flags (and the ``--config`` keys merged into them) describe."""
-    data: dict[str, Any] = {k: getattr(args, k) for k in _DIRECT if getattr(args, k, None) is not None}
-    data.update({_RENAMED[k]: getattr(args, k) for k in _RENAMED if getattr(args, k, None) is not None})
-    data["sampling"] = {k: getattr(args, k) for k in _SAMPLING if getattr(args, k, None) is not None}
+    data: dict[str, Any] = values_of(args, BuildConfig)
     data["engine_args"] = parse_pairs(args.engine_args or [], "--engine-args")
     if args.sources:
         data["sources"] = [_source_spec(s) for s in args.sources]
@@ -133,7 +127,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         return BuildConfig.model_validate(data)
     except ValidationError as e:
         where = str(args.config) if getattr(args, "config", None) else "command line"
-        raise UserError(settings_error(e, where)) from e
+        raise UserError(settings_error(e, where, origins=getattr(args, "origins", None))) from e
 
 
 def _check_result(summary: BuildSummary) -> None:
@@ -158,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "merge":
         return merge_main(argv[1:])
-    parser = build_parser()
-    args = parse_args(parser, argv)
+    args = parse_build_args(argv)
     if args.list_sources:
         for name, description in available_sources().items():
             print(f"{name:<12} {description}")

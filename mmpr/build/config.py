@@ -1,9 +1,10 @@
-"""The settings of a build (:class:`BuildConfig`): one model, its keys are the YAML ``--config`` keys."""
+"""The settings of a build (:class:`BuildConfig`): one model; its field names are the flags and the YAML
+``--config`` keys, its descriptions and defaults the ``--help``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -16,27 +17,33 @@ from mmpr.sources import SourceSpec
 
 class BuildConfig(BaseModel):
     """Every setting of a build, with its default. The command line (:mod:`mmpr.build.cli`) fills it from its flags,
-    whose names are also the keys of a YAML ``--config`` file."""
+    which are named by these fields, as are the keys of a YAML ``--config`` file (see :mod:`mmpr.settings`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="Model path, Hub id, or tiny:<family> for a tiny offline model.")
+    RENAMED: ClassVar[dict[str, str]] = {"max_pairs": "max_pairs_per_question", "ntp_ratio": "dropout_ntp_ratio"}
+    """Old flag and YAML key names -> the fields they stand for (they still work, with a deprecation line)."""
+
+    model: str = Field(description="Model path, Hub id, or tiny:<family> for a tiny offline model (tiny:qwen2_vl, "
+                       "tiny:llava, tiny:internvl, ...).")
     sources: list[SourceSpec] = Field(min_length=1)
-    out: Path
+    out: Path = Field(description="Output folder: the dataset, plus its resumable work in .mmpr-work/.")
     engine: Literal["vllm", "openai", "transformers"] = "vllm"
     engine_args: dict[str, Any] = Field(default_factory=dict, description="Passed to the engine (vllm.LLM args; "
                                         "openai: endpoints, api_key, concurrency, max_retries).")
     name: str | None = Field(default=None, description="Dataset name (default: the output folder's name).")
     version: str | None = Field(default=None, description="X.Y.Z (default 1.0.0, or next on the Hub with --push).")
-    prompt: str = DEFAULT_TEMPLATE
+    prompt: str = Field(default=DEFAULT_TEMPLATE, description="Prompt template (mmpr.prompts).")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    max_pairs_per_question: int = Field(default=15, ge=1)
-    dropout_ntp_ratio: float = Field(default=DEFAULT_RATIO, gt=0, lt=1)
+    max_pairs_per_question: int = Field(default=15, ge=1, description="Pairs per question and kind.")
+    dropout_ntp_ratio: float = Field(default=DEFAULT_RATIO, gt=0, lt=1,
+                                     description="DropoutNTP: share of the chosen words kept.")
     correctness_skip_categories: list[Category] = Field(
         default_factory=lambda: ["general_vqa", "document"],
         description="Categories whose rule-based judging is unreliable: they get DropoutNTP pairs instead.")
     batch_size: int = Field(default=64, ge=1, description="Questions per engine call and per saved chunk.")
-    shard: str = Field(default="0/1", pattern=r"^\d+/\d+$")
+    shard: str = Field(default="0/1", pattern=r"^\d+/\d+$", description="i/N: build the i-th of N disjoint parts "
+                       "(join them with `python -m mmpr.build merge`).")
     release_out: Path | None = Field(default=None, description="Also write the MMPR release layout here.")
 
     @field_validator("prompt")

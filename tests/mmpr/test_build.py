@@ -15,7 +15,6 @@ from mmpr.dataset_writer import read_manifest
 from mmpr.engines import Completion, EngineError
 from mmpr.errors import UserError
 from mmpr.schemas import SourceItem
-from mmpr.settings import parse_args
 from mmpr.testing import tiny_images
 
 
@@ -194,7 +193,7 @@ def test_cli_flags_override_the_yaml_config(tmp_path):
     config = tmp_path / "b.yaml"
     config.write_text("model: m\nout: o\nsources: [{name: sample}]\nn: 4\ntemperature: 0.7\n"
                       "engine_args: {max_model_len: 4096}\nmax_pairs: 3\n")
-    args = parse_args(cli.build_parser(), ["--config", str(config), "--n", "2", "--engine-arg",
+    args = cli.parse_build_args(["--config", str(config), "--n", "2", "--engine-arg",
                                            "tensor_parallel_size=2", "--engine-args", "endpoints=http://a,http://b",
                                            "--sources", "sample", "chartqa=/data/chartqa", "--limit", "5"])
     cfg = config_from_args(args)
@@ -256,7 +255,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "build").glo
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_build_configs_are_valid(path):
     extra = ["--shard", "0/4", "--out", "runs/shard0"] if path.name == "shard.yaml" else []
-    cfg = config_from_args(parse_args(cli.build_parser(), ["--config", str(path), *extra]))
+    cfg = config_from_args(cli.parse_build_args(["--config", str(path), *extra]))
     assert cfg.sources and cfg.out
 
 
@@ -264,8 +263,8 @@ def test_the_demo_config_is_the_readme_main_command():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     command = next(line for line in readme.splitlines() if "python -m mmpr.build --model tiny:qwen2_vl" in line)
     flags = command.split("python -m mmpr.build", 1)[1].split()
-    from_flags = config_from_args(parse_args(cli.build_parser(), flags))
-    from_yaml = config_from_args(parse_args(cli.build_parser(), ["--config", str(CONFIGS[0].with_name("demo.yaml"))]))
+    from_flags = config_from_args(cli.parse_build_args(flags))
+    from_yaml = config_from_args(cli.parse_build_args(["--config", str(CONFIGS[0].with_name("demo.yaml"))]))
     assert from_yaml == from_flags
 
 

@@ -1,4 +1,3 @@
-import argparse
 import errno
 import json
 import logging
@@ -10,41 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmpr.cli import INTERRUPTED, ArgumentParser, error_line, front_door, quiet_logs
 from mmpr.errors import NothingMade, Unreachable, UserError
 from mmpr.locations import new_folder, writing_to
-from mmpr.settings import parse_args, parse_pairs, settings_error, valid_keys
-
-
-class Inner(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n: int = Field(default=1, ge=1)
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    inner: Inner = Field(default_factory=Inner)
-
-
-def test_one_key_value_parser_types_values_and_names_the_flag():
-    assert parse_pairs(["a=1", "b=[x,y]", "c=http://h:1/v1,http://h:2/v1", "d="], "--x") == {
-        "a": 1, "b": ["x", "y"], "c": "http://h:1/v1,http://h:2/v1", "d": None}
-    assert parse_pairs(["p=~/data/x.parquet"], "--data", typed=False) == {"p": "~/data/x.parquet"}
-    with pytest.raises(UserError, match="--engine-args 'oops': expected KEY=VALUE"):
-        parse_pairs(["oops"], "--engine-args")
-
-
-def test_settings_error_is_one_line_and_lists_valid_keys_for_unknown_ones():
-    with pytest.raises(ValidationError) as e:
-        Settings.model_validate({"name": "x", "inner": {"n": 0}, "nmae": 1})
-    line = settings_error(e.value, "run.yaml", Settings)
-    assert "\n" not in line and line.startswith("run.yaml: invalid settings: ")
-    assert "inner.n: Input should be greater than or equal to 1" in line
-    assert "nmae: unknown key" in line and "(valid keys: name, inner, inner.n)" in line
-    assert valid_keys(Settings) == ["name", "inner", "inner.n"]
 
 
 @pytest.mark.parametrize("error, code, text", [
@@ -172,25 +140,6 @@ def test_usage_errors_are_one_line_pointing_to_help(capsys):
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and needle in err and err.endswith("see python -m tool --help\n"), err
-
-
-def test_config_file_keys_are_flag_names_and_flags_win(tmp_path):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--max-tokens", type=int, default=5)
-    parser.add_argument("--engine-args", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--verbose", action="store_true")
-    config = tmp_path / "c.yaml"
-    config.write_text("out: o\nmax_tokens: 64\nengine_args: {a: 1, b: x}\nverbose: true\n")
-    args = parse_args(parser, ["--config", str(config), "--max-tokens", "8"])
-    assert (args.out, args.max_tokens, args.engine_args, args.verbose) == ("o", 8, ["a=1", "b=x"], True)
-    config.write_text("max_tokns: 64\n")
-    with pytest.raises(UserError, match=r"unknown key max_tokns \(valid keys: out, max_tokens, engine_args, verbose"):
-        parse_args(parser, ["--config", str(config)])
-    config.write_text("max_tokens: 64\n")
-    with pytest.raises(UserError, match="missing --out"):
-        parse_args(parser, ["--config", str(config)])
 
 
 def test_new_folder_is_removed_on_failure_unless_it_existed_or_the_error_is_not_its_kind(tmp_path):

@@ -21,6 +21,15 @@ def test_unknown_keys_list_the_valid_ones(tmp_path):
     assert "valid keys:" in text and "learning_rate" in text and "lora.r" in text
 
 
+def test_a_bad_value_names_the_recipe_line_or_the_override(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: m\ndata: [d]\noutput_dir: out\nbeta: -1\n")
+    with pytest.raises(ConfigError, match=r"r.yaml: invalid settings: beta: Input should be greater than 0 \(line 4\)"):
+        load_config(recipe)
+    with pytest.raises(ConfigError, match=r"lora.r: Input should be greater than or equal to 1 \(override\)"):
+        load_config(recipe, ["beta=0.1", "lora.r=0"])
+
+
 def test_inconsistent_settings_are_refused():
     with pytest.raises(ValueError, match="lora_base needs lora"):
         TrainConfig(model="m", data=["d"], output_dir="o", reference="lora_base")
