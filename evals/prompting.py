@@ -1,4 +1,5 @@
-"""The three prompt styles of ``evals.run --prompt`` and how the answer is read back under each.
+"""The prompt styles of ``evals.run --prompt`` (the :data:`STYLES` registry) and how the answer is read back under
+each.
 
 - ``cot``: the data engine's chain-of-thought template (``mmpr.prompts``, last line ``Final answer: ...``), the
   prompt the paper trains and evaluates with;
@@ -14,13 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from evals.scoring import SampleScore, Target, extract_answer, score_extracted
 from mmpr.answers import extract_final_answer
-from mmpr.errors import UserError
 from mmpr.prompts import get_template
-
-PROMPT_STYLES = ("cot", "direct", "reasoning")
+from mmpr.registry import Registry
 
 REASONING_INSTRUCTION = (
     "Your response must have two parts: first the reasoning process enclosed in <think>...</think> tags, then the "
@@ -30,24 +30,14 @@ _ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 _BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.S)
 
 
-def template_text(style: str) -> str:
-    """The template recorded in results.json for ``style``."""
-    if style == "reasoning":
-        return "{question}\n\n" + REASONING_INSTRUCTION
-    return get_template("mpo_cot" if style == "cot" else "direct").template
+@dataclass(frozen=True)
+class PromptStyle:
+    """How a question is asked (``render(question, choices)``) and its answer read back (``extract(response)``,
+    None when the response states none); ``template`` is the text recorded in results.json."""
 
-
-def render(question: str, style: str, choices: list[str] | None = None) -> str:
-    """The user turn for ``question`` (options listed when ``choices`` are given) under ``style``."""
-    if style == "cot":
-        return get_template("mpo_cot").render(question, choices)
-    if style == "direct":
-        return get_template("direct_choice" if choices else "direct").render(question, choices)
-    if style == "reasoning":
-        # the same question text as the CoT template shows, with lmms-eval's reasoning instruction
-        body = get_template("mpo_cot").render(question, choices).split("Question:\n", 1)[-1]
-        return f"{body}\n\n{REASONING_INSTRUCTION}"
-    raise UserError(f"unknown prompt style {style!r}; available: cot, direct, reasoning")
+    template: str
+    render: Callable[[str, list[str] | None], str]
+    extract: Callable[[str], str | None]
 
 
 def answer_tag(response: str) -> str | None:
@@ -60,13 +50,37 @@ def answer_tag(response: str) -> str | None:
     return boxed[1].strip() if boxed else text
 
 
+def _reasoning(question: str, choices: list[str] | None) -> str:
+    """The same question text as the CoT template shows, with lmms-eval's reasoning instruction."""
+    body = get_template("mpo_cot").render(question, choices).split("Question:\n", 1)[-1]
+    return f"{body}\n\n{REASONING_INSTRUCTION}"
+
+
+STYLES: Registry[PromptStyle] = Registry("prompt style")
+STYLES.register("cot", PromptStyle(get_template("mpo_cot").template, get_template("mpo_cot").render,
+                                   extract_final_answer), description="the paper's CoT prompt")
+STYLES.register("direct", PromptStyle(
+    get_template("direct").template,
+    lambda question, choices: get_template("direct_choice" if choices else "direct").render(question, choices),
+    lambda response: response.strip().rstrip(".") or None), description="short answers")
+STYLES.register("reasoning", PromptStyle("{question}\n\n" + REASONING_INSTRUCTION, _reasoning, answer_tag),
+                description="<think>/<answer> format")
+PROMPT_STYLES = tuple(STYLES)
+
+
+def template_text(style: str) -> str:
+    """The template recorded in results.json for ``style``."""
+    return STYLES.get(style).template
+
+
+def render(question: str, style: str, choices: list[str] | None = None) -> str:
+    """The user turn for ``question`` (options listed when ``choices`` are given) under ``style``."""
+    return STYLES.get(style).render(question, choices)
+
+
 def extract(response: str, style: str) -> str | None:
     """The answer ``response`` states under ``style``; None when it states none (wrong and unparsable)."""
-    if style == "reasoning":
-        return answer_tag(response)
-    if style == "cot":
-        return extract_final_answer(response)
-    return response.strip().rstrip(".") or None
+    return STYLES.get(style).extract(response)
 
 
 def score_response(response: str, target: Target, style: str,

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from evals import registry, task_utils
-from evals.prompting import PROMPT_STYLES, template_text
+from evals.prompting import PROMPT_STYLES, STYLES, template_text
 from evals.registry import Benchmark
 from evals.results import CategoryScore, Interval, RunResult, TaskResult
 from evals.sampling import sampled_scores
@@ -114,8 +114,7 @@ def check_selection(benchmarks: list[str] | str, prompt: str) -> list[Benchmark]
     if not benches:
         raise UserError(f"--tasks {benchmarks!r}: names no benchmark; give one or more of "
                         f"{', '.join(registry.BENCHMARKS)} or a preset ({', '.join(registry.PRESETS)})")
-    if prompt not in PROMPT_STYLES:
-        raise UserError(f"unknown prompt {prompt!r}; available: {', '.join(PROMPT_STYLES)}")
+    STYLES.canonical(prompt)
     for bench in benches:
         if prompt not in bench.prompts:
             raise UserError(f"{bench.name} has no {prompt!r} prompt; it has {', '.join(bench.prompts)}")

@@ -12,7 +12,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmpr.answers import LETTERS
-from mmpr.errors import UserError
+from mmpr.registry import Registry
 
 
 class PromptTemplate(BaseModel):
@@ -26,7 +26,10 @@ class PromptTemplate(BaseModel):
         return self.template.format(question=format_question(question, choices))
 
 
-TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in [
+TEMPLATES: Registry[PromptTemplate] = Registry("prompt template")
+"""The prompt templates by name; the build's ``prompt`` setting and the evaluations choose among them."""
+
+for _template in [
     PromptTemplate(name="mpo_cot", style="cot", template=(
         "Answer the question below. Reason step by step before answering, and when you are ready, write the "
         "answer on the last line in the form \"Final answer: ...\".\n\nQuestion:\n{question}")),
@@ -37,14 +40,15 @@ TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in [
         "{question}\nAnswer the question using a single word or phrase.")),
     PromptTemplate(name="direct_choice", style="direct", template=(
         "{question}\nAnswer with the option's letter from the given choices directly.")),
-]}
+]:
+    TEMPLATES.register(_template.name, _template, description=f"{_template.style} prompt")
 DEFAULT_TEMPLATE = "mpo_cot"
 
 
 def get_template(name: str) -> PromptTemplate:
-    if name not in TEMPLATES:
-        raise UserError(f"unknown prompt template {name!r}; available: {', '.join(TEMPLATES)}")
-    return TEMPLATES[name]
+    """The template registered as ``name``; an unknown name is an :class:`~mmpr.registry.UnknownName` listing the
+    available ones."""
+    return TEMPLATES.get(name)
 
 
 # Instructions that ask for a bare answer; they contradict a chain-of-thought prompt

@@ -1,3 +1,5 @@
+import pytest
+
 from evals.prompting import answer_tag, extract, render, score_response, template_text
 from evals.scoring import Target
 
@@ -28,3 +30,14 @@ def test_each_style_reads_its_own_format_only():
     assert extract(" 4.", "direct") == "4"
     # a benchmark's own rule replaces the plain judge
     assert score_response(think, target, "reasoning", judge_fn=lambda e: e == "5").correct is False
+
+
+def test_styles_are_chosen_through_the_registry():
+    from evals.prompting import PROMPT_STYLES, STYLES
+    from mmpr.registry import UnknownName
+
+    assert PROMPT_STYLES == ("cot", "direct", "reasoning")
+    with pytest.raises(UnknownName, match=r"unknown prompt style 'cto' \(did you mean 'cot'\?\); available: cot, "
+                                          r"direct, reasoning"):
+        render("How many?", "cto")
+    assert STYLES.get("direct").extract(" 4.") == "4"

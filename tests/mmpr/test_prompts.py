@@ -2,6 +2,7 @@ import pytest
 
 from mmpr.answers import extract_final_answer
 from mmpr.prompts import TEMPLATES, format_question, get_template, strip_direct_instructions
+from mmpr.registry import UnknownName
 
 
 @pytest.mark.parametrize("question, stripped", [
@@ -33,9 +34,11 @@ def test_templates_render_and_name_their_answer_format():
     assert "How many?" in cot and "Final answer:" in cot
     boxed = get_template("boxed_cot").render("How many?")
     assert "\\boxed{...}" in boxed
-    assert {t.style for t in TEMPLATES.values()} == {"cot", "direct"}
-    with pytest.raises(ValueError, match="available: mpo_cot, boxed_cot"):
+    assert {get_template(name).style for name in TEMPLATES} == {"cot", "direct"}
+    with pytest.raises(UnknownName, match="unknown prompt template 'nope'; available: boxed_cot, direct, "
+                                          "direct_choice, mpo_cot"):
         get_template("nope")
+    assert "did you mean 'mpo_cot'" in str(pytest.raises(UnknownName, get_template, "mpo_cto").value)
 
 
 def test_a_response_in_the_requested_form_is_parsable():
