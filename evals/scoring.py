@@ -21,9 +21,9 @@ from mmpr.answers import (
     DEFAULT_RULES,
     Rules,
     UnscorableItem,
-    answer_score,
     extract_final_answer,
     gold_choices,
+    is_correct,
     parse_number,
     split_thinking,
 )
@@ -109,7 +109,7 @@ def _at_precision(extracted: str, answer: str, precision: int) -> bool:
     """Both numbers rounded to ``precision`` decimals are equal; an answer that is no number is compared as text."""
     value, gold = parse_number(extracted), parse_number(answer)
     if gold is None:
-        return answer_score(extracted, answer, answer_type="text") > 0.9
+        return is_correct(extracted, answer, answer_type="text")
     return value is not None and round(value, precision) == round(gold, precision)
 
 
@@ -178,5 +178,5 @@ def judge(extracted: str, target: Target) -> bool:
     if target.answer_type in ("float", "integer") and target.precision is not None:
         answers = target.answer if isinstance(target.answer, list) else [target.answer]
         return any(_at_precision(extracted, a, target.precision) for a in answers)
-    return answer_score(extracted, target.answer, answer_type=target.answer_type, choices=target.choices,
-                        rules=target.rules) > 0.9
+    return is_correct(extracted, target.answer, answer_type=target.answer_type, choices=target.choices,
+                      rules=target.rules)

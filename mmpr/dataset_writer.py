@@ -44,14 +44,11 @@ from mmpr.versioning import ContentHash, pair_digest
 if TYPE_CHECKING:
     from datasets import Features
 
-ROW_COLUMNS: dict[str, str] = {
-    "id": "string", "subset": "string", "question": "string", "images": "images", "chosen": "string",
-    "rejected": "string", "kind": "string", "source": "string", "category": "string", "answer_gt": "string",
-    "metadata": "string",
-}
-"""The row schema, the one definition of it: one row per pair. ``metadata`` is a JSON object (free-form per
-source); ``images[i].path`` keeps the image's name relative to its source folder, so an export restores the
-original layout."""
+ROW_COLUMNS: dict[str, str] = {name: "images" if name == "images" else "string"
+                               for name in PreferencePair.model_fields}
+"""The row schema, derived from :class:`~mmpr.schemas.PreferencePair` (the one definition): one row per pair, a
+column per field. ``metadata`` is a JSON object (free-form per source) in a string; ``images[i].path`` keeps the
+image's name relative to its source folder, so an export restores the original layout."""
 
 TRAINING_COLUMNS = ("id", "question", "images", "chosen", "rejected")
 """The columns the trainer reads (:func:`mpo_train.data.open_pairs`)."""

@@ -159,12 +159,28 @@ def claim(out: str | Path, marker: str, settings: dict) -> None:
     atomic_write_text(Path(out) / marker, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
+def changed_settings(recorded: dict, settings: dict) -> list[str]:
+    """The keys whose values differ between the settings an earlier run recorded and ``settings`` (compared as
+    JSON, so a tuple equals the list it was saved as): a resume must match the settings, and this is where it is
+    decided."""
+    settings = json.loads(json.dumps(settings, default=str))
+    return sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+
+
+def check_same_settings(recorded: dict, settings: dict, *, where: str, what: str, out_flag: str = "--out") -> None:
+    """A :class:`UserError` when ``where`` holds ``what`` made with other settings than ``settings``."""
+    changed = changed_settings(recorded, settings)
+    if changed:
+        raise UserError(f"{where}: holds {what} made with other settings ({', '.join(changed)}); rerun with the same "
+                        f"settings to resume, choose another {out_flag}, or add --overwrite")
+
+
 def claimed_by(marker: str, settings: dict) -> Callable[[Path], bool]:
     """``same_job`` for :func:`check_out`: ``out`` holds this job's ``marker`` with these settings."""
     def same(out: Path) -> bool:
         try:
-            return json.loads((out / marker).read_text()) == json.loads(json.dumps(settings))
-        except (OSError, ValueError):
+            return not changed_settings(json.loads((out / marker).read_text()), settings)
+        except (OSError, ValueError, AttributeError):  # no marker, not JSON, or not a mapping: not this job's
             return False
     return same
 def check_writable(folder: str | Path, what: str = "--out") -> None:

@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmpr.errors import UserError
 from mmpr.images import ImageStore
 from mmpr.io import atomic_path, atomic_write_text
+from mmpr.locations import check_same_settings
 from mmpr.problems import Problem
 from mmpr.release import remap
 from mmpr.schemas import Judgement, PreferencePair, Response, SourceItem
@@ -57,11 +57,7 @@ class WorkStore:
         """Record ``config``, or check it equals the one recorded by an earlier run in this folder."""
         path = self.root / "config.json"
         if path.exists() and not overwrite:
-            recorded = json.loads(path.read_text())
-            if recorded != config:
-                diff = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
-                raise UserError(f"{path}: this folder holds a build made with other settings ({', '.join(diff)}); "
-                                 f"rerun with the same settings to resume, use another --out, or add --overwrite")
+            check_same_settings(json.loads(path.read_text()), config, where=str(path), what="a build")
             return
         if overwrite and self.chunks.exists():
             for f in self.chunks.glob("*.jsonl"):

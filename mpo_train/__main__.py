@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
 from mmpr.errors import UserError
-from mmpr.locations import check_inputs_apart, check_location, check_out, new_folder
+from mmpr.locations import check_inputs_apart, check_location, check_out, check_same_settings, new_folder
 from mmpr.model_ref import check_model, resolve_model
 from mmpr.release import read_meta, repeat_warning
 from mmpr.settings import config_keys_help
@@ -103,11 +103,8 @@ def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
               what="output_dir")
     recorded = out / RUN_CONFIG
     if recorded.is_file():
-        before = json.loads(recorded.read_text())
-        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-        if changed:
-            raise UserError(f"output_dir {out}: holds a run with other settings ({', '.join(changed)}); rerun with "
-                            f"the same settings to resume, choose another output_dir, or add --overwrite")
+        check_same_settings(json.loads(recorded.read_text()), settings, where=f"output_dir {out}", what="a run",
+                            out_flag="output_dir")
 
 
 @front_door

@@ -21,13 +21,14 @@ from typing import Any
 import torch
 
 from mmpr.chat import add_special_tokens, conversation
+from mmpr.dataset_writer import TRAINING_COLUMNS
 from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
 from mpo_train.chat_split import split_pair
 
 TEXT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
 MIN_RESPONSE_TOKENS = 8
-REQUIRED = ("question", "images", "chosen", "rejected")
+REQUIRED = tuple(c for c in TRAINING_COLUMNS if c != "id")
 SFT_REQUIRED = ("question", "images", "response")
 _ROW_FILES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
@@ -117,8 +118,8 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
     added to ``problems`` (a :class:`mmpr.problems.ProblemLog`), also when the rows come from datasets' cache."""
     from datasets import Dataset, concatenate_datasets
 
-    from mmpr.dataset_writer import TRAINING_COLUMNS, open_dataset
     from mmpr.dataset_writer import features as row_features
+    from mmpr.dataset_writer import open_dataset
     from mmpr.errors import NothingMade
     from mmpr.problems import ProblemLog
 

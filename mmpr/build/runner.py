@@ -21,7 +21,15 @@ from mmpr.dataset_writer import SubsetInput, write_dataset
 from mmpr.engines import Engine, make_engine
 from mmpr.errors import UserError
 from mmpr.io import atomic_path
-from mmpr.locations import check_inputs_apart, check_out, claim, claimed_by, looks_local, new_folder
+from mmpr.locations import (
+    changed_settings,
+    check_inputs_apart,
+    check_out,
+    claim,
+    claimed_by,
+    looks_local,
+    new_folder,
+)
 from mmpr.model_ref import check_model
 from mmpr.problems import ProblemLog
 from mmpr.prompts import get_template
@@ -242,8 +250,10 @@ def merge(shard_dirs: list[Path], cfg_out: Path, *, name: str | None = None, ver
                             f"folders of the shard runs")
         configs.append(json.loads(path.read_text()))
     shards = sorted(c.pop("shard") for c in configs)
-    if any(c != configs[0] for c in configs):
-        raise UserError("the shards were built with different settings; only --shard may differ")
+    changed = sorted({key for c in configs for key in changed_settings(configs[0], c)})
+    if changed:
+        raise UserError(f"the shards were built with different settings ({', '.join(changed)}); only --shard may "
+                        f"differ")
     n = int(shards[0].split("/")[1])
     expected = [f"{i}/{n}" for i in range(n)]
     if shards != expected:

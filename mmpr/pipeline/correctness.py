@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mmpr.answers import answer_score, extract_final_answer
+from mmpr.answers import extract_final_answer, is_correct
 from mmpr.schemas import Judgement, PreferencePair, Response, SourceItem
 
 from .pairing import cap, make_pair, unique_pairs
@@ -25,8 +25,8 @@ def judge(item: SourceItem, response: Response) -> Judgement:
     if item.answer is None or item.answer_type is None:
         raise ValueError(f"item {item.id} has no ground truth to judge against")
     extracted = extract_final_answer(response.text, strict=True)  # several different answers: a format failure
-    correct = extracted is not None and answer_score(extracted, item.answer, answer_type=item.answer_type,
-                                                     choices=item.choices) > 0.9
+    correct = extracted is not None and is_correct(extracted, item.answer, answer_type=item.answer_type,
+                                                   choices=item.choices)
     return Judgement(item_id=item.id, sample_index=response.sample_index, extracted=extracted,
                      parsable=extracted is not None, correct=correct)
 

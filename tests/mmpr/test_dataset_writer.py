@@ -139,3 +139,15 @@ def test_nothing_to_write_raises_and_keeps_the_previous_dataset(tmp_path):
     with pytest.raises(EmptyDatasetError, match=r"no pairs to write \(a: no pairs; b: why\)"):
         write_dataset(out, [SubsetInput("a", []), SubsetInput("b", [], why_empty=lambda: "why")], name="x")
     assert read_manifest(out).num_pairs == 1 and len(load_dataset(str(out), split="train")) == 1
+
+
+def test_the_row_schema_is_the_pair_record():
+    from mmpr.dataset_writer import ROW_COLUMNS, TRAINING_COLUMNS, features
+    from mmpr.schemas import PreferencePair
+
+    assert list(ROW_COLUMNS) == list(PreferencePair.model_fields)
+    assert set(TRAINING_COLUMNS) <= set(ROW_COLUMNS)
+    assert list(features(TRAINING_COLUMNS)) == list(TRAINING_COLUMNS)
+    from datasets import Image, List, Value
+
+    assert features()["images"] == List(Image()) and features()["metadata"] == Value("string")
