@@ -2,7 +2,8 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from mmpr.testing import FAMILIES
+from mmpr.loading import load_processor, load_vlm
+from mmpr.testing import FAMILIES, LAYER_TYPE_FAMILIES, MIXED_SHAPE_FAMILIES
 from mpo_train import logprobs
 from mpo_train.data import PairEncoder
 from mpo_train.forward import packed_layout, packed_logps, plain_logps
@@ -86,6 +87,25 @@ def test_log_probs_and_gradients_equal_the_full_logits(tiny_model_dir, pair_data
     pairs = [encoder.encode(i, pair_dataset[i]) for i in range(len(pair_dataset))]
     assert sum(len(p.chosen) + len(p.rejected) for p in pairs) > 3 * chunk_rows(model.config.get_text_config()
                                                                                   .vocab_size)
+    _check_equal_to_full_logits(model, pairs, packed_logps if kind == "packed" else plain_logps, kind)
+
+
+# Every other family: its own head, masks and processor outputs, in the forward it trains with (packed; plain for
+# Qwen3.5, whose linear-attention layers refuse packing; both paths run above on three families).
+OTHER_FAMILIES = (*MIXED_SHAPE_FAMILIES, "llama4", "qwen2_5_vl", "qwen3_vl", *LAYER_TYPE_FAMILIES, "glm4v", "kimi_k25")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", OTHER_FAMILIES)
+def test_every_family_log_probs_and_gradients_equal_the_full_logits(tiny_model_dir, pair_dataset, family):
+    path = tiny_model_dir(family)
+    torch.manual_seed(0)
+    model = load_vlm(path, attn_implementation="sdpa", dtype=torch.float32)
+    encoder = PairEncoder(load_processor(path), max_length=2048)
+    pairs = [encoder.encode(i, pair_dataset[i]) for i in range(len(pair_dataset))]
+    assert sum(len(p.chosen) + len(p.rejected) for p in pairs) > 3 * chunk_rows(model.config.get_text_config()
+                                                                                  .vocab_size)
+    kind = "plain" if family == "qwen3_5" else "packed"
     _check_equal_to_full_logits(model, pairs, packed_logps if kind == "packed" else plain_logps, kind)
 
 
