@@ -1,15 +1,14 @@
 """Settings and situations each tool must answer in one line, through its public command: counts of 0 or -1,
 an empty --tasks, an unknown attention backend, a jsonl source mixing types in a field, a build that makes 0 pairs
-from malformed lines, an endpoint answering HTTP 500, and SIGTERM."""
+from malformed lines and an endpoint answering HTTP 500 (SIGTERM: tests/test_front_doors.py, beside Ctrl-C)."""
 
 import json
-import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.test_front_doors import _interrupt, _model_folder, _pairs, _refused, _Silent
+from tests.test_front_doors import _model_folder, _pairs, _refused
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "all"])
@@ -135,25 +134,3 @@ def test_build_against_an_endpoint_answering_500_says_server_error_not_unreachab
     line = _refused(main, argv, capsys, 1, "0 pairs", "server_error 2", "HTTP 500", "CUDA out of memory",
                     tmp_path=tmp_path, out=tmp_path / "o")
     assert "unreachable" not in line
-
-
-def _sigterm(argv, tmp_path, *, ready, out=None):
-    _interrupt(argv, tmp_path, ready=ready, out=out, signum=signal.SIGTERM)
-
-
-@pytest.mark.slow
-def test_sigterm_build_while_waiting_for_the_engine(tmp_path):
-    server = _Silent()
-    out = tmp_path / "o"
-    argv = ["-m", "mmpr.build", "--engine", "openai", "--model", "served", "--engine-args", f"endpoints={server.url}",
-            "max_retries=0", "--sources", "sample", "--limit", "2", "--n", "1", "--out", str(out)]
-    _sigterm(argv, tmp_path, ready=lambda proc: server.wait_for_a_client(), out=out)
-    assert (out / ".mmpr-work" / "config.json").is_file(), "a terminated build keeps its work for the rerun"
-
-
-@pytest.mark.slow
-def test_sigterm_eval_while_waiting_for_the_judge(tmp_path):
-    server = _Silent()
-    argv = ["-m", "evals.run", "--tasks", "mathvista", "--model", str(_model_folder(tmp_path)), "--judge", server.url,
-            "--out", str(tmp_path / "o")]
-    _sigterm(argv, tmp_path, ready=lambda proc: server.wait_for_a_client(), out=tmp_path / "o")

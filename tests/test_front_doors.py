@@ -428,22 +428,27 @@ def _when_stderr_shows(text):
     return ready
 
 
+SIGNALS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+
+
 @pytest.mark.slow
-def test_ctrl_c_build_while_waiting_for_the_engine(tmp_path):
+@SIGNALS
+def test_ctrl_c_build_while_waiting_for_the_engine(tmp_path, signum):
     server = _Silent()
     out = tmp_path / "o"
     argv = ["-m", "mmpr.build", "--engine", "openai", "--model", "served", "--engine-args", f"endpoints={server.url}",
             "max_retries=0", "--sources", "sample", "--limit", "2", "--n", "1", "--out", str(out)]
-    _interrupt(argv, tmp_path, ready=lambda proc: server.wait_for_a_client(), out=out)
-    assert (out / ".mmpr-work" / "config.json").is_file(), "an interrupted build keeps its work for the rerun"
+    _interrupt(argv, tmp_path, ready=lambda proc: server.wait_for_a_client(), out=out, signum=signum)
+    assert (out / ".mmpr-work" / "config.json").is_file(), "a stopped build keeps its work for the rerun"
 
 
 @pytest.mark.slow
-def test_ctrl_c_eval_while_waiting_for_the_judge(tmp_path):
+@SIGNALS
+def test_ctrl_c_eval_while_waiting_for_the_judge(tmp_path, signum):
     server = _Silent()
     argv = ["-m", "evals.run", "--tasks", "mathvista", "--model", str(_model_folder(tmp_path)), "--judge", server.url,
             "--out", str(tmp_path / "o")]
-    _interrupt(argv, tmp_path, ready=lambda proc: server.wait_for_a_client(), out=tmp_path / "o")
+    _interrupt(argv, tmp_path, ready=lambda proc: server.wait_for_a_client(), out=tmp_path / "o", signum=signum)
 
 
 @pytest.mark.slow
