@@ -36,9 +36,9 @@ def convert(release_dir: str | Path, out_dir: str | Path, *, name: str | None = 
             subsets: list[str] | None = None, seed: int = 0, apply_repeat: bool = True,
             max_shard_bytes: int = 500 << 20, progress: bool = True):
     """Convert a release; returns ``(manifest, problems)``. Bad rows are skipped and listed in
-    ``<out>/skipped.json`` with file, line and reason; subsets left with no pairs are not published and are
-    listed with the reason in the manifest (``extra["empty_subsets"]``). Raises :class:`mmpr.errors.NothingMade`
-    naming every reason when no subset has a pair, and leaves no folder behind."""
+    ``<out>/skipped.json`` with file (relative to ``release_dir``), line and reason; subsets left with no pairs are
+    not published and are listed with the reason in the manifest (``extra["empty_subsets"]``). Raises
+    :class:`mmpr.errors.NothingMade` naming every reason when no subset has a pair, and leaves no folder behind."""
     release_dir, out_dir = Path(release_dir), Path(out_dir)
     specs = read_meta(release_dir, subsets=subsets)
     with new_folder(out_dir):
@@ -77,6 +77,7 @@ def _convert(release_dir: Path, out_dir: Path, specs, *, name, version, seed, ap
     finally:
         bar.set_postfix(skipped=problems.total, refresh=False)  # the final count, as the summary prints it
         bar.close()
+    problems = problems.relative_to(release_dir)  # the report names the release's files as they are inside it
     problems.write(out_dir / SKIPPED_REPORT)
     return manifest, problems
 

@@ -1,4 +1,9 @@
-"""Bad input is reported and counted, never fatal to a long run and never dropped silently."""
+"""Bad input is reported and counted, never fatal to a long run and never dropped silently.
+
+:class:`Problem` is the one record of "this input was skipped" and :class:`ProblemLog` the one counter of them,
+across the project: rows a source cannot read, questions the build skips, rows a release conversion skips, pairs
+the trainer cannot use.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     code: str = Field(description="Short category, e.g. 'malformed_json', 'image_missing'.")
-    file: str = Field(description="File (or source name) the input came from.")
+    file: str = Field(description="File (or source name, or pair) the input came from.")
     line: int | None = Field(default=None, description="1-based line or row number, when there is one.")
     field: str | None = Field(default=None, description="The offending field, when there is one.")
     message: str
@@ -26,18 +31,22 @@ class Problem(BaseModel):
         return f"{where}{field}: {self.message} ({self.code})"
 
 
-class ProblemLog:
+class ProblemLog(BaseModel):
     """Collects problems; keeps the first ``keep`` in memory and counts all of them by code."""
 
-    def __init__(self, keep: int = 10_000):
-        self.keep = keep
-        self.items: list[Problem] = []
-        self.counts: Counter[str] = Counter()
+    model_config = ConfigDict(extra="forbid")
+
+    keep: int = Field(default=10_000, ge=0, description="How many problems are listed; all are counted.")
+    counts: Counter[str] = Field(default_factory=Counter, description="Problems by code.")
+    items: list[Problem] = Field(default_factory=list, description="The first ``keep`` problems.")
 
     def add(self, code: str, file: str | Path, message: str, *, line: int | None = None,
             field: str | None = None) -> Problem:
-        problem = Problem(code=code, file=str(file), line=line, field=field, message=message)
-        self.counts[code] += 1
+        return self.record(Problem(code=code, file=str(file), line=line, field=field, message=message))
+
+    def record(self, problem: Problem) -> Problem:
+        """Count ``problem`` and list it while fewer than ``keep`` are listed."""
+        self.counts[problem.code] += 1
         if len(self.items) < self.keep:
             self.items.append(problem)
         return problem
@@ -49,8 +58,11 @@ class ProblemLog:
     def summary(self) -> str:
         if not self.total:
             return "no problems"
-        parts = ", ".join(f"{code}: {n}" for code, n in sorted(self.counts.items()))
-        return f"{self.total} skipped ({parts})"
+        return f"{self.total} skipped ({self.by_code()})"
+
+    def by_code(self) -> str:
+        """The counts as ``code: n`` parts, by code."""
+        return ", ".join(f"{code}: {n}" for code, n in sorted(self.counts.items()))
 
     def to_dict(self) -> dict:
         return {"total": self.total, "counts": dict(sorted(self.counts.items())),
@@ -61,14 +73,24 @@ class ProblemLog:
         self.counts.update(other.counts)
         self.items.extend(other.items[: max(0, self.keep - len(self.items))])
 
+    def relative_to(self, root: str | Path) -> ProblemLog:
+        """This log with the files under ``root`` named relative to it: a report that travels with its output
+        names the files of its input as they are inside it, not this machine's folders."""
+        root = Path(root).resolve()
+
+        def rel(problem: Problem) -> Problem:
+            try:
+                return problem.model_copy(update={"file": Path(problem.file).resolve().relative_to(root).as_posix()})
+            except ValueError:
+                return problem
+
+        return ProblemLog(keep=self.keep, counts=Counter(self.counts), items=[rel(p) for p in self.items])
+
     @classmethod
     def read(cls, path: str | Path) -> ProblemLog:
         """A log as :meth:`write` left it (its counts, and the problems it listed)."""
         data = json.loads(Path(path).read_text())
-        log = cls()
-        log.counts.update(data["counts"])
-        log.items = [Problem(**p) for p in data["problems"]]
-        return log
+        return cls(counts=Counter(data["counts"]), items=[Problem(**p) for p in data["problems"]])
 
     def write(self, path: str | Path) -> None:
         from mmpr.io import atomic_write_text

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from mmpr.chat import add_special_tokens, conversation
 from mmpr.dataset_writer import TRAINING_COLUMNS
 from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
+from mmpr.problems import Problem, ProblemLog
 from mpo_train.chat_split import split_pair
 
 TEXT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
@@ -49,10 +49,9 @@ class EncodedPair:
         return len(self.prompt) + len(self.chosen) + len(self.rejected)
 
 
-@dataclass
-class Skip:
-    code: str
-    message: str
+def _skip(code: str, index: int, row: dict[str, Any], message: str) -> Problem:
+    """The pair at ``index`` cannot train (the project's one skip record, :class:`~mmpr.problems.Problem`)."""
+    return Problem(code=code, file=f"pair {row.get('id', index)}", message=message)
 
 
 # ------------------------------------------------------------------------------------------------------ reading
@@ -61,7 +60,6 @@ def _release_rows(folder: Path, subsets: tuple[str, ...] | None, stamp: str, rep
     """Rows of a release; the rows it skips are written to ``report`` once all are read. ``stamp`` (a digest of
     the release files' sizes and times) is only there to key datasets' cache. No argument is a list: datasets
     would split a list among shards and run the generator once per item."""
-    from mmpr.problems import ProblemLog
     from mmpr.release import iter_subset, read_meta
 
     problems = ProblemLog()
@@ -121,7 +119,6 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
     from mmpr.dataset_writer import features as row_features
     from mmpr.dataset_writer import open_dataset
     from mmpr.errors import NothingMade
-    from mmpr.problems import ProblemLog
 
     features = row_features(TRAINING_COLUMNS)
     parts = []
@@ -163,7 +160,7 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
 
 # ----------------------------------------------------------------------------------------------------- encoding
 
-SKIP_RULES = "2"  # which pairs encode() skips; a change re-prepares cached data
+SKIP_RULES = "3"  # which pairs encode() skips, and how the prepared cache records them; a change re-prepares
 
 
 class PairEncoder:
@@ -184,9 +181,9 @@ class PairEncoder:
                  json.dumps(self.template_options, sort_keys=True, default=str), "split-by-offsets"]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
-    def encode(self, index: int, row: dict[str, Any]) -> EncodedPair | Skip:
+    def encode(self, index: int, row: dict[str, Any]) -> EncodedPair | Problem:
         if row["chosen"] == row["rejected"]:  # no preference to learn: the DPO term would sit at ln 2
-            return Skip("identical_responses", f"pair {row.get('id', index)}: rejected is identical to chosen")
+            return _skip("identical_responses", index, row, "rejected is identical to chosen")
         images = [img.convert("RGB") for img in row["images"]]
         messages = conversation(row["question"], len(images))
         split = split_pair(self.processor, messages, row["chosen"], row["rejected"], self.template_options)
@@ -198,15 +195,15 @@ class PairEncoder:
         chosen, rejected = split.chosen, split.rejected
         room = self.max_length - len(prompt_ids)
         if room < MIN_RESPONSE_TOKENS:
-            return Skip("prompt_too_long", f"pair {row.get('id', index)}: the prompt takes {len(prompt_ids)} tokens "
-                        f"(images included) of max_length {self.max_length}; raise max_length or use smaller images")
+            return _skip("prompt_too_long", index, row, f"the prompt takes {len(prompt_ids)} tokens "
+                         f"(images included) of max_length {self.max_length}; raise max_length or use smaller images")
         truncated = max(len(chosen), len(rejected)) > room
         if truncated and not self.truncate_responses:
-            return Skip("response_too_long", f"pair {row.get('id', index)}: prompt {len(prompt_ids)} + response "
-                        f"{max(len(chosen), len(rejected))} tokens exceed max_length {self.max_length}")
+            return _skip("response_too_long", index, row, f"prompt {len(prompt_ids)} + response "
+                         f"{max(len(chosen), len(rejected))} tokens exceed max_length {self.max_length}")
         if chosen[:room] == rejected[:room]:
-            return Skip("identical_responses", f"pair {row.get('id', index)}: chosen and rejected are the same in "
-                        f"the {room} tokens max_length leaves them; raise max_length")
+            return _skip("identical_responses", index, row, f"chosen and rejected are the same in the {room} tokens "
+                         f"max_length leaves them; raise max_length")
         mm = {k: v for k, v in inputs.items() if k not in TEXT_KEYS and isinstance(v, torch.Tensor)}
         return EncodedPair(index, prompt_ids, chosen[:room], rejected[:room], mm, truncated)
 
@@ -222,30 +219,37 @@ def _image_settings(processor) -> dict:
 
 @dataclass
 class Prepared:
-    """Which rows train, their packed lengths, and what was skipped or truncated."""
+    """Which rows train, their packed lengths, and what was skipped (:attr:`problems`, the first 20 listed) or
+    truncated."""
 
     kept: list[int]
     lengths: list[int]
-    skipped: dict[str, int]
     truncated: int
-    examples: list[str]
+    problems: ProblemLog
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return dict(self.problems.counts)
+
+    @property
+    def examples(self) -> list[str]:
+        return [str(p) for p in self.problems.items]
 
     def describe(self) -> str:
-        skipped = sum(self.skipped.values())
-        text = f"{len(self.kept)} pairs ready, {skipped} skipped"
-        if skipped:
-            text += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) + ")"
+        text = f"{len(self.kept)} pairs ready, {self.problems.total} skipped"
+        if self.problems.total:
+            text += f" ({self.problems.by_code()})"
         if self.truncated:
             text += f", {self.truncated} with responses cut to fit max_length"
         return text
 
 
 def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, world: int = 1,
-            gather=None, progress: bool = True, problems=None) -> Prepared:
+            gather=None, progress: bool = True, problems: ProblemLog | None = None) -> Prepared:
     """Encode every row once (each rank a share; ``gather`` concatenates the shares), keep those that fit.
 
-    ``problems`` (a :class:`mmpr.problems.ProblemLog`) holds the rows skipped before they reached ``dataset``
-    (bad rows of a release folder, see :func:`open_pairs`); they are counted with the rest and listed first.
+    ``problems`` holds the rows skipped before they reached ``dataset`` (bad rows of a release folder, see
+    :func:`open_pairs`); they are counted with the rest and listed first.
     The result is cached under ``cache_dir`` by the dataset's fingerprint and the encoder's, so a resumed
     run does not redo it.
     """
@@ -256,24 +260,28 @@ def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, wo
                          .encode()).hexdigest()[:20]
     path = cache_dir / f"prepared-{key}.json"
     if path.exists():
-        return Prepared(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        return Prepared(**{**data, "problems": ProblemLog.model_validate(data["problems"])})
     mine = []
     for index in tqdm(range(rank, len(dataset), world), desc="preparing pairs", disable=not progress or rank != 0,
                       unit="pair"):
         result = encoder.encode(index, dataset[index])
-        if isinstance(result, Skip):
-            mine.append((index, None, result.code, result.message))
+        if isinstance(result, Problem):
+            mine.append((index, None, "skipped", result.model_dump()))
         else:
-            mine.append((index, result.length, "truncated" if result.truncated else "ok", ""))
-    rows = sorted(gather(mine) if gather else mine)
-    skipped = Counter(code for _, length, code, _ in rows if length is None) + Counter(earlier)
-    listed = [str(p) for p in problems.items] if problems is not None else []
+            mine.append((index, result.length, "truncated" if result.truncated else "ok", None))
+    rows = sorted(gather(mine) if gather else mine, key=lambda row: row[0])
+    log = ProblemLog(keep=20)
+    if problems is not None:
+        log.update(problems)
+    for _, length, _, problem in rows:
+        if length is None:
+            log.record(Problem(**problem))
     prepared = Prepared(kept=[i for i, length, _, _ in rows if length is not None],
                         lengths=[length for _, length, _, _ in rows if length is not None],
-                        skipped=dict(skipped), truncated=sum(code == "truncated" for _, _, code, _ in rows),
-                        examples=(listed + [msg for _, length, _, msg in rows if length is None])[:20])
+                        truncated=sum(code == "truncated" for _, _, code, _ in rows), problems=log)
     if rank == 0:
-        atomic_write_text(path, json.dumps(prepared.__dict__))
+        atomic_write_text(path, json.dumps({**prepared.__dict__, "problems": log.model_dump(mode="json")}))
     return prepared
 
 
@@ -291,7 +299,7 @@ class PairDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> EncodedPair:
         index = self.indices[i]
         pair = self.encoder.encode(index, self.dataset[index])
-        if isinstance(pair, Skip):
+        if isinstance(pair, Problem):
             raise RuntimeError(f"row {index} was prepared as usable but now fails: {pair.message}")
         if self.ref is not None:
             pair.ref = self.ref.get(index)

@@ -270,7 +270,7 @@ def test_build_skips_an_oversized_image_and_its_bar_counts_what_the_summary_coun
     bars = re.findall(r"skipped=(\d+)", captured.err)
     assert bars and bars[-1] == "2", "the progress bar ends on the summary's count"
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert manifest["extra"]["build"]["skipped"] == {"image_too_large": 1, "image_unreadable": 1}
+    assert manifest["extra"]["build"]["skipped"]["counts"] == {"image_too_large": 1, "image_unreadable": 1}
     for name in ("manifest.json", "README.md"):
         assert str(tmp_path) not in (tmp_path / "o" / name).read_text(), name
 

@@ -133,15 +133,15 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 def _check_result(summary: BuildSummary) -> None:
     if sum(summary.pairs.values()):
         return
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())) or "no question gave a pair"
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.counts.items())) or "no question gave a pair"
     outcomes: dict[str, int] = {}
     for stats in summary.sources.values():
         for k, v in stats.outcomes.items():
             outcomes[k] = outcomes.get(k, 0) + v
     detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
-    examples = {}
-    for example in summary.skipped_examples:  # the first of each kind, with its file and line
-        examples.setdefault(example.rsplit("(", 1)[-1], example)
+    examples: dict[str, str] = {}
+    for problem in summary.skipped.items:  # the first of each kind, with its file and line
+        examples.setdefault(problem.code, str(problem))
     first = f"; first: {' | '.join(examples.values())}" if examples else ""
     raise NothingMade(f"0 pairs from {summary.questions} questions ({detail or 'none read'}; skipped: {reasons}"
                       f"{first}); no dataset written; check the sources and --max-tokens")

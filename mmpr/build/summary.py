@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from mmpr.problems import Problem, ProblemLog
+from mmpr.problems import ProblemLog
 from mmpr.store import ItemRecord
 
 
@@ -28,8 +28,8 @@ class BuildSummary(BaseModel):
     completion_tokens: int = 0
     pairs: dict[str, int] = Field(default_factory=dict)
     sources: dict[str, SourceStats] = Field(default_factory=dict)
-    skipped: dict[str, int] = Field(default_factory=dict)
-    skipped_examples: list[str] = Field(default_factory=list)
+    skipped: ProblemLog = Field(default_factory=lambda: ProblemLog(keep=20),
+                                description="Questions and source rows skipped, by reason; the first few listed.")
 
     def add(self, record: ItemRecord) -> None:
         s = self.sources.setdefault(record.item.source, SourceStats())
@@ -46,22 +46,11 @@ class BuildSummary(BaseModel):
         for p in record.pairs:
             self.pairs[p.kind] = self.pairs.get(p.kind, 0) + 1
         if record.problem is not None:
-            self.skip(record.problem)
-
-    def skip(self, problem: Problem) -> None:
-        self.skipped[problem.code] = self.skipped.get(problem.code, 0) + 1
-        self._example(problem)
-
-    def _example(self, problem: Problem) -> None:
-        if len(self.skipped_examples) < 20:
-            self.skipped_examples.append(str(problem))
+            self.skipped.record(record.problem)
 
     def add_source_problems(self, problems: ProblemLog) -> None:
         """Rows the sources could not turn into questions (counted in full, the first few listed)."""
-        for problem in problems.items:
-            self._example(problem)
-        for code, n in problems.counts.items():
-            self.skipped[code] = self.skipped.get(code, 0) + n
+        self.skipped.update(problems)
 
     def render(self) -> str:
         lines = [f"questions: {self.questions}   responses: {self.responses}   "
@@ -72,9 +61,8 @@ class BuildSummary(BaseModel):
             unp = f"{s.unparsable / s.judged:.1%}" if s.judged else "-"
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))
             lines.append(f"{name:<24}{s.questions:>10}{s.responses:>10}{acc:>10}{unp:>11}  {outcomes}")
-        total = sum(self.skipped.values())
-        lines.append(f"skipped: {total}" + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(self.skipped.items()))})"
-                                            if total else ""))
-        lines += [f"  {e}" for e in self.skipped_examples[:10]]
+        total = self.skipped.total
+        lines.append(f"skipped: {total}" + (f" ({self.skipped.by_code()})" if total else ""))
+        lines += [f"  {problem}" for problem in self.skipped.items[:10]]
         return "\n".join(lines)
 

@@ -139,8 +139,8 @@ def test_an_unscorable_item_is_skipped_and_reported_not_a_crash(tmp_path):
 def test_build_writes_a_dataset_with_summary_and_skips_bad_items(tmp_path, source_file, fake_model, scripted):
     summary = run(_cfg(tmp_path, source_file), progress=False)
     assert summary.questions == 12 and summary.responses == 10 * 6 + 2
-    assert summary.skipped == {"image_unreadable": 1}
-    assert "missing.png" in summary.skipped_examples[0]
+    assert summary.skipped.counts == {"image_unreadable": 1}
+    assert "missing.png" in str(summary.skipped.items[0])
     manifest = read_manifest(tmp_path / "out")
     assert manifest.num_pairs == sum(summary.pairs.values()) > 0
     assert manifest.generator.sampling.n == 6 and manifest.prompt.name == "mpo_cot"

@@ -28,6 +28,7 @@ def test_convert_cli_writes_the_dataset_and_the_skip_report(release, tmp_path, c
     assert "skipped: 1 skipped (malformed_json: 1)" in printed and ":3: not valid JSON" in printed
     report = json.loads((out / "skipped.json").read_text())
     assert report["counts"] == {"malformed_json": 1} and report["problems"][0]["line"] == 3
+    assert report["problems"][0]["file"] == "annotations/ai2d_pairs_vqa_correctness_rules.jsonl", "inside the release"
     extra = json.loads((out / "manifest.json").read_text())["extra"]
     assert extra["skipped"] == {"malformed_json": 1} and extra["summary"] == "1 skipped (malformed_json: 1)"
     assert "Build summary: 1 skipped (malformed_json: 1)" in (out / "README.md").read_text()

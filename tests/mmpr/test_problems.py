@@ -26,3 +26,14 @@ def test_a_written_log_reads_back_and_merges_within_the_keep_limit(tmp_path):
     small.update(back)
     small.update(back)
     assert small.total == 5 and small.counts["image_missing"] == 2 and len(small.items) == 3
+
+
+def test_the_log_is_a_record_that_crosses_boundaries_and_names_files_inside_a_root(tmp_path):
+    log = ProblemLog(keep=5)
+    log.add("malformed_json", tmp_path / "rel" / "annotations" / "a.jsonl", "bad", line=3)
+    log.add("image_missing", "elsewhere.jsonl", "gone")
+    again = ProblemLog.model_validate_json(log.model_dump_json())
+    assert again == log and again.counts["malformed_json"] == 1, "a summary holding it (the build's) dumps and loads"
+    inside = log.relative_to(tmp_path / "rel")
+    assert [p.file for p in inside.items] == ["annotations/a.jsonl", "elsewhere.jsonl"]
+    assert inside.counts == log.counts and log.items[0].file.startswith(str(tmp_path)), "the log itself is unchanged"

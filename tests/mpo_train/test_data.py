@@ -1,8 +1,9 @@
 import pytest
 from transformers import AutoProcessor
 
+from mmpr.problems import Problem
 from mmpr.testing import tiny_images, write_release
-from mpo_train.data import PairDataset, PairEncoder, Skip, open_pairs, prepare
+from mpo_train.data import PairDataset, PairEncoder, open_pairs, prepare
 from tests.mpo_train.conftest import write_pairs
 
 
@@ -35,9 +36,9 @@ def test_truncation_cuts_responses_never_image_tokens(processor, pair_rows):
     assert cut.truncated and cut.prompt == full.prompt
     assert cut.chosen == full.chosen[:10] and len(cut.rejected) == 10
     skipped = PairEncoder(processor, max_length=room, truncate_responses=False).encode(0, pair_rows[0])
-    assert isinstance(skipped, Skip) and skipped.code == "response_too_long"
+    assert isinstance(skipped, Problem) and skipped.code == "response_too_long"
     too_small = PairEncoder(processor, max_length=len(full.prompt) + 2).encode(0, pair_rows[0])
-    assert isinstance(too_small, Skip) and too_small.code == "prompt_too_long"
+    assert isinstance(too_small, Problem) and too_small.code == "prompt_too_long"
     assert f"the prompt takes {len(full.prompt)} tokens" in too_small.message
 
 
