@@ -46,6 +46,7 @@ from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.io import atomic_path, atomic_write_text
 from mmpr.locations import check_inputs_apart, check_out, check_server, new_folder
 from mmpr.model_ref import check_model, resolve_model
+from mmpr.problems import ProblemLog
 from mmpr.settings import flag_keys, parse_args, parse_pairs, positive_int, unknown_keys
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -216,7 +217,7 @@ def _write(raw: dict, benches: list[Benchmark], prompt: str, model: str, engine:
         unparsable = sum(not r["parsable"] for r in records)
         total = len(records)
         unscorable = {str(r["doc_id"]): r.get("problem") or "" for r in records if not r.get("scorable", True)}
-        skipped = task_utils.SKIPPED.get(bench.name, {})
+        skipped = {p.file: f"{p.message} ({p.code})" for p in task_utils.SKIPPED.get(bench.name, ProblemLog()).items}
         summarize = getattr(bench.utils(), "summarize", None)
         metrics = summarize(records) if summarize else {}
         accuracy = round(100 * correct / max(total, 1), 2)

@@ -15,13 +15,14 @@ from pathlib import Path
 from evals.prompting import PROMPT_STYLES, extract, render, score_response
 from evals.scoring import MissingField, SampleScore, Target
 from mmpr.images import PROBLEMS, UNREADABLE, max_pixels
+from mmpr.problems import ProblemLog
 from mmpr.prompts import strip_direct_instructions
 
 # the ground-truth column of every registered benchmark (DynaMath's is ground_truth)
 ANSWER_FIELDS = ("answer", "ground_truth")
 NULL_ANSWER = "the ground truth is null"
-# task folder -> {document: why it was left out}: the documents :func:`usable_docs` dropped in this process
-SKIPPED: dict[str, dict[str, str]] = {}
+# task folder -> the documents :func:`usable_docs` dropped in this process (file: the document), with the reason
+SKIPPED: dict[str, ProblemLog] = {}
 
 
 def prompt(question: str, style: str, choices: list[str] | None = None) -> str:
@@ -110,9 +111,9 @@ def _null(raw: dict, columns) -> list[str]:
     return [c for c in columns if raw[c] is None or (isinstance(raw[c], list) and None in raw[c])]
 
 
-def _doc_problem(dataset, index: int, task: dict, columns: list[str], raw: dict) -> str | None:
-    """Why document ``index`` cannot be put to the model (its images null, not decodable or above the pixel limit;
-    a null field its prompt needs), or None."""
+def _doc_problem(dataset, index: int, task: dict, columns: list[str], raw: dict) -> tuple[str, str] | None:
+    """Why document ``index`` cannot be put to the model, as ``(code, message)`` (its images null, not decodable
+    or above the pixel limit; a null field its prompt needs), or None."""
     from PIL import Image
 
     try:
@@ -133,13 +134,13 @@ def _doc_problem(dataset, index: int, task: dict, columns: list[str], raw: dict)
     except (AttributeError, TypeError):
         nulls = _null(raw, raw)
         if nulls:
-            return f"the prompt cannot be written with {', '.join(nulls)} null (null_field)"
+            return "null_field", f"the prompt cannot be written with {', '.join(nulls)} null"
         raise
     return None
 
 
-def _image(code: str) -> str:
-    return f"image {PROBLEMS[code]} ({code})"
+def _image(code: str) -> tuple[str, str]:
+    return code, f"image {PROBLEMS[code]}"
 
 
 def usable_docs(dataset, task: dict, doc_id, name: str):
@@ -152,7 +153,7 @@ def usable_docs(dataset, task: dict, doc_id, name: str):
     raw = dataset
     for column in columns:  # the same rows with the images as stored: the labels of those that do not decode
         raw = raw.cast_column(column, _undecoded(dataset.features[column], Image))
-    keep, skipped = [], {}
+    keep, skipped = [], ProblemLog()
     for index in range(len(dataset)):
         row = raw[index]
         try:
@@ -166,9 +167,10 @@ def usable_docs(dataset, task: dict, doc_id, name: str):
             label = str(doc_id(row))
         except (KeyError, TypeError, ValueError):
             label = f"row {index}"
-        skipped[label] = problem
+        code, message = problem
+        skipped.add(code, label, message)
     SKIPPED[name] = skipped
-    return dataset.select(keep) if skipped else dataset
+    return dataset.select(keep) if skipped.total else dataset
 
 
 def _undecoded(feature, image_type):
