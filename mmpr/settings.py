@@ -53,12 +53,19 @@ def parse_pairs(items: Iterable[str], flag: str, *, typed: bool = True) -> dict[
     return out
 
 
+def _unwrap(annotation: Any) -> Any:
+    """``X`` of ``X | None``."""
+    if get_origin(annotation) in (Union, type(int | None)):
+        kept = [a for a in get_args(annotation) if a is not type(None)]
+        return kept[0] if len(kept) == 1 else annotation
+    return annotation
+
+
 def _group(annotation: Any) -> type[BaseModel] | None:
-    """The settings group (a nested pydantic model) a field holds, or None."""
-    for sub in get_args(annotation) or (annotation,):
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            return sub
-    return None
+    """The settings group (a nested pydantic model, or None in its place) a field holds, or None: a list of
+    models (the build's ``sources``) is one setting, not a group."""
+    annotation = _unwrap(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -77,10 +84,11 @@ def leaf_paths(model: type[BaseModel]) -> dict[str, str]:
     paths: dict[str, str] = {}
     for name, field in model.model_fields.items():
         group = _group(field.annotation)
-        if group is None:
-            paths[name] = name
-        else:
-            paths.update({leaf: f"{name}.{path}" for leaf, path in leaf_paths(group).items()})
+        inner = {name: name} if group is None else {leaf: f"{name}.{path}" for leaf, path in leaf_paths(group).items()}
+        clash = set(inner) & set(paths)
+        if clash:  # a flag must name one field
+            raise TypeError(f"{model.__name__}: {', '.join(sorted(clash))} names two fields; rename one")
+        paths.update(inner)
     return paths
 
 
@@ -178,14 +186,6 @@ def config_keys_help(model: type[BaseModel], *, title: str = "config keys (YAML 
         default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
         lines.append(f"  {name:<28} {default}" + (f"; {field.description}" if field.description else ""))
     return "\n".join(lines)
-
-
-def _unwrap(annotation: Any) -> Any:
-    """``X`` of ``X | None``."""
-    if get_origin(annotation) in (Union, type(int | None)):
-        kept = [a for a in get_args(annotation) if a is not type(None)]
-        return kept[0] if len(kept) == 1 else annotation
-    return annotation
 
 
 def add_field_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, model: type[BaseModel],

@@ -134,3 +134,12 @@ def test_errors_name_the_file_line_and_field(tmp_path):
     assert "kind: Input should be 'a' or 'b' (line 3)" in line
     assert "max_pairs_per_question: Input should be greater than or equal to 1 (--max-pairs-per-question)" in line
     assert yaml_lines(config) == {"out": "line 1", "tags": "line 2", "kind": "line 3"}
+
+
+def test_a_name_shared_by_two_fields_is_refused():
+    class Clash(BaseModel):
+        n: int = 1
+        inner: Inner = Field(default_factory=Inner)
+
+    with pytest.raises(TypeError, match="n names two fields"):
+        leaf_paths(Clash)
