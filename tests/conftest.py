@@ -18,6 +18,7 @@ os.environ.update(
     MMPR_CACHE=os.path.join(_CACHE, "mmpr"),  # tiny:<family> models are built once per test session
 )
 
+import datasets  # noqa: E402, F401 - its log handler binds the sys.stderr of its first import: before capture
 import pytest  # noqa: E402
 
 
