@@ -11,6 +11,7 @@ functions of :func:`evals.task_utils.processors` and, when the benchmark has sco
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +32,9 @@ class Benchmark(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Short name used by --tasks and --data, and as the key in results.json.")
-    folder: str = Field(description="Task folder under evals/tasks/ holding utils.py.")
+    folder: str = Field(description="Task folder holding utils.py, in `package`.")
+    package: str = Field(default="evals.tasks", description="Package holding the task folder (an experiment's "
+                         "benchmark keeps its task with the experiment).")
     task: str = Field(description="lmms-eval task name stem; the task for a prompt is '<task>_<prompt>'.")
     dataset: str = Field(description="Hub dataset id the task reads unless --data points at a local copy; empty for "
                          "a benchmark that exists only as local files (always given with --data).")
@@ -54,7 +57,11 @@ class Benchmark(BaseModel):
         return f"{self.task}_{prompt}"
 
     def utils(self) -> ModuleType:
-        return importlib.import_module(f"evals.tasks.{self.folder}.utils")
+        return importlib.import_module(f"{self.package}.{self.folder}.utils")
+
+    def task_dir(self) -> Path:
+        """The task folder, copied next to the task YAML that ``evals.run`` writes."""
+        return Path(self.utils().__file__).parent
 
     def paper_number(self, model: str, prompt: str) -> tuple[float, str] | None:
         """The paper's score for ``model`` under ``prompt``, or the one it reports without naming the prompt."""
@@ -124,12 +131,11 @@ for _bench in [
                      "the number for numbered options (LogicVista eval/extract_accuracy.py: the extracted letter set "
                      "equals the gold set; no final answer stated: the rule its stored extractions imply, "
                      "official.logicvista_choices)"),
-    # local only: the held-out questions written by `python -m mmpr.synthetic_grid data OUT` (OUT/test.parquet)
-    Benchmark(name="synthetic_grid", folder="synthetic_grid", task="mmpr_synthetic_grid", dataset="", split="test",
-              fields=("id", "question", "answer", "answer_type", "kind", "image"), prompts=("cot", "direct"),
-              scorer="integer count, or yes / no", max_new_tokens={"cot": 128, "direct": 16}),
 ]:
     BENCHMARKS.register(_bench.name, _bench, description=_bench.scorer)
+# an experiment's benchmark lives with the experiment (experiments/), outside the product: named here, imported on use
+BENCHMARKS.register("synthetic_grid", "experiments.tiny_grid.benchmark:BENCHMARK",
+                    description="the synthetic grid-counting task of experiments/tiny_grid (local only)")
 
 
 PRESETS: dict[str, tuple[str, ...]] = {

@@ -49,7 +49,6 @@ from mmpr.model_ref import check_model, resolve_model
 from mmpr.problems import ProblemLog
 from mmpr.settings import flag_keys, parse_args, parse_pairs, positive_int, unknown_keys
 
-TASKS_DIR = Path(__file__).parent / "tasks"
 # benchmarks with a judged protocol scored beside the judge-free headline when --judge is given
 JUDGED_PROTOCOLS = ("mathvista",)
 
@@ -156,7 +155,7 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
         include = Path(tmp)
         for bench in benches:
             folder = include / bench.name
-            shutil.copytree(TASKS_DIR / bench.folder, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(bench.task_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
             (folder / f"{bench.task_name(prompt)}.yaml").write_text(
                 task_yaml(bench, prompt, (data or {}).get(bench.name), max_new_tokens))
         manager = TaskManager("WARNING", include_path=str(include), include_defaults=False)

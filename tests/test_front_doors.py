@@ -370,9 +370,9 @@ def test_agreement_without_a_judge_server_is_one_line_not_a_rate(tmp_path, capsy
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tool", ["mmpr.build", "mmpr.convert", "mmpr.export", "mmpr.synthetic_grid", "mpo_train",
-                                  "mpo_train.convert_internvl", "evals.run", "evals.compare", "evals.agreement",
-                                  "evals.grid_report"])
+@pytest.mark.parametrize("tool", ["mmpr.build", "mmpr.convert", "mmpr.export", "experiments.tiny_grid.generate",
+                                  "mpo_train", "mpo_train.convert_internvl", "evals.run", "evals.compare",
+                                  "evals.agreement", "experiments.tiny_grid.report"])
 def test_an_unknown_flag_is_one_line_and_exit_2(tool):
     proc = subprocess.run([sys.executable, "-m", tool, "--no-such-flag"], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)

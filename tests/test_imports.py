@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["mmpr", "mpo_train", "evals", "cards"]
+PACKAGES = ["mmpr", "mpo_train", "evals", "cards", "experiments"]
 
 
 def _modules():

@@ -87,10 +87,10 @@ def test_convert_internvl_keeps_the_original_config_and_reruns(tmp_path, capsys,
     assert (checkpoint / "config.json").read_text() == original
 
 
-# ------------------------------------------------------------------------------------------- mmpr.synthetic_grid
+# ------------------------------------------------------------------------------ experiments.tiny_grid.generate
 
 def test_synthetic_grid_refuses_occupied_folders(tmp_path, capsys):
-    from mmpr.synthetic_grid import main
+    from experiments.tiny_grid.generate import main
 
     trained = tmp_path / "trained"
     trained.mkdir()
@@ -465,8 +465,8 @@ def _when_exists(path: Path):
 
 @pytest.mark.slow
 def test_killed_runs_are_rerun_by_the_same_command_without_debris(tmp_path, capsys):
+    from experiments.tiny_grid.generate import main as grid
     from mmpr.convert import main as convert
-    from mmpr.synthetic_grid import main as grid
     from tests.test_front_doors import _when_stderr_shows
 
     rows = [{"question": f"question {i}", "chosen": f"good {i} " * 10, "rejected": f"bad {i} " * 10}
@@ -481,7 +481,8 @@ def test_killed_runs_are_rerun_by_the_same_command_without_debris(tmp_path, caps
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (out, tmp_path / "whole")]
     assert manifests[0]["content_hash"] == manifests[1]["content_hash"]
     data = tmp_path / "grid"
-    _kill_when(["-m", "mmpr.synthetic_grid", "data", str(data), "--train", "3000"], _when_exists(data / "images"))
+    _kill_when(["-m", "experiments.tiny_grid.generate", "data", str(data), "--train", "3000"],
+               _when_exists(data / "images"))
     assert data.is_dir() and not (data / "task.json").exists(), "killed mid-write"
     assert grid(["data", str(data), "--train", "3000"]) == 0, "a killed run's folder is this command's own"
     assert (data / "task.json").is_file()

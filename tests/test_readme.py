@@ -47,7 +47,7 @@ def checkout_view(folder: Path) -> Path:
     """A folder that looks like the checkout (its code, scripts, recipes and .venv linked in) so that a printed
     command's relative outputs (runs/...) land there, not in the repository."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in (".venv", "scripts", "mpo_train", "mmpr", "evals", "configs", "cards"):
+    for name in (".venv", "scripts", "mpo_train", "mmpr", "evals", "configs", "cards", "experiments"):
         if (ROOT / name).exists() and not (folder / name).exists():
             (folder / name).symlink_to(ROOT / name)
     return folder
@@ -70,7 +70,8 @@ def test_ci_runs_the_readme_setup_and_test_commands():
 def test_the_printed_commands_for_this_machine_are_found():
     assert printed(".venv/bin/python -m mpo_train").endswith("output_dir=runs/mpo-demo")
     assert "--data mathvista=path/to/mathvista_testmini.parquet" in printed(".venv/bin/python -m evals.run")
-    for command in ("bash scripts/reproduce_tiny.sh runs/tiny --quick", "bash scripts/reproduce_internvl2_8b_mpo.sh"):
+    for command in ("bash experiments/tiny_grid/reproduce.sh runs/tiny --quick",
+                    "bash scripts/reproduce_internvl2_8b_mpo.sh"):
         assert printed(command) == command
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mmpr.answers import LETTERS
 from mmpr.errors import UserError
-from mmpr.sources import SourceSpec, register_source
+from mmpr.sources import SOURCES, SourceSpec, register_source
 from mmpr.sources.base import Columns, DatasetSource
 
 
@@ -112,11 +112,7 @@ def mathvista(spec: SourceSpec) -> DatasetSource:
         extra=("precision", "unit", "metadata")), category="mathematics", require_image=True, fix=_mathvista_fix)
 
 
-@register_source("synthetic_grid", "the synthetic grid-counting task of mmpr.synthetic_grid (path= its train.jsonl, "
-                                   "written by `python -m mmpr.synthetic_grid data OUT`)")
-def synthetic_grid(spec: SourceSpec) -> DatasetSource:
-    if not spec.path:
-        raise UserError("the synthetic_grid source needs a path: the train.jsonl written by "
-                         "`python -m mmpr.synthetic_grid data OUT`")
-    return DatasetSource(name="synthetic_grid", path=spec.path, columns=Columns(id="id", answer_type="answer_type"),
-                         category="mathematics", require_image=True)
+# an experiment's source lives with the experiment (experiments/), outside the product: named here, imported on use
+SOURCES.register("synthetic_grid", "experiments.tiny_grid.source:synthetic_grid",
+                 description="the synthetic grid-counting task of experiments/tiny_grid (path= its train.jsonl, "
+                             "written by `python -m experiments.tiny_grid.generate data OUT`)")

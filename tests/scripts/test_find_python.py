@@ -15,11 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def _checkout(tmp_path: Path) -> Path:
     """A checkout of the scripts alone (copied: the scripts find the checkout from where they lie)."""
     shutil.copytree(ROOT / "scripts", tmp_path / "checkout" / "scripts")
+    shutil.copytree(ROOT / "experiments", tmp_path / "checkout" / "experiments",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path / "checkout"
 
 
-@pytest.mark.parametrize("script, args", [("reproduce_tiny.sh", ["runs/tiny", "--quick"]),
-                                          ("reproduce_internvl2_8b_mpo.sh", [])])
+@pytest.mark.parametrize("script, args", [("experiments/tiny_grid/reproduce.sh", ["runs/tiny", "--quick"]),
+                                          ("scripts/reproduce_internvl2_8b_mpo.sh", [])])
 def test_the_scripts_run_the_checkouts_venv(tmp_path, script, args):
     checkout = _checkout(tmp_path)
     calls = tmp_path / "calls.txt"
@@ -32,11 +34,11 @@ def test_the_scripts_run_the_checkouts_venv(tmp_path, script, args):
     (tmp_path / "work" / "MMPR-v1.0" / "meta.json").write_text("{}")
     (tmp_path / "work" / "original" / "InternVL2-8B").mkdir(parents=True)
     (tmp_path / "work" / "original" / "InternVL2-8B" / "config.json").write_text("{}")
-    done = subprocess.run(["bash", f"scripts/{script}", *args], cwd=checkout, env=env, capture_output=True,
+    done = subprocess.run(["bash", script, *args], cwd=checkout, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode != 0
     first = calls.read_text().splitlines()[0]
-    assert first.startswith(("-m mmpr.synthetic_grid", "-m mmpr.convert")), first
+    assert first.startswith(("-m experiments.tiny_grid.generate", "-m mmpr.convert")), first
 
 
 def test_without_an_environment_the_scripts_say_how_to_make_one(tmp_path):
@@ -48,7 +50,7 @@ def test_without_an_environment_the_scripts_say_how_to_make_one(tmp_path):
         if found:
             (bare / tool).symlink_to(found)
     env = {**plain_env(), "PATH": str(bare)}
-    done = subprocess.run(["bash", "scripts/reproduce_tiny.sh", "runs/tiny", "--quick"], cwd=checkout, env=env,
+    done = subprocess.run(["bash", "experiments/tiny_grid/reproduce.sh", "runs/tiny", "--quick"], cwd=checkout, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "run 'bash scripts/setup.sh'" in done.stderr, done.stderr

@@ -1,4 +1,5 @@
-"""The synthetic grid-counting task of ``mmpr.synthetic_grid`` (integer counts, yes/no comparisons), judge-free."""
+"""The lmms-eval task of the synthetic grid-counting questions of ``experiments.tiny_grid.generate`` (integer counts,
+yes/no comparisons), judge-free."""
 
 from evals import task_utils as common
 from evals.scoring import Target, require

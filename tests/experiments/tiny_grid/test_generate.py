@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from mmpr import synthetic_grid as sg
+from experiments.tiny_grid import generate as sg
 from mmpr.answers import extract_final_answer, is_correct
 from mmpr.images import ImageStore
 from mmpr.problems import ProblemLog
@@ -68,8 +68,8 @@ def test_chance_is_below_30_percent_and_baselines_are_measured(side):
 @pytest.mark.parametrize("side", [3, 4])
 def test_write_data_gives_a_source_eval_sets_and_supervised_rows(tmp_path, side):
     summary = sg.write_data(tmp_path, train=12, test=6, sft=20, direct_share=0.75, seed=3, side=side, val=5)
-    assert json.loads((tmp_path / "task.json").read_text()) == summary
-    assert summary["side"] == side and summary["val"] == 5
+    assert sg.TaskSummary.model_validate_json((tmp_path / "task.json").read_text()) == summary
+    assert json.loads((tmp_path / "task.json").read_text())["side"] == side and summary.val == 5
     source = make_source(SourceSpec(name="synthetic_grid", path=str(tmp_path / "train.jsonl")))
     problems = ProblemLog()
     items = list(source.items(ImageStore(tmp_path / "store"), problems))

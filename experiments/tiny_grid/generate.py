@@ -16,9 +16,9 @@ answer::
 The tally repeats the asked colour as the question writes it (the same token, " red"), so that copying it is one
 attention step for a tiny model.
 
-``python -m mmpr.synthetic_grid data OUT`` writes the training questions (a source for ``mmpr.build``),
+``python -m experiments.tiny_grid.generate data OUT`` writes the training questions (a source for ``mmpr.build``),
 the held-out questions (an evaluation set for ``evals.run``, plus a copy with shuffled images), supervised
-rows for ``mpo_train`` and the baselines; ``python -m mmpr.synthetic_grid model OUT`` writes a tiny Qwen2-VL
+rows for ``mpo_train`` and the baselines; ``python -m experiments.tiny_grid.generate model OUT`` writes a tiny Qwen2-VL
 whose tokenizer knows the task's words. OUT must be new, empty, or hold an unfinished run of the same command with
 the same settings; anything else (a trained model, other data) needs ``--overwrite``.
 """
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
 
 from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door
 from mmpr.io import atomic_write_text
@@ -143,6 +144,28 @@ def baselines(train: list[GridQuestion], test: list[GridQuestion]) -> dict[str, 
 
 # --------------------------------------------------------------------------------------------------- writing
 
+class Baselines(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chance: float = Field(ge=0, le=1, description="Expected accuracy of uniform guessing per question kind.")
+    majority: float = Field(ge=0, le=1, description="Accuracy of the training set's most common answer per kind.")
+
+
+class TaskSummary(BaseModel):
+    """``OUT/task.json``: the sizes and draw of the task's files and the held-out questions' baselines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    side: int = Field(description="Cells per grid line.")
+    train: int
+    val: int
+    test: int
+    sft: int
+    direct_share: float = Field(description="Share of direct answers in sft_shift.jsonl.")
+    seed: int
+    baselines: Baselines
+
+
 def _save_images(qs: list[GridQuestion], folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -173,7 +196,7 @@ def _eval_parquet(path: Path, qs: list[GridQuestion], images: list[Path]) -> Non
 
 
 def write_data(out: Path, *, train: int, test: int, sft: int, direct_share: float, seed: int = 0,
-               side: int = SIDE, val: int = 0) -> dict:
+               side: int = SIDE, val: int = 0) -> TaskSummary:
     """Write the task's files under ``out`` and return the summary (also ``out/task.json``).
 
     - ``train.jsonl``: the training questions, the ``synthetic_grid`` source of ``mmpr.build``;
@@ -209,9 +232,9 @@ def write_data(out: Path, *, train: int, test: int, sft: int, direct_share: floa
         shift.append({"id": q.id, "question": direct_prompt(q) if direct else cot_prompt(q),
                       "images": [str(images[q.id])], "response": q.answer if direct else q.cot()})
     _jsonl(out / "sft_shift.jsonl", shift)
-    summary = {"side": side, "train": train, "val": val, "test": test, "sft": sft, "direct_share": direct_share,
-               "seed": seed, "baselines": baselines(train_qs + sft_qs, test_qs)}
-    atomic_write_text(out / "task.json", json.dumps(summary, indent=2) + "\n")
+    summary = TaskSummary(side=side, train=train, val=val, test=test, sft=sft, direct_share=direct_share, seed=seed,
+                          baselines=Baselines(**baselines(train_qs + sft_qs, test_qs)))
+    atomic_write_text(out / "task.json", summary.model_dump_json(indent=2) + "\n")
     return summary
 
 
@@ -226,7 +249,7 @@ def write_model(out: Path, *, hidden: int, layers: int, seed: int = 0, side: int
 
 @front_door
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m mmpr.synthetic_grid", description=__doc__, epilog=EXIT_CODES,
+    parser = ArgumentParser(prog="python -m experiments.tiny_grid.generate", description=__doc__, epilog=EXIT_CODES,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="write the task's questions, evaluation sets and supervised rows")
@@ -259,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "data":
             summary = write_data(args.out, train=args.train, test=args.test, sft=args.sft,
                                  direct_share=args.direct_share, seed=args.seed, side=args.side, val=args.val)
-            print(json.dumps(summary))
+            print(summary.model_dump_json())
         else:
             print(write_model(args.out, hidden=args.hidden, layers=args.layers, seed=args.seed, side=args.side))
     return 0

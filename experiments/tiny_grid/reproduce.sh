@@ -3,31 +3,33 @@
 #   (Table 3) MPO lifts the CoT accuracy of an SFT model whose CoT is worse than its direct answers;
 #   (Table 6) DPO alone, at a high learning rate, loses accuracy and leaves unparsable answers; MPO does not.
 #
-#   bash scripts/reproduce_tiny.sh OUT            # full run: 22 min measured on 2 idle cores
-#   bash scripts/reproduce_tiny.sh OUT --quick    # the same steps at toy sizes (a few minutes; CI runs it)
-#   TASK_SEED=1 bash scripts/reproduce_tiny.sh OUT  # another draw of the task's questions and the model's weights
+#   bash experiments/tiny_grid/reproduce.sh OUT          # full run: 22 min measured on 2 idle cores
+#   bash experiments/tiny_grid/reproduce.sh OUT --quick  # the same steps at toy sizes (a few minutes; CI runs it)
+#   TASK_SEED=1 bash experiments/tiny_grid/reproduce.sh OUT  # another draw of the questions and the model's weights
 #
-# Steps: a synthetic grid-counting task and a tiny Qwen2-VL that knows its words (mmpr.synthetic_grid) ->
+# Steps: a synthetic grid-counting task and a tiny Qwen2-VL that knows its words (experiments.tiny_grid.generate) ->
 # SFT on CoT answers, then a shift to mostly direct answers with the image side frozen (mpo_train, SFT term
 # alone) = the start ->
 # preference pairs sampled from the start (mmpr.build, N samples at T = 1) -> three arms from the start on the
 # same pairs and budget: continued SFT on the chosen answers, DPO only, MPO; plus DPO only and MPO at a higher
 # lr; several seeds each (mpo_train) -> greedy CoT and direct evaluation on held-out questions (evals.run) ->
-# OUT/results.json, OUT/results.md and OUT/results.png (evals.grid_report).
+# OUT/results.json, OUT/results.md and OUT/results.png (experiments.tiny_grid.report). What was tried: LOG.md.
 # Where it departs from the paper: a 0.8 M-parameter model trained from scratch on one synthetic task, one round
 # of self-sampled pairs, and SFT (not MPO's start, InternVL2-8B) made CoT-worse-than-direct by construction.
 # Every step resumes: rerun the same command after a kill and finished steps are skipped.
 set -euo pipefail
 
-OUT=${1:?usage: reproduce_tiny.sh OUT [--quick]}
+OUT=${1:?usage: reproduce.sh OUT [--quick]}
 QUICK=${2:-}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export OMP_NUM_THREADS=${THREADS:-2}   # a fixed, small number of torch threads: timings comparable between runs
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/find_python.sh"  # PYTHON: the project's .venv; ROOT
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../scripts/find_python.sh"  # PYTHON: the .venv; ROOT
 PY=$PYTHON
+# the experiment's modules are imported from the checkout (an installed mmpr ships them too)
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 TASK_SEED=${TASK_SEED:-0}
 
-# Full size: 1,000 build questions (with 400 the arms fit their questions and MPO stayed below direct: README)
+# Full size: 1,000 build questions (with 400 the arms fit their questions and MPO stayed below direct: LOG.md)
 if [[ "$QUICK" == "--quick" ]]; then
   TRAIN=24 TEST=24 SFT=200 HIDDEN=64 LAYERS=1 BATCH=8
   COT_STEPS=200 START_LR=3e-3 SHIFT_STEPS=5 N=6 ARM_STEPS=4 SEEDS="0"
@@ -52,7 +54,7 @@ TRAIN_ARGS=(--config "$ROOT/mpo_train/recipes/tiny_cpu.yaml" eval_fraction=0 sav
             warmup_ratio=0.02 max_length=512)
 # After the first stage the image side (vision tower and projector) stays as that stage learned it: the shift and
 # the preference arms change how the model answers, not how it sees. (Measured with it trained too: the same lift
-# and collapse, but MPO no better than continued SFT beyond noise; see the README.)
+# and collapse, but MPO no better than continued SFT beyond noise; see LOG.md.)
 FROZEN=(freeze_vision_tower=true freeze_projector=true)
 
 # 1. the task (train questions = the build's source; held-out questions, also with shuffled images) and the model
@@ -67,10 +69,10 @@ for key, value in zip(("train", "test", "sft", "seed"), asked):
         sys.exit(f"{path}: {key} is {have.get(key)} but this run asks for {value}; give another OUT")
 EOF
 fi
-[[ -f "$OUT/data/task.json" ]] || "$PY" -m mmpr.synthetic_grid data "$OUT/data" --train $TRAIN --test $TEST --sft $SFT \
-  --seed $TASK_SEED
-[[ -f "$OUT/model/config.json" ]] || "$PY" -m mmpr.synthetic_grid model "$OUT/model" --hidden $HIDDEN --layers $LAYERS \
-  --seed $TASK_SEED
+[[ -f "$OUT/data/task.json" ]] || "$PY" -m experiments.tiny_grid.generate data "$OUT/data" --train $TRAIN --test $TEST \
+  --sft $SFT --seed $TASK_SEED
+[[ -f "$OUT/model/config.json" ]] || "$PY" -m experiments.tiny_grid.generate model "$OUT/model" --hidden $HIDDEN \
+  --layers $LAYERS --seed $TASK_SEED
 
 # 2. the start: learn the task with CoT and direct answers together (lr 1e-3, cosine: at 3e-3 the full-size model
 # never learned to copy the asked colour; the toy model of --quick needs 3e-3 to learn the format in 200 steps),
@@ -127,5 +129,5 @@ done
 
 # 6. the table, the chart, the gate checks and the effects
 say "report"
-"$PY" -m evals.grid_report "$OUT"
+"$PY" -m experiments.tiny_grid.report "$OUT"
 say "done: $OUT/results.json, $OUT/results.md, $OUT/results.png"

@@ -1,11 +1,16 @@
-"""``python -m evals.grid_report OUT``: the results of ``scripts/reproduce_tiny.sh`` as ``results.json`` and a chart.
+"""``python -m experiments.tiny_grid.report OUT``: the results of ``experiments/tiny_grid/reproduce.sh`` as
+``results.json`` and a chart.
 
-It reads what the script's steps wrote under ``OUT`` (nothing is re-scored here):
+It reads what the script's steps wrote under ``OUT``, each as the record type that wrote it (nothing is re-scored
+here):
 
-- ``data/task.json``: chance and majority baselines of the held-out questions;
-- ``pairs/manifest.json``: the build's sampled CoT accuracy at T = 1 and its pair counts;
-- ``eval/<arm>/seed<k>/<prompt>/``: ``evals.run`` outputs per arm, seed and prompt (``cot``, ``direct``); the
-  start (``sft``) also has ``cot_shuffled`` and ``direct_shuffled`` (the held-out questions with images moved).
+- ``data/task.json`` (:class:`~experiments.tiny_grid.generate.TaskSummary`): chance and majority baselines of the
+  held-out questions;
+- ``pairs/manifest.json`` (:class:`~mmpr.schemas.Manifest`, its build summary a
+  :class:`~mmpr.build.summary.BuildSummary`): the build's sampled CoT accuracy at T = 1 and its pair counts;
+- ``eval/<arm>/seed<k>/<prompt>/`` (:class:`~evals.results.RunResult` and its samples): ``evals.run`` outputs per
+  arm, seed and prompt (``cot``, ``direct``); the start (``sft``) also has ``cot_shuffled`` and ``direct_shuffled``
+  (the held-out questions with images moved).
 
 Per arm: CoT ``accuracy``, ``unparsable`` and ``direct_accuracy`` (percent), mean over seeds with a 95 % t
 interval; paired differences on the same questions (per-question correctness averaged over seeds) with a 95 %
@@ -20,9 +25,15 @@ import math
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from evals.results import RunResult, TaskResult
+from experiments.tiny_grid.generate import TaskSummary
+from mmpr.build.summary import BuildSummary
 from mmpr.cli import ArgumentParser, front_door
 from mmpr.errors import UserError
 from mmpr.io import atomic_write_text
+from mmpr.schemas import Manifest
 
 ARMS = ("sft", "sft_chosen", "dpo", "mpo")
 HIGH_LR_ARMS = ("dpo", "mpo")
@@ -60,14 +71,38 @@ def paired_ci(a: dict[str, float], b: dict[str, float]) -> dict:
     return {"mean": round(mean, 2), "ci95": [round(mean - half, 2), round(mean + half, 2)], "questions": n}
 
 
-def _run(folder: Path) -> tuple[dict, dict[str, float]]:
+class Sample(BaseModel):
+    """The fields of an ``evals.run`` samples line that the report reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    doc_id: str | int
+    correct: bool
+
+
+def _read(path: Path, record: type[BaseModel]):
+    """``path`` as ``record``; a file that is not one is a :class:`UserError` naming it."""
+    try:
+        return record.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as e:
+        raise UserError(f"{path}: not a {record.__name__} ({e.errors()[0]['msg']} at "
+                        f"{'.'.join(map(str, e.errors()[0]['loc']))}); rerun the step that writes it") from e
+
+
+def _run(folder: Path) -> tuple[TaskResult, dict[str, float]]:
     """One evals.run output: its task result and per-question correctness."""
-    result = json.loads((folder / "results.json").read_text())["tasks"]["synthetic_grid"]
-    samples = folder / f"samples_{result['task']}.jsonl"
+    run = _read(folder / "results.json", RunResult)
+    if "synthetic_grid" not in run.tasks:
+        raise UserError(f"{folder / 'results.json'}: no synthetic_grid result; rerun its evaluation")
+    result = run.tasks["synthetic_grid"]
+    samples = folder / f"samples_{result.task}.jsonl"
     correct = {}
-    for line in samples.read_text().splitlines():
-        record = json.loads(line)
-        correct[str(record["doc_id"])] = float(record["correct"])
+    for number, line in enumerate(samples.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            sample = Sample.model_validate_json(line)
+        except ValidationError as e:
+            raise UserError(f"{samples}:{number}: not a sample ({e.errors()[0]['msg']})") from e
+        correct[str(sample.doc_id)] = float(sample.correct)
     return result, correct
 
 
@@ -84,9 +119,9 @@ def arm_summary(arm_dir: Path) -> tuple[dict, dict[str, float]]:
     per_question: dict[str, list[float]] = {}
     for seed in _seeds(arm_dir):
         cot, correct = _run(seed / "cot")
-        acc.append(cot["accuracy"])
-        unparsable.append(cot["unparsable_rate"])
-        direct.append(_run(seed / "direct")[0]["accuracy"])
+        acc.append(cot.accuracy)
+        unparsable.append(cot.unparsable_rate)
+        direct.append(_run(seed / "direct")[0].accuracy)
         for q, c in correct.items():
             per_question.setdefault(q, []).append(c)
     summary = {"accuracy": mean_ci(acc), "unparsable": mean_ci(unparsable), "direct_accuracy": mean_ci(direct)}
@@ -94,14 +129,18 @@ def arm_summary(arm_dir: Path) -> tuple[dict, dict[str, float]]:
 
 
 def report(out: Path) -> dict:
-    task = json.loads((out / "data" / "task.json").read_text())
-    chance, majority = (100 * task["baselines"][k] for k in ("chance", "majority"))
-    manifest = json.loads((out / "pairs" / "manifest.json").read_text())
-    build = manifest["extra"]["build"]
-    stats = build["sources"]["synthetic_grid"]
-    sampled = 100 * stats["correct"] / max(stats["judged"], 1)
+    task = _read(out / "data" / "task.json", TaskSummary)
+    chance, majority = 100 * task.baselines.chance, 100 * task.baselines.majority
+    manifest_path = out / "pairs" / "manifest.json"
+    manifest = _read(manifest_path, Manifest)
+    try:
+        build = BuildSummary.model_validate(manifest.extra["build"])
+        stats = build.sources["synthetic_grid"]
+    except (KeyError, ValidationError) as e:
+        raise UserError(f"{manifest_path}: no build summary of the synthetic_grid source; rerun mmpr.build") from e
+    sampled = 100 * stats.correct / max(stats.judged, 1)
     results: dict = {"baselines": {"chance": round(chance, 2), "majority": round(majority, 2)},
-                     "pairs": build["pairs"], "sampled_cot_accuracy_t1": round(sampled, 2)}
+                     "pairs": build.pairs, "sampled_cot_accuracy_t1": round(sampled, 2)}
     per_q = {}
     for arm in ARMS:
         results[arm], per_q[arm] = arm_summary(out / "eval" / arm)
@@ -111,7 +150,7 @@ def report(out: Path) -> dict:
     results["mpo_minus_sft_ci95"] = paired_ci(per_q["mpo"], per_q["sft"])
     results["mpo_minus_sft_chosen_ci95"] = paired_ci(per_q["mpo"], per_q["sft_chosen"])
     results["high_lr"]["mpo_minus_dpo_ci95"] = paired_ci(per_q["high_lr_mpo"], per_q["high_lr_dpo"])
-    shuffled = {p: _run(out / "eval" / "sft" / "seed0" / f"{p}_shuffled")[0]["accuracy"] for p in ("cot", "direct")}
+    shuffled = {p: _run(out / "eval" / "sft" / "seed0" / f"{p}_shuffled")[0].accuracy for p in ("cot", "direct")}
     start = results["sft"]
     results["gates"] = {
         "shuffled_accuracy": shuffled,
@@ -187,14 +226,11 @@ def plot(results: dict, path: Path) -> None:
 
 @front_door
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m evals.grid_report", description=__doc__,
+    parser = ArgumentParser(prog="python -m experiments.tiny_grid.report", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="the OUT folder of scripts/reproduce_tiny.sh")
+    parser.add_argument("out", type=Path, help="the OUT folder of experiments/tiny_grid/reproduce.sh")
     args = parser.parse_args(argv)
-    try:
-        results = report(args.out)
-    except KeyError as e:
-        raise UserError(f"{args.out}: a step's output lacks the field {e}; rerun scripts/reproduce_tiny.sh") from e
+    results = report(args.out)
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
     plot(results, args.out / "results.png")
     text = table(results)

@@ -9,13 +9,14 @@ import pytest
 
 from tests.test_readme import checkout_view, printed, run_printed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPT = "experiments/tiny_grid/reproduce.sh"
 
 
 @pytest.mark.slow
 def test_quick_run_writes_results_gates_and_chart(tmp_path):
     """The README's command exactly as printed, from a checkout, no environment activated."""
-    command = printed("bash scripts/reproduce_tiny.sh runs/tiny --quick")
+    command = printed("bash experiments/tiny_grid/reproduce.sh runs/tiny --quick")
     view = checkout_view(tmp_path / "checkout")
     out = view / "runs" / "tiny"
     done = run_printed(command, view, HF_HUB_OFFLINE="1")
@@ -49,21 +50,22 @@ def test_quick_run_writes_results_gates_and_chart(tmp_path):
 
 @pytest.mark.parametrize("task_seed", [None, "1"])
 def test_task_seed_draws_the_questions_and_the_model(tmp_path, task_seed):
-    # a stand-in interpreter that records each command, lets the two synthetic_grid steps pass and fails the first
+    # a stand-in interpreter that records each command, lets the two generator steps pass and fails the first
     # training step, so that the script stops right after writing the task and the model
     calls = tmp_path / "calls.txt"
     shim = tmp_path / "python"
-    shim.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n[[ "$2" == mmpr.synthetic_grid ]]\n')
+    shim.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n[[ "$2" == experiments.tiny_grid.generate ]]\n')
     shim.chmod(0o755)
     env = {**os.environ, "PYTHON": str(shim)}
     env.pop("TASK_SEED", None)
     if task_seed:
         env["TASK_SEED"] = task_seed
-    done = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(tmp_path / "run")], cwd=ROOT, env=env,
+    done = subprocess.run(["bash", SCRIPT, str(tmp_path / "run")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "failed: SFT on CoT" in done.stdout
     data, model, train = calls.read_text().splitlines()
-    assert data.startswith("-m mmpr.synthetic_grid data") and model.startswith("-m mmpr.synthetic_grid model")
+    assert data.startswith("-m experiments.tiny_grid.generate data")
+    assert model.startswith("-m experiments.tiny_grid.generate model")
     assert train.startswith("-m mpo_train")
     assert data.endswith(f"--seed {task_seed or 0}") and model.endswith(f"--seed {task_seed or 0}")
 
@@ -78,7 +80,7 @@ def test_resume_into_another_runs_folder_is_refused(tmp_path, flags, env_seed, s
     env.pop("TASK_SEED", None)
     if env_seed:
         env["TASK_SEED"] = env_seed
-    done = subprocess.run(["bash", "scripts/reproduce_tiny.sh", str(out), *flags], cwd=ROOT, env=env,
+    done = subprocess.run(["bash", SCRIPT, str(out), *flags], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip() == f"{out / 'data' / 'task.json'}: {says}; give another OUT"

@@ -2,7 +2,7 @@ import pytest
 
 from evals.registry import PRESETS, get
 from evals.scoring import MissingField
-from mmpr import synthetic_grid as sg
+from experiments.tiny_grid import generate as sg
 
 bench = get("synthetic_grid")
 utils = bench.utils()

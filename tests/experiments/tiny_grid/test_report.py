@@ -1,8 +1,13 @@
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from evals import grid_report as gr
+from evals.results import RunResult, TaskResult
+from experiments.tiny_grid import report as gr
+from experiments.tiny_grid.generate import Baselines, TaskSummary
+from mmpr.build.summary import BuildSummary, SourceStats
+from mmpr.schemas import Manifest
 
 
 def test_mean_ci_is_a_student_t_interval():
@@ -26,19 +31,32 @@ def _eval(folder, prompt, correct, unparsable=0):
     folder.mkdir(parents=True)
     task = f"mmpr_synthetic_grid_{prompt.split('_')[0]}"
     n = len(correct)
-    (folder / "results.json").write_text(json.dumps({"tasks": {"synthetic_grid": {
-        "task": task, "accuracy": 100 * sum(correct) / n, "unparsable_rate": 100 * unparsable / n}}}))
+    result = TaskResult(benchmark="synthetic_grid", task=task, accuracy=100 * sum(correct) / n, correct=sum(correct),
+                        total=n, unparsable=unparsable, unparsable_rate=100 * unparsable / n, dataset="test.parquet")
+    run = RunResult(model="m", engine="hf", prompt=prompt.split("_")[0], prompt_template="", generation={},
+                    lmms_eval_version="0.7.3", created_at=datetime.now(UTC), limit=None,
+                    tasks={"synthetic_grid": result})
+    (folder / "results.json").write_text(run.model_dump_json())
     (folder / f"samples_{task}.jsonl").write_text("".join(
         json.dumps({"doc_id": f"q{i}", "correct": bool(c)}) + "\n" for i, c in enumerate(correct)))
 
 
+def _task_and_pairs(out):
+    """``data/task.json`` and ``pairs/manifest.json`` as the generator and the build write them."""
+    (out / "data").mkdir()
+    task = TaskSummary(side=3, train=80, val=0, test=100, sft=20, direct_share=0.9, seed=0,
+                       baselines=Baselines(chance=0.25, majority=0.4))
+    (out / "data" / "task.json").write_text(task.model_dump_json())
+    (out / "pairs").mkdir()
+    build = BuildSummary(pairs={"correctness": 10, "format": 3},
+                         sources={"synthetic_grid": SourceStats(judged=80, correct=36, unparsable=4)})
+    manifest = Manifest(name="pairs", dataset_version="1.0.0", content_hash="0" * 64, num_pairs=13, subsets={},
+                        extra={"build": build.model_dump()})
+    (out / "pairs" / "manifest.json").write_text(manifest.model_dump_json())
+
+
 def test_report_reads_the_run_layout_and_checks_gates_and_effects(tmp_path):
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "task.json").write_text(json.dumps({"baselines": {"chance": 0.25, "majority": 0.4}}))
-    (tmp_path / "pairs").mkdir()
-    (tmp_path / "pairs" / "manifest.json").write_text(json.dumps({"extra": {"build": {
-        "pairs": {"correctness": 10, "format": 3},
-        "sources": {"synthetic_grid": {"judged": 80, "correct": 36, "unparsable": 4}}}}}))
+    _task_and_pairs(tmp_path)
     n = 100
     start_cot = [i < 40 for i in range(n)]
     start_direct = [i < 50 for i in range(n)]
@@ -71,3 +89,11 @@ def test_a_run_with_missing_outputs_is_one_line_and_exit_2(tmp_path, capsys):
     assert gr.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "task.json" in err and "\n" not in err
+
+
+def test_a_step_output_that_is_not_its_record_is_one_line_naming_the_file(tmp_path, capsys):
+    _task_and_pairs(tmp_path)
+    (tmp_path / "data" / "task.json").write_text(json.dumps({"baselines": {"chance": 0.25, "majority": 0.4}}))
+    assert gr.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "task.json: not a TaskSummary" in err and "\n" not in err
