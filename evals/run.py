@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from evals import registry, task_utils
-from evals.prompting import PROMPT_STYLES, STYLES, template_text
+from evals.prompting import STYLES, template_text
 from evals.registry import Benchmark
 from evals.results import CategoryScore, Interval, RunResult, TaskResult
 from evals.sampling import sampled_scores
@@ -275,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"and presets ({'; '.join(f'{k}: {chr(44).join(v)}' for k, v in registry.PRESETS.items())})")
     parser.add_argument("--model", required=True, help="model path, Hub id, or tiny:<family>")
     parser.add_argument("--engine", choices=["vllm", "hf"], default="hf", help="vllm (GPU) or hf (transformers)")
-    parser.add_argument("--prompt", choices=PROMPT_STYLES, default="cot",
-                        help="cot: the paper's CoT prompt; direct: short answers; reasoning: <think>/<answer> format")
+    parser.add_argument("--prompt", default="cot", help="; ".join(f"{name}: {what}" for name, what in
+                                                                 STYLES.describe().items()) + " (default cot)")
     parser.add_argument("--limit", type=positive_int, help="first N samples of each benchmark (default: all)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--data", action="extend", nargs="+", default=[], metavar="BENCHMARK=PATH",

@@ -21,8 +21,8 @@ def test_unknown_benchmark_and_missing_data_fail_at_once(tmp_path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["--tasks", "mathvista", "--model", "m", "--data", f"pope={tmp_path}", "--out", str(tmp_path)]) == 2
     assert "--data: unknown key pope (valid keys: mathvista)" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--tasks", "mathvista", "--model", "m", "--prompt", "sketchy", "--out", str(tmp_path)])
+    assert main(["--tasks", "mathvista", "--model", "m", "--prompt", "sketchy", "--out", str(tmp_path)]) == 2
+    assert "unknown prompt style 'sketchy'; available: cot, direct, reasoning" in capsys.readouterr().err
     assert main(["--tasks", "synthetic_grid", "--model", "m", "--out", str(tmp_path)]) == 2
     assert "synthetic_grid has no Hub dataset; name its file with --data synthetic_grid=PATH" in \
         capsys.readouterr().err
