@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw
 from mmpr.errors import UserError
 
 Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal",
-                 "qwen2_5_vl", "qwen3_vl", "gemma3", "gemma4", "qwen3_5", "glm4v", "kimi_k25"]
+                 "qwen2_5_vl", "qwen3_vl", "gemma3", "gemma4", "qwen3_5", "glm4v", "glm4v_moe",
+                 "kimi_k25"]
 FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
 # families whose images differ in shape from pair to pair (crops, anyres patches, native resolution)
 MIXED_SHAPE_FAMILIES: tuple[Family, ...] = ("smolvlm", "llava_onevision", "mistral3", "phi4_multimodal")
@@ -96,6 +97,12 @@ def tiny_tokenizer(*, chat_template: str | None = None, vocab_size: int = 2000, 
     tok = copy.deepcopy(_trained_tokenizer(vocab_size, seed, tuple(extra_corpus)))
     tok.chat_template = chat_template if chat_template is not None else chat_template_for("<image>")
     return tok
+
+
+def published_template(name: str) -> str:
+    """A family's chat template as its checkpoint ships it, stored verbatim in ``mmpr/data/chat_templates/<name>.jinja``
+    (where each comes from: ``SOURCES.md`` there)."""
+    return (Path(__file__).parent / "data" / "chat_templates" / f"{name}.jinja").read_text()
 
 
 def chat_template_for(image_placeholder: str) -> str:
@@ -229,21 +236,13 @@ def _llama_text(tok, *, layers: int, hidden: int, eos: str, **switches) -> dict:
 # SmolVLM-256M-Instruct (Idefics3ForConditionalGeneration): SigLIP 512 px / patch 16, pixel shuffle scale_factor 4
 # (64 tokens per crop), images split into 512 px crops plus a global image (do_image_splitting, longest_edge 2048),
 # "User:<image>...<end_of_utterance>\nAssistant:" turns. Scaled: 56 px crops of 14 px patches, scale_factor 2.
-_SMOLVLM_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
-    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
-
-
 def _build_smolvlm(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
     grid = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
     grid += [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
-    tok = _family_tokenizer(_SMOLVLM_TEMPLATE, grid, eos="<end_of_utterance>", extra_corpus=extra_corpus)
+    tok = _family_tokenizer(published_template("smolvlm"), grid, eos="<end_of_utterance>", extra_corpus=extra_corpus)
     crop, patch, scale = 56, 14, 2
     tokens_per_crop = (crop // patch) ** 2 // scale**2
     vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
@@ -258,20 +257,12 @@ def _build_smolvlm(out: Path, *, layers: int, hidden: int, max_image_tokens: int
     ip = Idefics3ImageProcessorPil(do_image_splitting=True, size={"longest_edge": side},
                                    max_image_size={"longest_edge": crop}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=tokens_per_crop,
-                                  chat_template=_SMOLVLM_TEMPLATE)
+                                  chat_template=tok.chat_template)
     return model, processor
 
 
 # llava-onevision-qwen2-0.5b-ov-hf: SigLIP 384 px / patch 14 (729 tokens), anyres grid pinpoints 384..2304 px,
 # vision_aspect_ratio anyres_max_9, feature strategy "full", Qwen2 text, images first then "\n" + text in a turn.
-_LLAVA_ONEVISION_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}"
-    "{% endfor %}{{ '<|im_end|>\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
-
-
 def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
                            extra_corpus: tuple[str, ...]):
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
@@ -280,7 +271,8 @@ def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tok
     )
     from transformers.models.llava_onevision.video_processing_llava_onevision import LlavaOnevisionVideoProcessor
 
-    tok = _family_tokenizer(_LLAVA_ONEVISION_TEMPLATE, ["<image>"], eos="<|im_end|>", extra_corpus=extra_corpus)
+    tok = _family_tokenizer(published_template("llava_onevision"), ["<image>"], eos="<|im_end|>",
+                            extra_corpus=extra_corpus)
     tile, patch = 28, 14
     vision = dict(model_type="siglip_vision_model", hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                   num_attention_heads=2, image_size=tile, patch_size=patch)
@@ -294,27 +286,19 @@ def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tok
     ip = LlavaOnevisionImageProcessorPil(image_grid_pinpoints=pinpoints, do_pad=True, **kw)
     processor = LlavaOnevisionProcessor(image_processor=ip, tokenizer=tok, video_processor=LlavaOnevisionVideoProcessor(
         **kw), num_image_tokens=(tile // patch) ** 2, vision_feature_select_strategy="full",
-        vision_aspect_ratio="anyres_max_9", chat_template=_LLAVA_ONEVISION_TEMPLATE)
+        vision_aspect_ratio="anyres_max_9", chat_template=tok.chat_template)
     return model, processor
 
 
 # Mistral-Small-3.1 (Mistral3ForConditionalGeneration): Pixtral vision tower at native resolution (patch 14,
 # longest edge 1540), spatial_merge_size 2, [IMG] / [IMG_BREAK] / [IMG_END] tokens, "[INST]...[/INST]" turns with
 # no generation prompt and the answer closed by </s>. Scaled: longest edge 112 px.
-_MISTRAL3_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST]' }}"
-    "{% for block in message['content'] %}{% if block['type'] == 'text' %}{{ block['text'] }}"
-    "{% elif block['type'] in ['image', 'image_url'] %}{{ '[IMG]' }}{% endif %}{% endfor %}{{ '[/INST]' }}"
-    "{% elif message['role'] == 'assistant' %}{% for block in message['content'] %}{{ block['text'] }}{% endfor %}"
-    "{{ eos_token }}{% endif %}{% endfor %}")
-
-
 def _build_mistral3(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralProcessor
     from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
 
     tokens = ["<s>", "</s>", "[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]"]
-    tok = _family_tokenizer(_MISTRAL3_TEMPLATE, tokens, eos="</s>", bos="<s>", extra_corpus=extra_corpus)
+    tok = _family_tokenizer(published_template("mistral3"), tokens, eos="</s>", bos="<s>", extra_corpus=extra_corpus)
     patch, merge = 14, 2
     longest = patch * merge * max(2, int(max_image_tokens**0.5))
     vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
@@ -327,14 +311,15 @@ def _build_mistral3(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     model = Mistral3ForConditionalGeneration(cfg)
     ip = PixtralImageProcessorPil(size={"longest_edge": longest}, patch_size={"height": patch, "width": patch})
     processor = PixtralProcessor(image_processor=ip, tokenizer=tok, patch_size=patch, spatial_merge_size=merge,
-                                 chat_template=_MISTRAL3_TEMPLATE)
+                                 chat_template=tok.chat_template)
     return model, processor
 
 
 # Llama-4-Scout-17B-16E-Instruct: MoE text model (16 experts, top-1, every layer), NoPE on every 4th layer
 # (no_rope_layer_interval 4), chunked attention (attention_chunk_size 8192), QK norm, attention temperature
 # tuning; a 336 px / patch 14 vision tower with pixel shuffle 0.5 over up to 16 tiles; the image processor returns
-# bfloat16 pixels; Llama 4's own chat template. Scaled: 4 layers (one NoPE), 4 experts, 56 px tiles.
+# bfloat16 pixels; Llama 4's own chat template. Scaled: 4 layers (one NoPE), 4 experts, 56 px tiles, chunks of 16
+# tokens (shorter than a prompt, as 8192 is shorter than long MMPR rows, so the chunked mask matters).
 def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4Processor
     from transformers.models.llama4.image_processing_llama4 import Llama4ImageProcessor
@@ -354,7 +339,7 @@ def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     text = _llama_text(tok, layers=max(layers, 4), hidden=hidden, eos="<|eot|>",
                        bos_token_id=ids("<|begin_of_text|>"), head_dim=32, intermediate_size_mlp=2 * hidden,
                        num_local_experts=4, num_experts_per_tok=1,
-                       interleave_moe_layer_step=1, no_rope_layer_interval=4, attention_chunk_size=8192,
+                       interleave_moe_layer_step=1, no_rope_layer_interval=4, attention_chunk_size=16,
                        use_qk_norm=True, attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1)
     cfg = Llama4Config(vision_config=vision, text_config=text, boi_token_index=ids("<|image_start|>"),
                        eoi_token_index=ids("<|image_end|>"), image_token_index=ids("<|patch|>"),
@@ -416,10 +401,11 @@ def _build_phi4_multimodal(out: Path, *, layers: int, hidden: int, max_image_tok
     return model, processor
 
 
-def _qwen_vl_parts(extra_corpus: tuple[str, ...], *, layers: int, hidden: int, mrope_section: list[int]):
-    """The tokenizer, text config and special token ids the Qwen VL families share (ChatML, vision pads)."""
-    tok = tiny_tokenizer(chat_template=chat_template_for("<|vision_start|><|image_pad|><|vision_end|>"),
-                         extra_corpus=extra_corpus)
+def _qwen_vl_parts(template: str, extra_corpus: tuple[str, ...], *, layers: int, hidden: int,
+                   mrope_section: list[int]):
+    """The tokenizer (with the family's published ``template``), text config and special token ids the Qwen VL
+    families share (ChatML, vision pads)."""
+    tok = tiny_tokenizer(chat_template=published_template(template), extra_corpus=extra_corpus)
     text = _text_config(tok, layers=layers, hidden=hidden)
     assert sum(mrope_section) == 32 // 2, "mrope sections (temporal, height, width) cover half the head size"
     text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section}
@@ -437,7 +423,8 @@ def _build_qwen2_5_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: 
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    tok, text, tokens = _qwen_vl_parts(extra_corpus, layers=layers, hidden=hidden, mrope_section=[4, 6, 6])
+    tok, text, tokens = _qwen_vl_parts("qwen2_5_vl", extra_corpus, layers=layers, hidden=hidden,
+                                       mrope_section=[4, 6, 6])
     vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
                   patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
                   fullatt_block_indexes=[layers - 1], hidden_act="silu")
@@ -458,7 +445,8 @@ def _build_qwen3_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    tok, text, tokens = _qwen_vl_parts(extra_corpus, layers=layers, hidden=hidden, mrope_section=[6, 5, 5])
+    tok, text, tokens = _qwen_vl_parts("qwen3_vl", extra_corpus, layers=layers, hidden=hidden,
+                                       mrope_section=[6, 5, 5])
     text["rope_parameters"]["mrope_interleaved"] = True
     text["head_dim"] = 32
     vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
@@ -496,58 +484,6 @@ def _named_tokenizer(chat_template: str, extra_corpus: tuple[str, ...], *, bos: 
     return tok
 
 
-# Gemma 3's chat template (google/gemma-3-4b-it): <bos> rendered by the template, the assistant is "model",
-# contents trimmed, an image item is <start_of_image>.
-GEMMA3_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
-    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' -%}{{ '<start_of_image>' }}"
-    "{%- elif item['type'] == 'text' -%}{{ item['text'] | trim }}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{ '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
-)
-
-# Qwen3.5's thinking switch (Qwen/Qwen3.5-9B chat template): the generation prompt opens a thinking block
-# (``<think>\n``) unless ``enable_thinking`` is false (then an empty, closed one); the last assistant turn is
-# rendered with its (here empty) thinking block closed before the content.
-QWEN3_5_TEMPLATE = (
-    "{%- set ns = namespace(last_query=-1) -%}"
-    "{%- for message in messages -%}{%- if message['role'] == 'user' -%}{%- set ns.last_query = loop.index0 -%}"
-    "{%- endif -%}{%- endfor -%}"
-    "{%- for message in messages -%}"
-    "{%- set content = namespace(text='') -%}"
-    "{%- if message['content'] is string -%}{%- set content.text = message['content'] -%}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' -%}{%- set content.text = content.text + "
-    "'<|vision_start|><|image_pad|><|vision_end|>' -%}"
-    "{%- elif item['type'] == 'text' -%}{%- set content.text = content.text + item['text'] -%}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}"
-    "{%- set reasoning = '' -%}{%- set answer = content.text -%}"
-    "{%- if '</think>' in answer -%}"
-    "{%- set reasoning = answer.split('</think>')[0].split('<think>')[-1].strip('\n') -%}"
-    "{%- set answer = answer.split('</think>')[-1].lstrip('\n') -%}{%- endif -%}"
-    "{%- if loop.index0 > ns.last_query -%}"
-    "{{ '<|im_start|>assistant\n<think>\n' + reasoning + '\n</think>\n\n' + answer + '<|im_end|>\n' }}"
-    "{%- else -%}{{ '<|im_start|>assistant\n' + answer + '<|im_end|>\n' }}{%- endif -%}"
-    "{%- else -%}{{ '<|im_start|>' + message['role'] + '\n' + content.text + '<|im_end|>\n' }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false -%}{{ '<think>\n\n</think>\n\n' }}"
-    "{%- else -%}{{ '<think>\n' }}{%- endif -%}{%- endif -%}"
-)
-
-
 def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """Gemma 3 (google/gemma-3-4b-it) scaled down: sliding-window layers with one full-attention layer last
     (5:1 in the real model; here ``layers - 1`` : 1), a window shorter than an image (1,024 there, 8 here),
@@ -557,7 +493,7 @@ def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
     named = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
-    tok = _named_tokenizer(GEMMA3_TEMPLATE, extra_corpus, bos="<bos>", eos="<end_of_turn>", named=named)
+    tok = _named_tokenizer(published_template("gemma3"), extra_corpus, bos="<bos>", eos="<end_of_turn>", named=named)
     ids = tok.convert_tokens_to_ids
     side, patch = 56, 14
     tokens_per_image = min(16, max(4, max_image_tokens))
@@ -574,28 +510,8 @@ def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     model = Gemma3ForConditionalGeneration(cfg)
     ip = Gemma3ImageProcessorPil(size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = Gemma3Processor(image_processor=ip, tokenizer=tok, image_seq_length=tokens_per_image,
-                                chat_template=GEMMA3_TEMPLATE)
+                                chat_template=tok.chat_template)
     return model, processor
-
-
-# Gemma 4's switches (google/gemma-4 chat templates): <|think|> in a system turn when thinking is on; the
-# generation prompt closes an empty thought channel when it is off (the default); a rendered model turn has none.
-GEMMA4_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if enable_thinking is defined and enable_thinking -%}{{ '<|turn>system\n<|think|>\n<turn|>\n' }}"
-    "{%- endif -%}"
-    "{%- for message in messages -%}"
-    "{{ '<|turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' }}"
-    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' -%}{{ '<|image|>' }}"
-    "{%- elif item['type'] == 'text' -%}{{ item['text'] | trim }}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{ '<turn|>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|turn>model\n' }}"
-    "{%- if not enable_thinking | default(false) -%}{{ '<|channel>thought\n<channel|>' }}{%- endif -%}{%- endif -%}"
-)
 
 
 def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
@@ -611,7 +527,7 @@ def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
 
     named = {"boi_token": "<|image>", "eoi_token": "<image|>", "image_token": "<|image|>",
              "audio_token": "<|audio|>", "boa_token": "<|audio>", "eoa_token": "<audio|>"}
-    tok = _named_tokenizer(GEMMA4_TEMPLATE, extra_corpus, bos="<bos>", eos="<turn|>", named=named)
+    tok = _named_tokenizer(published_template("gemma4"), extra_corpus, bos="<bos>", eos="<turn|>", named=named)
     tok.add_tokens(["<|turn>", "<|channel>", "<channel|>", "<|think|>", "<|video|>"], special_tokens=True)
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32, "global_head_dim": 32,
@@ -630,7 +546,7 @@ def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     processor = Gemma4Processor(feature_extractor=Gemma4AudioFeatureExtractor(),
                                 image_processor=Gemma4ImageProcessorPil(**kw), tokenizer=tok,
                                 video_processor=Gemma4VideoProcessor(**kw), image_seq_length=70,
-                                chat_template=GEMMA4_TEMPLATE)
+                                chat_template=tok.chat_template)
     return model, processor
 
 
@@ -642,7 +558,7 @@ def _build_qwen3_5(out: Path, *, layers: int, hidden: int, max_image_tokens: int
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    tok = _named_tokenizer(QWEN3_5_TEMPLATE, extra_corpus, named={"image_token": "<|image_pad|>",
+    tok = _named_tokenizer(published_template("qwen3_5"), extra_corpus, named={"image_token": "<|image_pad|>",
                                                                    "video_token": "<|video_pad|>"})
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32,
@@ -661,54 +577,66 @@ def _build_qwen3_5(out: Path, *, layers: int, hidden: int, max_image_tokens: int
     kw = dict(size=size, patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3,
               image_std=[0.5] * 3)
     processor = Qwen3VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
-                                 video_processor=Qwen3VLVideoProcessor(**kw), chat_template=QWEN3_5_TEMPLATE)
+                                 video_processor=Qwen3VLVideoProcessor(**kw), chat_template=tok.chat_template)
     return model, processor
 
 
-# GLM-4.1V's chat template (zai-org/GLM-4.1V-9B-Thinking): [gMASK]<sop>, role headers, an image item is
-# <|begin_of_image|><|image|><|end_of_image|>; a turn renders no end token of its own (the next header ends it)
-GLM4V_TEMPLATE = (
-    "[gMASK]<sop>"
-    "{%- for message in messages -%}"
-    "{{ '<|' + message['role'] + '|>\n' }}"
-    "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' -%}{{ '<|begin_of_image|><|image|><|end_of_image|>' }}"
-    "{%- elif item['type'] == 'text' -%}{{ item['text'] }}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
-)
-
-
-def _build_glm4v(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
-    """GLM-4.1V (zai-org/GLM-4.1V-9B-Thinking) scaled down: 3-D mrope over a partial rotary head, a patch-14
-    tower with 2x2 merging, image start / end tokens, and a template whose turns have no end token."""
-    from transformers import Glm4vConfig, Glm4vForConditionalGeneration, Glm4vProcessor
+def _glm_v_parts(template: str, extra_corpus: tuple[str, ...], *, layers: int, hidden: int, max_image_tokens: int):
+    """The tokenizer (with the published ``template``), text and vision configs, special token ids and processor
+    that GLM-4.1V and GLM-4.6V share: 3-D mrope over half of each head, a patch-14 tower with 2x2 merging, image
+    start / end tokens, turns ended by the next turn's header (``<|user|>`` is an end-of-sequence token)."""
+    from transformers import Glm4vProcessor
     from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
     from transformers.models.glm4v.video_processing_glm4v import Glm4vVideoProcessor
 
-    specials = ["[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>", "<|begin_of_image|>",
-                "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>"]
-    tok = _named_tokenizer(GLM4V_TEMPLATE, extra_corpus, eos="<|endoftext|>",
-                            named={"image_token": "<|image|>", "video_token": "<|video|>"})
-    tok.add_tokens(specials, special_tokens=True)
+    tok = _named_tokenizer(published_template(template), extra_corpus, eos="<|endoftext|>",
+                           named={"image_token": "<|image|>", "video_token": "<|video|>"})
+    tok.add_tokens(["[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>", "<|observation|>",
+                    "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>"],
+                   special_tokens=True)
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32,
-            "eos_token_id": [ids("<|endoftext|>"), ids("<|user|>")],
+            "eos_token_id": [ids("<|endoftext|>"), ids("<|user|>"), ids("<|observation|>")],
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
                                 "partial_rotary_factor": 0.5}}
     vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, patch_size=14, image_size=56,
                   spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden)
-    cfg = Glm4vConfig(text_config=text, vision_config=vision, image_token_id=ids("<|image|>"),
-                      video_token_id=ids("<|video|>"), image_start_token_id=ids("<|begin_of_image|>"),
-                      image_end_token_id=ids("<|end_of_image|>"), video_start_token_id=ids("<|begin_of_video|>"),
-                      video_end_token_id=ids("<|end_of_video|>"), tie_word_embeddings=True)
-    model = Glm4vForConditionalGeneration(cfg)
+    tokens = dict(image_token_id=ids("<|image|>"), video_token_id=ids("<|video|>"),
+                  image_start_token_id=ids("<|begin_of_image|>"), image_end_token_id=ids("<|end_of_image|>"),
+                  video_start_token_id=ids("<|begin_of_video|>"), video_end_token_id=ids("<|end_of_video|>"))
     size = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * max_image_tokens}
     kw = dict(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
     processor = Glm4vProcessor(image_processor=Glm4vImageProcessorPil(**kw), tokenizer=tok,
-                               video_processor=Glm4vVideoProcessor(**kw), chat_template=GLM4V_TEMPLATE)
+                               video_processor=Glm4vVideoProcessor(**kw), chat_template=tok.chat_template)
+    return text, vision, tokens, processor
+
+
+def _build_glm4v(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    """GLM-4.1V (zai-org/GLM-4.1V-9B-Thinking) scaled down (:func:`_glm_v_parts`), with its published template,
+    which renders an assistant's content as given (a string)."""
+    from transformers import Glm4vConfig, Glm4vForConditionalGeneration
+
+    text, vision, tokens, processor = _glm_v_parts("glm4v", extra_corpus, layers=layers, hidden=hidden,
+                                                   max_image_tokens=max_image_tokens)
+    model = Glm4vForConditionalGeneration(Glm4vConfig(text_config=text, vision_config=vision, **tokens,
+                                                      tie_word_embeddings=True))
+    return model, processor
+
+
+def _build_glm4v_moe(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
+    """GLM-4.6V (zai-org/GLM-4.6V, Glm4vMoeForConditionalGeneration) scaled down (:func:`_glm_v_parts`): its
+    language model is GLM-4.5-Air's, a dense first layer (first_k_dense_replace 1) then routed experts (128, top 8,
+    sigmoid router with grouped top-k) and one shared expert, with biased q/k/v projections; 4 experts (top 2) here.
+    Its template is the GLM-4.5 layout (``mmpr/data/chat_templates/SOURCES.md``): every rendered assistant turn
+    opens with an empty ``<think></think>`` and none ends with a token of its own."""
+    from transformers import Glm4vMoeConfig, Glm4vMoeForConditionalGeneration
+
+    text, vision, tokens, processor = _glm_v_parts("glm4v_moe", extra_corpus, layers=layers, hidden=hidden,
+                                                   max_image_tokens=max_image_tokens)
+    text.update(attention_bias=True, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                moe_intermediate_size=32, first_k_dense_replace=1, n_group=1, topk_group=1, norm_topk_prob=True)
+    model = Glm4vMoeForConditionalGeneration(Glm4vMoeConfig(text_config=text, vision_config=vision, **tokens,
+                                                            tie_word_embeddings=True))
     return model, processor
 
 
@@ -766,7 +694,8 @@ _BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _bu
              "smolvlm": _build_smolvlm, "llava_onevision": _build_llava_onevision, "mistral3": _build_mistral3,
              "llama4": _build_llama4, "phi4_multimodal": _build_phi4_multimodal,
              "qwen2_5_vl": _build_qwen2_5_vl, "qwen3_vl": _build_qwen3_vl, "gemma3": _build_gemma3,
-             "gemma4": _build_gemma4, "qwen3_5": _build_qwen3_5, "glm4v": _build_glm4v, "kimi_k25": _build_kimi_k25}
+             "gemma4": _build_gemma4, "qwen3_5": _build_qwen3_5, "glm4v": _build_glm4v, "glm4v_moe": _build_glm4v_moe,
+             "kimi_k25": _build_kimi_k25}
 
 
 def _clip_keys_for_vllm(out: Path) -> None:

@@ -8,8 +8,10 @@ and with the assistant turn (what it is trained to produce). The two need not ag
 - Qwen3.5 ends the generation prompt with ``<think>\\n`` (thinking on) and renders the turn as
   ``<think>\\n\\n</think>\\n\\n{content}``: the empty thinking block joins the prompt, so it is not part of every
   chosen and rejected response (``chat_template_options: {enable_thinking: false}`` makes the two agree);
-- a template that renders no end-of-turn token after the content (GLM-4.6V-like, where the next turn's header ends
-  a turn) gets the tokenizer's end-of-sequence token appended, so the SFT term teaches stopping.
+- a template that renders no end-of-turn token after the content (GLM-4.1V and GLM-4.6V, where the next turn's
+  header ends a turn) gets the tokenizer's end-of-sequence token appended, so the SFT term teaches stopping;
+- a template that renders an assistant content given as parts as the parts' Python repr (GLM-4.1V's
+  ``{{ msg.content }}``) is given the answer as a string.
 
 Each text ``prompt + response`` is tokenized once and the response found by character offsets, so a token that
 straddles the boundary stays whole (it goes to the response) instead of being cut into two tokens the model never
@@ -32,21 +34,28 @@ class Split:
     rejected: list[int]
 
 
-def _assistant(text: str) -> dict:
-    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+def _assistant(text: str, as_parts: bool = True) -> dict:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}] if as_parts else text}
 
 
-def _turn(render, messages: list[dict], text: str) -> tuple[str, int]:
+def _parts_as_text(render, messages: list[dict]) -> bool:
+    """Whether the template renders an assistant content given as parts as its text. GLM-4.1V's renders
+    ``{{ msg.content }}``, the parts' Python repr: its assistant turns are given as strings."""
+    parts = _assistant(_SENTINEL)
+    return str(parts["content"]) not in render([*messages, parts])
+
+
+def _turn(render, messages: list[dict], text: str, as_parts: bool = True) -> tuple[str, int]:
     """The rendering with the assistant turn, and where its content starts (templates may trim the content; an
     empty content is located with a sentinel)."""
     if text.strip():
-        full = render([*messages, _assistant(text)])
+        full = render([*messages, _assistant(text, as_parts)])
         start = full.rfind(text)
         if start < 0:
             start = full.rfind(text.strip())
         if start >= 0:
             return full, start
-    marked = render([*messages, _assistant(text + _SENTINEL)])
+    marked = render([*messages, _assistant(text + _SENTINEL, as_parts)])
     start = marked.rfind(_SENTINEL) - len(text)
     if start < 0 or marked[start:start + len(text)] != text:
         raise ValueError("the chat template does not render the assistant's text as given; cannot find where the "
@@ -98,9 +107,10 @@ def split_pair(processor, messages: list[dict], chosen: str, rejected: str, opti
     generation = render(messages, add_generation_prompt=True)
     specials = _special_ids(tokenizer)
     end_id = tokenizer.eos_token_id
+    as_parts = _parts_as_text(render, messages)
     cuts = []
     for text in (chosen, rejected):
-        full, start = _turn(render, messages, text)
+        full, start = _turn(render, messages, text, as_parts)
         prompt = _prompt(generation, full[:start])
         cuts.append(_tokens(tokenizer, prompt, full[start:], specials, end_id) + (prompt,))
     (ids_c, ends_c, prompt_c), (ids_r, ends_r, prompt_r) = cuts

@@ -2,10 +2,12 @@ import pytest
 from transformers import AutoProcessor
 
 from mmpr.chat import conversation
-from mmpr.testing import FAMILIES, LAYER_TYPE_FAMILIES, tiny_tokenizer
+from mmpr.loading import load_processor
+from mmpr.testing import _BUILDERS, tiny_tokenizer
 from mpo_train.chat_split import split_pair
 from mpo_train.data import PairEncoder
 
+ALL = list(_BUILDERS)
 CHOSEN, REJECTED = "I count three shapes. Final answer: 3", "Final answer: 5, I think"
 
 
@@ -13,25 +15,35 @@ def _assistant(text):
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-@pytest.mark.parametrize("family", [*FAMILIES, *LAYER_TYPE_FAMILIES, "qwen3_vl", "kimi_k25"])
+@pytest.mark.parametrize("family", ALL)
 def test_prompt_and_response_are_the_templates_own_tokens(tiny_model_dir, family):
-    """prompt + response == the chat template's own tokenization of the conversation, up to its end-of-turn
-    token (one <bos> where the template renders it; Qwen3.5's empty thinking block in the prompt). Gemma 4's
-    prompt is its own generation prompt (with the empty thought channel), its response the rendered turn's."""
-    processor = AutoProcessor.from_pretrained(tiny_model_dir(family))
+    """prompt + response == the published chat template's own tokenization of the conversation, up to its
+    end-of-turn token (one <bos> where the template renders it; Qwen3.5's empty thinking block in the prompt; the
+    end-of-sequence token after a turn the template ends with no token of its own, GLM-4.1V's). Gemma 4's prompt is
+    its own generation prompt (with the empty thought channel), its response the rendered turn's."""
+    processor = load_processor(tiny_model_dir(family))
     tok = processor.tokenizer
+
+    def own(conversation, **kwargs):
+        text = processor.apply_chat_template(conversation, tokenize=False, **kwargs)
+        return tok(text, add_special_tokens=False)["input_ids"]
+
     messages = conversation("What is 2 + 2?", 0)
     split = split_pair(processor, messages, CHOSEN, REJECTED)
-    own = tok.apply_chat_template([*messages, _assistant(CHOSEN)], tokenize=True, return_dict=False)
+    # GLM-4.1V's template renders an assistant content as given: a string there, parts elsewhere
+    answer = {"role": "assistant", "content": CHOSEN} if family == "glm4v" else _assistant(CHOSEN)
+    whole = own([*messages, answer])
     prompt = tok(split.prompt_text, add_special_tokens=False)["input_ids"]
     assert len(prompt) == split.prompt_tokens
+    body = split.chosen
     if family == "gemma4":
-        assert prompt == tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=False)
-        n = len(split.chosen)
-        assert own[-n - 1:-1] == split.chosen and tok.decode(own[-1]) == "\n"
+        assert prompt == own(messages, add_generation_prompt=True)
+        assert whole[-len(body) - 1:-1] == body and tok.decode(whole[-1]) == "\n"
     else:
-        assert prompt + split.chosen == own[:len(prompt) + len(split.chosen)]
+        if len(whole) < len(prompt) + len(body):  # no end-of-turn token rendered: the split appended eos
+            assert body[-1] == tok.eos_token_id
+            body = body[:-1]
+        assert prompt + body == whole[:len(prompt) + len(body)]
     assert split.chosen[-1] in tok.all_special_ids + [tok.convert_tokens_to_ids("<|im_end|>")]
     assert tok.decode(split.chosen, skip_special_tokens=True) == CHOSEN
     assert tok.decode(split.rejected, skip_special_tokens=True) == REJECTED
@@ -76,16 +88,25 @@ def test_gemma4_empty_thought_channel_belongs_to_the_prompt(tiny_model_dir):
     assert thinking.prompt_text.endswith("<|turn>model\n") and "<|think|>" in thinking.prompt_text
 
 
-def test_a_turn_without_end_token_ends_with_eos(tiny_model_dir):
-    """GLM-4.1V's template ends a turn with the next turn's header: the response gets the end-of-sequence token, so
-    the SFT term teaches stopping."""
-    processor = AutoProcessor.from_pretrained(tiny_model_dir("glm4v"))
+@pytest.mark.parametrize("family", ["glm4v", "glm4v_moe"])
+def test_a_turn_without_end_token_ends_with_eos(tiny_model_dir, family):
+    """GLM-4.1V's and GLM-4.6V's templates end a turn with the next turn's header: the response gets the
+    end-of-sequence token, so the SFT term teaches stopping. GLM-4.6V's empty thinking block is prompt, and
+    GLM-4.1V's answer is rendered as a string (as parts, its template would render their Python repr)."""
+    processor = AutoProcessor.from_pretrained(tiny_model_dir(family))
     tok = processor.tokenizer
     messages = conversation("What is 2 + 2?", 0)
     split = split_pair(processor, messages, CHOSEN, REJECTED)
     assert split.chosen[-1] == split.rejected[-1] == tok.eos_token_id
-    own = tok.apply_chat_template([*messages, _assistant(CHOSEN)], tokenize=True, return_dict=False)
+    assert tok.decode(split.chosen[:-1]) == CHOSEN and tok.decode(split.rejected[:-1]) == REJECTED
+    answer = {"role": "assistant", "content": CHOSEN if family == "glm4v" else [{"type": "text", "text": CHOSEN}]}
+    own = tok.apply_chat_template([*messages, answer], tokenize=True, return_dict=False)
     assert tok(split.prompt_text, add_special_tokens=False)["input_ids"] + split.chosen[:-1] == own
+    if family == "glm4v_moe":
+        assert split.prompt_text.endswith("<|assistant|>\n<think></think>\n")
+    else:
+        assert "'text'" in processor.apply_chat_template([*messages, _assistant(CHOSEN)], tokenize=False), \
+            "the repr this test is about"
 
 
 def test_a_token_across_the_boundary_stays_whole():

@@ -308,11 +308,11 @@ def _own_logps(model, processor, row, response_ids):
 
 @pytest.mark.parametrize(("family", "attn"), [("gemma3", "sdpa"), ("gemma3", "eager"), ("gemma4", "sdpa"),
                                               ("qwen3_5", "sdpa"), ("qwen3_vl", "sdpa"), ("glm4v", "sdpa"),
-                                              ("kimi_k25", "sdpa")])
+                                              ("glm4v_moe", "sdpa"), ("kimi_k25", "sdpa")])
 def test_layer_type_families_equal_their_own_forward(tiny_model_dir, pair_dataset, family, attn):
     """On a micro-batch with one image, two images and no image: the chosen forward (packed for Gemma 3 and 4,
-    whose sliding window of 8 is shorter than their images, for Qwen3-VL with deepstack, GLM-4.1V and Kimi K2.5
-    with latent attention and experts; plain for Qwen3.5) equals the model's own forward."""
+    whose sliding window of 8 is shorter than their images, for Qwen3-VL with deepstack, GLM-4.1V, GLM-4.6V with
+    experts and Kimi K2.5 with latent attention and experts; plain for Qwen3.5) equals the model's own forward."""
     model, encoder = _setup(tiny_model_dir, family, attn)
     pairs = [encoder.encode(i, pair_dataset[i]) for i in range(len(pair_dataset))]
     chooser = SequenceLogps("auto")
@@ -344,6 +344,26 @@ def test_gemma3_window_and_image_blocks_matter(tiny_model_dir, pair_dataset, mon
         causal_images = plain_logps(model, pairs)
     assert (windowless.chosen - plain.chosen).abs().max() > 1e-2
     assert (causal_images.chosen - plain.chosen).abs().max() > 1e-3
+
+
+def test_llama4_chunked_attention_mask_matters(tiny_model_dir):
+    """Llama 4's RoPE layers attend within chunks of ``attention_chunk_size`` positions (16 in the tiny model): the
+    packed forward equals the model's own forward on a mixed-shape micro-batch (the test above), and the same packed
+    forward with one full-attention mask for every layer is far off."""
+    from mpo_train import forward
+
+    model, encoder = _setup(tiny_model_dir, "llama4", max_length=2048)
+    assert model.config.get_text_config().attention_chunk_size < min(len(p.prompt) for p in mixed_pairs(encoder))
+    pairs = mixed_pairs(encoder)
+    with torch.no_grad():
+        plain = plain_logps(model, pairs)
+        packed = packed_logps(model, pairs)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(forward, "layer_masks", lambda config: {t: forward.LayerMask() for t in
+                                                                  ("full_attention", "chunked_attention")})
+            chunkless = packed_logps(model, pairs)
+    torch.testing.assert_close(packed.chosen, plain.chosen, atol=1e-4, rtol=0)
+    assert (chunkless.chosen - plain.chosen).abs().max() > 1e-2
 
 
 def test_linear_attention_never_packs(tiny_model_dir, pair_dataset):
