@@ -11,22 +11,40 @@ from __future__ import annotations
 import copy
 import functools
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from PIL import Image, ImageDraw
 
-from mmpr.errors import UserError
+from mmpr.registry import Registry
 
-Family = Literal["qwen2_vl", "llava", "internvl", "smolvlm", "llava_onevision", "mistral3", "llama4", "phi4_multimodal",
-                 "qwen2_5_vl", "qwen3_vl", "gemma3", "gemma4", "qwen3_5", "glm4v", "glm4v_moe",
-                 "kimi_k25"]
-FAMILIES: tuple[Family, ...] = ("qwen2_vl", "llava", "internvl")
-# families whose images differ in shape from pair to pair (crops, anyres patches, native resolution)
-MIXED_SHAPE_FAMILIES: tuple[Family, ...] = ("smolvlm", "llava_onevision", "mistral3", "phi4_multimodal")
-# families whose layers are not all full attention: sliding windows and bidirectional images (Gemma 3 and 4),
-# linear attention (Qwen3.5); the packed forward builds a mask per layer type for them or is refused
-LAYER_TYPE_FAMILIES: tuple[Family, ...] = ("gemma3", "gemma4", "qwen3_5")
+Family = str  # a name in TINY_FAMILIES
+
+
+@dataclass(frozen=True)
+class TinyFamily:
+    """A tiny family: ``build(out, *, layers, hidden, max_image_tokens, extra_corpus) -> (model, processor)`` and
+    what sets it apart in the tests (``traits``: ``demo``, ``mixed_shapes``, ``layer_types``; see the tuples
+    below the builders)."""
+
+    build: Callable[..., tuple]
+    traits: frozenset[str]
+
+
+# every tiny family, by name (tiny_vlm's ``family``)
+TINY_FAMILIES: Registry[TinyFamily] = Registry("tiny VLM family")
+
+
+def _family(name: str, *traits: str, description: str):
+    """Register the decorated builder as the tiny family ``name``."""
+    def register(build):
+        TINY_FAMILIES.register(name, TinyFamily(build, frozenset(traits)), description=description)
+        return build
+
+    return register
+
 
 # Special tokens shared by all families; each family uses the ones its processor expects.
 _SPECIAL = [
@@ -141,6 +159,15 @@ def _text_config(tok, *, layers: int, hidden: int) -> dict:
     )
 
 
+def _merged_patches(patch: int, max_image_tokens: int, **extra) -> dict:
+    """Image / video processor settings of the families that merge 2 x 2 patches into one LM token (Qwen-VL, GLM-V):
+    an image gets 4 to ``max_image_tokens`` tokens of (2 * patch)^2 pixels each."""
+    side = 2 * patch
+    return dict(size={"shortest_edge": side * side * 4, "longest_edge": side * side * max_image_tokens},
+                patch_size=patch, merge_size=2, temporal_patch_size=2, **extra)
+
+
+@_family("qwen2_vl", "demo", description="Qwen2-VL (ChatML template; loads in vLLM's CPU engine)")
 def _build_qwen2_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -160,14 +187,13 @@ def _build_qwen2_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
                         video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
                         vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=True)
     model = Qwen2VLForConditionalGeneration(cfg)
-    # one LM image token covers 28x28 pixels
-    size = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * max_image_tokens}
-    kw = dict(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    kw = _merged_patches(14, max_image_tokens)
     processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
                                  video_processor=Qwen2VLVideoProcessor(**kw), chat_template=tok.chat_template)
     return model, processor
 
 
+@_family("llava", "demo", description="LLaVA-1.5 layout: CLIP tower, Llama text (loads in vLLM's CPU engine)")
 def _build_llava(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
@@ -191,6 +217,7 @@ def _build_llava(out: Path, *, layers: int, hidden: int, max_image_tokens: int, 
     return model, processor
 
 
+@_family("internvl", "demo", description="InternVL3 / 3.5, transformers-native: tiles and a thumbnail")
 def _build_internvl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
@@ -215,14 +242,28 @@ def _build_internvl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     return model, processor
 
 
-def _family_tokenizer(chat_template: str, tokens: list[str], *, eos: str, bos: str | None = None,
-                      extra_corpus: tuple[str, ...] = ()):
-    """The tiny tokenizer with a family's own special tokens added, its end-of-turn token as eos."""
-    tok = tiny_tokenizer(chat_template=chat_template, extra_corpus=extra_corpus)
-    tok.add_tokens([t for t in tokens if t not in tok.get_vocab()], special_tokens=True)
-    tok.eos_token = eos
-    if bos is not None:
-        tok.bos_token = bos
+def _family_tokenizer(chat_template: str, extra_corpus: tuple[str, ...], *, eos: str = "<|im_end|>",
+                      bos: str | None = None, named: dict[str, str] | None = None, tokens: tuple[str, ...] = ()):
+    """The tiny tokenizer with a family's own special tokens: ``named`` ones (attribute -> token, read by its
+    processor, e.g. Gemma 3's ``boi_token``), the other ``tokens``, its eos and its bos, which it adds in front of a
+    text like the real one does (so a template that renders it too shows a double one)."""
+    from transformers import PreTrainedTokenizerFast
+
+    base = tiny_tokenizer(extra_corpus=extra_corpus)
+    named = dict(named or {})
+    tok = PreTrainedTokenizerFast(tokenizer_object=copy.deepcopy(base.backend_tokenizer), bos_token=bos,
+                                  eos_token=eos, pad_token="<|endoftext|>", unk_token=None,
+                                  extra_special_tokens=named)
+    new = dict.fromkeys(t for t in [bos, eos, *named.values(), *tokens] if t and t not in tok.get_vocab())
+    tok.add_tokens(list(new), special_tokens=True)
+    if bos:
+        from tokenizers import processors
+
+        tok.backend_tokenizer.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
+                                          special_tokens=[(bos, tok.convert_tokens_to_ids(bos))])])
+    tok.chat_template = chat_template
     return tok
 
 
@@ -236,13 +277,14 @@ def _llama_text(tok, *, layers: int, hidden: int, eos: str, **switches) -> dict:
 # SmolVLM-256M-Instruct (Idefics3ForConditionalGeneration): SigLIP 512 px / patch 16, pixel shuffle scale_factor 4
 # (64 tokens per crop), images split into 512 px crops plus a global image (do_image_splitting, longest_edge 2048),
 # "User:<image>...<end_of_utterance>\nAssistant:" turns. Scaled: 56 px crops of 14 px patches, scale_factor 2.
+@_family("smolvlm", "mixed_shapes", description="SmolVLM / Idefics3: image crops and a global image")
 def _build_smolvlm(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-    grid = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
-    grid += [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
-    tok = _family_tokenizer(published_template("smolvlm"), grid, eos="<end_of_utterance>", extra_corpus=extra_corpus)
+    grid = ("<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>",
+            *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)))
+    tok = _family_tokenizer(published_template("smolvlm"), extra_corpus, eos="<end_of_utterance>", tokens=grid)
     crop, patch, scale = 56, 14, 2
     tokens_per_crop = (crop // patch) ** 2 // scale**2
     vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
@@ -263,6 +305,7 @@ def _build_smolvlm(out: Path, *, layers: int, hidden: int, max_image_tokens: int
 
 # llava-onevision-qwen2-0.5b-ov-hf: SigLIP 384 px / patch 14 (729 tokens), anyres grid pinpoints 384..2304 px,
 # vision_aspect_ratio anyres_max_9, feature strategy "full", Qwen2 text, images first then "\n" + text in a turn.
+@_family("llava_onevision", "mixed_shapes", description="LLaVA-OneVision: anyres patches")
 def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
                            extra_corpus: tuple[str, ...]):
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
@@ -271,8 +314,7 @@ def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tok
     )
     from transformers.models.llava_onevision.video_processing_llava_onevision import LlavaOnevisionVideoProcessor
 
-    tok = _family_tokenizer(published_template("llava_onevision"), ["<image>"], eos="<|im_end|>",
-                            extra_corpus=extra_corpus)
+    tok = _family_tokenizer(published_template("llava_onevision"), extra_corpus, tokens=("<image>", "<video>"))
     tile, patch = 28, 14
     vision = dict(model_type="siglip_vision_model", hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                   num_attention_heads=2, image_size=tile, patch_size=patch)
@@ -293,12 +335,13 @@ def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tok
 # Mistral-Small-3.1 (Mistral3ForConditionalGeneration): Pixtral vision tower at native resolution (patch 14,
 # longest edge 1540), spatial_merge_size 2, [IMG] / [IMG_BREAK] / [IMG_END] tokens, "[INST]...[/INST]" turns with
 # no generation prompt and the answer closed by </s>. Scaled: longest edge 112 px.
+@_family("mistral3", "mixed_shapes", description="Mistral Small 3.1: Pixtral tower at native resolution")
 def _build_mistral3(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralProcessor
     from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
 
-    tokens = ["<s>", "</s>", "[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]"]
-    tok = _family_tokenizer(published_template("mistral3"), tokens, eos="</s>", bos="<s>", extra_corpus=extra_corpus)
+    tok = _family_tokenizer(published_template("mistral3"), extra_corpus, eos="</s>", bos="<s>",
+                            tokens=("[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]"))
     patch, merge = 14, 2
     longest = patch * merge * max(2, int(max_image_tokens**0.5))
     vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
@@ -320,15 +363,16 @@ def _build_mistral3(out: Path, *, layers: int, hidden: int, max_image_tokens: in
 # tuning; a 336 px / patch 14 vision tower with pixel shuffle 0.5 over up to 16 tiles; the image processor returns
 # bfloat16 pixels; Llama 4's own chat template. Scaled: 4 layers (one NoPE), 4 experts, 56 px tiles, chunks of 16
 # tokens (shorter than a prompt, as 8192 is shorter than long MMPR rows, so the chunked mask matters).
+@_family("llama4", description="Llama 4 Scout: experts, NoPE layers, chunked attention, bf16 pixels")
 def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4Processor
     from transformers.models.llama4.image_processing_llama4 import Llama4ImageProcessor
     from transformers.models.llama4.processing_llama4 import chat_template
 
-    tokens = ["<|begin_of_text|>", "<|header_start|>", "<|header_end|>", "<|eot|>", "<|image_start|>", "<|image|>",
-              "<|image_end|>", "<|patch|>", "<|tile_x_separator|>", "<|tile_y_separator|>", "<|python_start|>",
-              "<|python_end|>"]
-    tok = _family_tokenizer(chat_template, tokens, eos="<|eot|>", bos="<|begin_of_text|>", extra_corpus=extra_corpus)
+    tok = _family_tokenizer(chat_template, extra_corpus, eos="<|eot|>", bos="<|begin_of_text|>",
+                            tokens=("<|header_start|>", "<|header_end|>", "<|image_start|>", "<|image|>",
+                                    "<|image_end|>", "<|patch|>", "<|tile_x_separator|>", "<|tile_y_separator|>",
+                                    "<|python_start|>", "<|python_end|>"))
     ids = tok.convert_tokens_to_ids
     tile, patch, shuffle = 56, 14, 0.5
     tokens_per_tile = int((tile // patch) ** 2 * shuffle**2)
@@ -365,25 +409,17 @@ _PHI4_TEMPLATE = (
     "{{ eos_token }}{% endif %}")
 
 
+@_family("phi4_multimodal", "mixed_shapes", description="Phi-4-multimodal: dynamic HD crops, AutoModelForMultimodalLM")
 def _build_phi4_multimodal(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
                            extra_corpus: tuple[str, ...]):
-    from transformers import (
-        Phi4MultimodalConfig,
-        Phi4MultimodalForCausalLM,
-        Phi4MultimodalProcessor,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import Phi4MultimodalConfig, Phi4MultimodalForCausalLM, Phi4MultimodalProcessor
     from transformers.models.phi4_multimodal.feature_extraction_phi4_multimodal import Phi4MultimodalFeatureExtractor
     from transformers.models.phi4_multimodal.image_processing_phi4_multimodal import Phi4MultimodalImageProcessor
 
-    base = _family_tokenizer(_PHI4_TEMPLATE, ["<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<|image|>",
-                                              "<|audio|>", "<|tool|>", "<|/tool|>"], eos="<|endoftext|>",
-                             extra_corpus=extra_corpus)
     # the processor reads the image and audio tokens from the tokenizer's named special tokens
-    tok = PreTrainedTokenizerFast(tokenizer_object=copy.deepcopy(base._tokenizer), eos_token="<|endoftext|>",
-                                  pad_token="<|endoftext|>", bos_token=None, unk_token=None,
-                                  extra_special_tokens={"image_token": "<|image|>", "audio_token": "<|audio|>"})
-    tok.chat_template = _PHI4_TEMPLATE
+    tok = _family_tokenizer(_PHI4_TEMPLATE, extra_corpus, eos="<|endoftext|>",
+                            named={"image_token": "<|image|>", "audio_token": "<|audio|>"},
+                            tokens=("<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<|tool|>", "<|/tool|>"))
     ids = tok.convert_tokens_to_ids
     crop, patch = 448, 14
     vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
@@ -415,75 +451,55 @@ def _qwen_vl_parts(template: str, extra_corpus: tuple[str, ...], *, layers: int,
     return tok, text, tokens
 
 
+def _qwen_vl(model_cls, processor_cls, video_cls, tok, text: dict, vision: dict, tokens: dict, *, layers: int,
+             hidden: int, patch: int, max_image_tokens: int):
+    """A Qwen VL family's model and processor from its parts (:func:`_qwen_vl_parts`) and its own ``vision``
+    switches, on the tower sizes and 2 x 2 patch merging those families share."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
+                  patch_size=patch, spatial_merge_size=2, temporal_patch_size=2, **vision)
+    model = model_cls(model_cls.config_class(text_config=text, vision_config=vision, **tokens,
+                                             tie_word_embeddings=True))
+    kw = _merged_patches(patch, max_image_tokens)
+    processor = processor_cls(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
+                              video_processor=video_cls(**kw), chat_template=tok.chat_template)
+    return model, processor
+
+
 # Qwen2.5-VL-7B-Instruct: the Qwen2-VL layout with a windowed vision tower (window_size 112 px, full attention
 # only in blocks 7, 15, 23, 31), SwiGLU vision MLP, out_hidden_size to the LM. Scaled: window 56 px (2 x 2 merged
 # patches), full attention in the last of the tower's blocks.
+@_family("qwen2_5_vl", description="Qwen2.5-VL: windowed vision tower")
 def _build_qwen2_5_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     tok, text, tokens = _qwen_vl_parts("qwen2_5_vl", extra_corpus, layers=layers, hidden=hidden,
                                        mrope_section=[4, 6, 6])
-    vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
-                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                  fullatt_block_indexes=[layers - 1], hidden_act="silu")
-    model = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(text_config=text, vision_config=vision, **tokens,
-                                                                tie_word_embeddings=True))
-    kw = dict(size={"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * max_image_tokens}, patch_size=14,
-              merge_size=2, temporal_patch_size=2)
-    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
-                                    video_processor=Qwen2VLVideoProcessor(**kw), chat_template=tok.chat_template)
-    return model, processor
+    vision = dict(window_size=56, fullatt_block_indexes=[layers - 1], hidden_act="silu")
+    return _qwen_vl(Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, tok, text, vision,
+                    tokens, layers=layers, hidden=hidden, patch=14, max_image_tokens=max_image_tokens)
 
 
 # Qwen3-VL-8B-Instruct: patch 16, DeepStack (vision features of blocks 8, 16, 24 added to the first LM layers),
 # interleaved mrope (sections 24, 20, 20), learned vision position embeddings (2304). Scaled: deepstack from the
 # first vision block, sections 6, 5, 5 of a 32 head size.
+@_family("qwen3_vl", description="Qwen3-VL: DeepStack, interleaved mrope")
 def _build_qwen3_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
     tok, text, tokens = _qwen_vl_parts("qwen3_vl", extra_corpus, layers=layers, hidden=hidden,
                                        mrope_section=[6, 5, 5])
     text["rope_parameters"]["mrope_interleaved"] = True
     text["head_dim"] = 32
-    vision = dict(depth=layers, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
-                  patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
-                  deepstack_visual_indexes=[0])
-    model = Qwen3VLForConditionalGeneration(Qwen3VLConfig(text_config=text, vision_config=vision, **tokens,
-                                                          tie_word_embeddings=True))
-    kw = dict(size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * max_image_tokens}, patch_size=16,
-              merge_size=2, temporal_patch_size=2)
-    processor = Qwen3VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
-                                 video_processor=Qwen3VLVideoProcessor(**kw), chat_template=tok.chat_template)
-    return model, processor
+    vision = dict(num_position_embeddings=64, deepstack_visual_indexes=[0])
+    return _qwen_vl(Qwen3VLForConditionalGeneration, Qwen3VLProcessor, Qwen3VLVideoProcessor, tok, text, vision,
+                    tokens, layers=layers, hidden=hidden, patch=16, max_image_tokens=max_image_tokens)
 
 
-def _named_tokenizer(chat_template: str, extra_corpus: tuple[str, ...], *, bos: str | None = None,
-                      eos: str = "<|im_end|>", named: dict[str, str] | None = None):
-    """The tiny tokenizer with a family's own special tokens added (``named``: attribute -> token, e.g. Gemma 3's
-    ``boi_token``) and its bos / eos."""
-    from transformers import PreTrainedTokenizerFast
-
-    base = tiny_tokenizer(extra_corpus=extra_corpus)
-    named = dict(named or {})
-    tok = PreTrainedTokenizerFast(tokenizer_object=copy.deepcopy(base.backend_tokenizer), bos_token=bos,
-                                  eos_token=eos, pad_token="<|endoftext|>", unk_token=None,
-                                  extra_special_tokens=named)
-    tok.add_tokens([t for t in [bos, eos, *named.values()] if t and t not in tok.get_vocab()], special_tokens=True)
-    if bos:  # the tokenizer adds <bos> like the real one does, so a template that renders it too shows a double one
-        from tokenizers import processors
-
-        tok.backend_tokenizer.post_processor = processors.Sequence([
-            processors.ByteLevel(trim_offsets=False),
-            processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
-                                          special_tokens=[(bos, tok.convert_tokens_to_ids(bos))])])
-    tok.chat_template = chat_template
-    return tok
-
-
+@_family("gemma3", "layer_types", description="Gemma 3: sliding windows, bidirectional images")
 def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """Gemma 3 (google/gemma-3-4b-it) scaled down: sliding-window layers with one full-attention layer last
     (5:1 in the real model; here ``layers - 1`` : 1), a window shorter than an image (1,024 there, 8 here),
@@ -493,7 +509,7 @@ def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
     named = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
-    tok = _named_tokenizer(published_template("gemma3"), extra_corpus, bos="<bos>", eos="<end_of_turn>", named=named)
+    tok = _family_tokenizer(published_template("gemma3"), extra_corpus, bos="<bos>", eos="<end_of_turn>", named=named)
     ids = tok.convert_tokens_to_ids
     side, patch = 56, 14
     tokens_per_image = min(16, max(4, max_image_tokens))
@@ -514,6 +530,7 @@ def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     return model, processor
 
 
+@_family("gemma4", "layer_types", description="Gemma 4: sliding windows, bidirectional images, empty thought channel")
 def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """Gemma 4 scaled down: sliding-window layers (window 8 here) with the last layer full attention, full layers
     with their own head size and shared keys/values (``attention_k_eq_v``), proportional rope on a quarter of the
@@ -527,8 +544,8 @@ def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
 
     named = {"boi_token": "<|image>", "eoi_token": "<image|>", "image_token": "<|image|>",
              "audio_token": "<|audio|>", "boa_token": "<|audio>", "eoa_token": "<audio|>"}
-    tok = _named_tokenizer(published_template("gemma4"), extra_corpus, bos="<bos>", eos="<turn|>", named=named)
-    tok.add_tokens(["<|turn>", "<|channel>", "<channel|>", "<|think|>", "<|video|>"], special_tokens=True)
+    tok = _family_tokenizer(published_template("gemma4"), extra_corpus, bos="<bos>", eos="<turn|>", named=named,
+                            tokens=("<|turn>", "<|channel>", "<channel|>", "<|think|>", "<|video|>"))
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32, "global_head_dim": 32,
             "sliding_window": 8, "layer_types": ["sliding_attention"] * (layers - 1) + ["full_attention"],
@@ -550,6 +567,7 @@ def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     return model, processor
 
 
+@_family("qwen3_5", "layer_types", description="Qwen3.5: Gated DeltaNet linear attention, thinking template")
 def _build_qwen3_5(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """Qwen3.5 (Qwen/Qwen3.5-9B) scaled down: Gated DeltaNet linear-attention layers and full-attention layers
     3:1 (``layers - 1`` : 1 here), partial rotary (a quarter of the head) with interleaved mrope, gated attention
@@ -558,7 +576,7 @@ def _build_qwen3_5(out: Path, *, layers: int, hidden: int, max_image_tokens: int
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    tok = _named_tokenizer(published_template("qwen3_5"), extra_corpus, named={"image_token": "<|image_pad|>",
+    tok = _family_tokenizer(published_template("qwen3_5"), extra_corpus, named={"image_token": "<|image_pad|>",
                                                                    "video_token": "<|video_pad|>"})
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32,
@@ -573,9 +591,7 @@ def _build_qwen3_5(out: Path, *, layers: int, hidden: int, max_image_tokens: int
                         video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
                         vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=True)
     model = Qwen3_5ForConditionalGeneration(cfg)
-    size = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * max_image_tokens}
-    kw = dict(size=size, patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3,
-              image_std=[0.5] * 3)
+    kw = _merged_patches(16, max_image_tokens, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = Qwen3VLProcessor(image_processor=Qwen2VLImageProcessorPil(**kw), tokenizer=tok,
                                  video_processor=Qwen3VLVideoProcessor(**kw), chat_template=tok.chat_template)
     return model, processor
@@ -589,11 +605,11 @@ def _glm_v_parts(template: str, extra_corpus: tuple[str, ...], *, layers: int, h
     from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
     from transformers.models.glm4v.video_processing_glm4v import Glm4vVideoProcessor
 
-    tok = _named_tokenizer(published_template(template), extra_corpus, eos="<|endoftext|>",
-                           named={"image_token": "<|image|>", "video_token": "<|video|>"})
-    tok.add_tokens(["[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>", "<|observation|>",
-                    "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>"],
-                   special_tokens=True)
+    tok = _family_tokenizer(published_template(template), extra_corpus, eos="<|endoftext|>",
+                            named={"image_token": "<|image|>", "video_token": "<|video|>"},
+                            tokens=("[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>", "<|observation|>",
+                                    "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>",
+                                    "<|end_of_video|>"))
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32,
             "eos_token_id": [ids("<|endoftext|>"), ids("<|user|>"), ids("<|observation|>")],
@@ -604,13 +620,13 @@ def _glm_v_parts(template: str, extra_corpus: tuple[str, ...], *, layers: int, h
     tokens = dict(image_token_id=ids("<|image|>"), video_token_id=ids("<|video|>"),
                   image_start_token_id=ids("<|begin_of_image|>"), image_end_token_id=ids("<|end_of_image|>"),
                   video_start_token_id=ids("<|begin_of_video|>"), video_end_token_id=ids("<|end_of_video|>"))
-    size = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * max_image_tokens}
-    kw = dict(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    kw = _merged_patches(14, max_image_tokens)
     processor = Glm4vProcessor(image_processor=Glm4vImageProcessorPil(**kw), tokenizer=tok,
                                video_processor=Glm4vVideoProcessor(**kw), chat_template=tok.chat_template)
     return text, vision, tokens, processor
 
 
+@_family("glm4v", description="GLM-4.1V: partial rotary mrope, turns without an end token")
 def _build_glm4v(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """GLM-4.1V (zai-org/GLM-4.1V-9B-Thinking) scaled down (:func:`_glm_v_parts`), with its published template,
     which renders an assistant's content as given (a string)."""
@@ -623,6 +639,7 @@ def _build_glm4v(out: Path, *, layers: int, hidden: int, max_image_tokens: int, 
     return model, processor
 
 
+@_family("glm4v_moe", description="GLM-4.6V: GLM-4.5-Air experts, turns without an end token")
 def _build_glm4v_moe(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """GLM-4.6V (zai-org/GLM-4.6V, Glm4vMoeForConditionalGeneration) scaled down (:func:`_glm_v_parts`): its
     language model is GLM-4.5-Air's, a dense first layer (first_k_dense_replace 1) then routed experts (128, top 8,
@@ -659,6 +676,7 @@ KIMI_K25_TEMPLATE = (
 )
 
 
+@_family("kimi_k25", description="Kimi K2.5: DeepSeek-V3 latent attention and experts, MoonViT")
 def _build_kimi_k25(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """Kimi K2.5 scaled down: a DeepSeek-V3 language model (multi-head latent attention with low-rank queries and
     keys/values and a decoupled rope part, a dense first layer then routed + shared experts), the MoonViT tower
@@ -667,10 +685,9 @@ def _build_kimi_k25(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     from transformers.models.kimi_k25.image_processing_kimi_k25 import Kimi_K25ImageProcessor
     from transformers.models.kimi_k25.video_processing_kimi_k25 import Kimi_K25VideoProcessor
 
-    tok = _named_tokenizer(KIMI_K25_TEMPLATE, extra_corpus, named={
-        "image_token": "<|media_pad|>", "video_token": "<|kimi_k25_video_placeholder|>"})
-    tok.add_tokens(["<|im_user|>", "<|im_assistant|>", "<|im_middle|>", "<|media_begin|>", "<|media_content|>",
-                    "<|media_end|>"], special_tokens=True)
+    tok = _family_tokenizer(KIMI_K25_TEMPLATE, extra_corpus, named={
+        "image_token": "<|media_pad|>", "video_token": "<|kimi_k25_video_placeholder|>"}, tokens=(
+        "<|im_user|>", "<|im_assistant|>", "<|im_middle|>", "<|media_begin|>", "<|media_content|>", "<|media_end|>"))
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "model_type": "deepseek_v3", "q_lora_rank": 32,
             "kv_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 24, "v_head_dim": 32,
@@ -690,12 +707,17 @@ def _build_kimi_k25(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     return model, processor
 
 
-_BUILDERS = {"qwen2_vl": _build_qwen2_vl, "llava": _build_llava, "internvl": _build_internvl,
-             "smolvlm": _build_smolvlm, "llava_onevision": _build_llava_onevision, "mistral3": _build_mistral3,
-             "llama4": _build_llama4, "phi4_multimodal": _build_phi4_multimodal,
-             "qwen2_5_vl": _build_qwen2_5_vl, "qwen3_vl": _build_qwen3_vl, "gemma3": _build_gemma3,
-             "gemma4": _build_gemma4, "qwen3_5": _build_qwen3_5, "glm4v": _build_glm4v, "glm4v_moe": _build_glm4v_moe,
-             "kimi_k25": _build_kimi_k25}
+def _with(trait: str) -> tuple[Family, ...]:
+    return tuple(name for name in TINY_FAMILIES if trait in TINY_FAMILIES.get(name).traits)
+
+
+# the families tiny:<family> references build and most tests use
+FAMILIES: tuple[Family, ...] = _with("demo")
+# families whose images differ in shape from pair to pair (crops, anyres patches, native resolution)
+MIXED_SHAPE_FAMILIES: tuple[Family, ...] = _with("mixed_shapes")
+# families whose layers are not all full attention: sliding windows and bidirectional images (Gemma 3 and 4),
+# linear attention (Qwen3.5); the packed forward builds a mask per layer type for them or is refused
+LAYER_TYPE_FAMILIES: tuple[Family, ...] = _with("layer_types")
 
 
 def _clip_keys_for_vllm(out: Path) -> None:
@@ -714,25 +736,23 @@ def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, la
              max_image_tokens: int = 64, dtype: str = "float32", extra_corpus: tuple[str, ...] = ()) -> Path:
     """Write a loadable tiny VLM with its processor and chat template to ``path`` and return the path.
 
-    ``family`` is one of ``qwen2_vl``, ``llava`` or ``internvl`` (the transformers-native InternVL), the families
-    whose images differ in shape (:data:`MIXED_SHAPE_FAMILIES`), ``llama4``, ``qwen2_5_vl``, ``qwen3_vl``, those
-    whose layers are not all full attention (:data:`LAYER_TYPE_FAMILIES`), ``glm4v`` or ``kimi_k25``: each built
-    from the architecture switches of its real published config, scaled down (see its builder).
+    ``family`` is a name in :data:`TINY_FAMILIES` (an unknown one is :class:`~mmpr.registry.UnknownName`): each
+    built from the architecture switches of its real published config, scaled down, with its published chat
+    template (see its builder).
     The same ``seed`` gives byte-identical weights. ``max_image_tokens`` bounds the LM tokens per image.
     ``extra_corpus`` is text the tokenizer also learns from (a task's vocabulary).
     """
     import torch
 
-    if family not in _BUILDERS:
-        raise UserError(f"unknown tiny VLM family {family!r}; choose one of {', '.join(_BUILDERS)}")
+    build = TINY_FAMILIES.get(family).build
     if hidden % 32:
         raise ValueError(f"hidden={hidden} must be a multiple of 32 (attention head size 32)")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model, processor = _BUILDERS[family](out, layers=layers, hidden=hidden, max_image_tokens=max_image_tokens,
-                                             extra_corpus=tuple(extra_corpus))
+        model, processor = build(out, layers=layers, hidden=hidden, max_image_tokens=max_image_tokens,
+                                 extra_corpus=tuple(extra_corpus))
     model.to(getattr(torch, dtype)).save_pretrained(out)
     processor.save_pretrained(out)
     if family == "llava":

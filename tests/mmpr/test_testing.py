@@ -5,7 +5,15 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from mmpr.testing import FAMILIES, tiny_images, tiny_tokenizer, tiny_vlm
+from mmpr.testing import (
+    FAMILIES,
+    LAYER_TYPE_FAMILIES,
+    MIXED_SHAPE_FAMILIES,
+    TINY_FAMILIES,
+    tiny_images,
+    tiny_tokenizer,
+    tiny_vlm,
+)
 
 
 def _digest(path):
@@ -36,8 +44,18 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
 
 
 def test_unknown_family_names_the_known_ones(tmp_path):
-    with pytest.raises(ValueError, match="qwen2_vl, llava, internvl"):
+    from mmpr.registry import UnknownName
+
+    with pytest.raises(UnknownName, match="tiny VLM family 'paligemma'.*available: .*internvl.*llava.*qwen2_vl"):
         tiny_vlm(tmp_path, "paligemma")
+
+
+def test_the_family_tuples_come_from_the_registry():
+    assert set(FAMILIES) == {"qwen2_vl", "llava", "internvl"}
+    assert set(MIXED_SHAPE_FAMILIES) == {"smolvlm", "llava_onevision", "mistral3", "phi4_multimodal"}
+    assert set(LAYER_TYPE_FAMILIES) == {"gemma3", "gemma4", "qwen3_5"}
+    assert set(FAMILIES + MIXED_SHAPE_FAMILIES + LAYER_TYPE_FAMILIES) < set(TINY_FAMILIES.names())
+    assert all(TINY_FAMILIES.describe().values()), "every family says what it is"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -104,8 +122,6 @@ def test_family_generates_through_vllm_with_an_image(family, tiny_model_dir):
 ])
 def test_layer_type_families_keep_their_real_switches(family, switches, tiny_model_dir):
     from transformers import AutoConfig
-
-    from mmpr.testing import LAYER_TYPE_FAMILIES
 
     assert family in LAYER_TYPE_FAMILIES
     text = AutoConfig.from_pretrained(tiny_model_dir(family)).get_text_config()

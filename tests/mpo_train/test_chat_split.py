@@ -3,11 +3,10 @@ from transformers import AutoProcessor
 
 from mmpr.chat import conversation
 from mmpr.loading import load_processor
-from mmpr.testing import _BUILDERS, tiny_tokenizer
+from mmpr.testing import TINY_FAMILIES, tiny_tokenizer
 from mpo_train.chat_split import split_pair
 from mpo_train.data import PairEncoder
 
-ALL = list(_BUILDERS)
 CHOSEN, REJECTED = "I count three shapes. Final answer: 3", "Final answer: 5, I think"
 
 
@@ -15,7 +14,7 @@ def _assistant(text):
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-@pytest.mark.parametrize("family", ALL)
+@pytest.mark.parametrize("family", TINY_FAMILIES.names())
 def test_prompt_and_response_are_the_templates_own_tokens(tiny_model_dir, family):
     """prompt + response == the published chat template's own tokenization of the conversation, up to its
     end-of-turn token (one <bos> where the template renders it; Qwen3.5's empty thinking block in the prompt; the
