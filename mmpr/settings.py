@@ -92,14 +92,6 @@ def leaf_paths(model: type[BaseModel]) -> dict[str, str]:
     return paths
 
 
-def field_at(model: type[BaseModel], path: str) -> FieldInfo:
-    """The field at a dotted ``path`` of ``model``."""
-    *groups, last = path.split(".")
-    for name in groups:
-        model = _group(model.model_fields[name].annotation)
-    return model.model_fields[last]
-
-
 def _origin_of(loc: tuple, origins: Mapping[str, str]) -> str | None:
     """Where the value at ``loc`` was given: its dotted key, a group above it, or its own name."""
     names = [str(x) for x in loc]
@@ -173,18 +165,20 @@ def renamed(key: str, aliases: Mapping[str, str], where: str) -> str:
     return new
 
 
+def _default(field: FieldInfo) -> str:
+    return "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+
+
 def field_help(field: FieldInfo) -> str:
-    """A field's description and its default, for ``--help``."""
-    default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
-    return f"{(field.description or '').rstrip('.')} ({default})".lstrip()
+    """A field's description and its default, for a flag's ``--help``."""
+    return f"{(field.description or '').rstrip('.')} ({_default(field)})".lstrip()
 
 
 def config_keys_help(model: type[BaseModel], *, title: str = "config keys (YAML --config file)") -> str:
     """A ``--help`` section listing the keys of ``model`` with their defaults and descriptions."""
     lines = [f"{title}:"]
     for name, field in model.model_fields.items():
-        default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
-        lines.append(f"  {name:<28} {default}" + (f"; {field.description}" if field.description else ""))
+        lines.append(f"  {name:<28} {_default(field)}" + (f"; {field.description}" if field.description else ""))
     return "\n".join(lines)
 
 
