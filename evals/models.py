@@ -20,11 +20,21 @@ from tqdm import tqdm
 
 from evals.cache import ResponseCache
 from evals.thinking import for_scoring
-from mmpr.engines import Engine, EngineError, Request, make_engine
+from mmpr.engines import ENGINE_REGISTRY, Engine, EngineError, Request, make_engine
+from mmpr.errors import UserError
 from mmpr.images import ImageStore
 from mmpr.schemas import SamplingConfig
 
-ENGINE_NAMES = {"vllm": "vllm", "hf": "transformers"}
+EVAL_ENGINES = ("transformers", "vllm")  # the engines that answer in this process
+
+
+def eval_engine(name: str) -> str:
+    """The registered name of engine ``name`` (``hf`` is ``transformers``); an engine that does not answer in this
+    process is refused in one line."""
+    engine = ENGINE_REGISTRY.canonical(name)
+    if engine not in EVAL_ENGINES:
+        raise UserError(f"--engine {name}: evaluations answer with {' or '.join(EVAL_ENGINES)}")
+    return engine
 
 
 class MmprModel(lmms):
@@ -32,11 +42,11 @@ class MmprModel(lmms):
     many answers per request at ``temperature`` (each cached under its own key, so a rerun resumes), kept in
     :attr:`sampled` for avg@k / pass@k / majority@k beside the greedy answer lmms-eval scores."""
 
-    def __init__(self, model: str, *, engine: str = "hf", cache_dir: str | Path, batch_size: int = 16,
+    def __init__(self, model: str, *, engine: str = "transformers", cache_dir: str | Path, batch_size: int = 16,
                  engine_args: dict | None = None, engine_instance: Engine | None = None, samples: int = 0,
                  temperature: float = 1.0, strip_thinking: bool = False, style: str = "cot"):
         super().__init__()
-        self.model_name, self.engine_name = model, ENGINE_NAMES.get(engine, engine)
+        self.model_name, self.engine_name = model, eval_engine(engine)
         self.batch_size = batch_size
         self.engine_args = engine_args or {}
         self._engine = engine_instance

@@ -3,7 +3,7 @@
 Examples::
 
     # offline, CPU: a tiny model on a local copy of MathVista testmini (a parquet file or folder)
-    python -m evals.run --tasks mathvista --model tiny:qwen2_vl --engine hf --limit 8 \\
+    python -m evals.run --tasks mathvista --model tiny:qwen2_vl --engine transformers --limit 8 \\
         --data mathvista=~/data/mathvista_testmini.parquet --out runs/eval-tiny
     # GPU: the paper's judge-free benchmarks, then the reasoning suite, for InternVL2-8B (and again for -MPO)
     python -m evals.run --tasks paper --model OpenGVLab/InternVL2-8B --engine vllm \\
@@ -129,7 +129,7 @@ def check_data(benches: list[Benchmark], data: dict[str, str]) -> None:
         raise UserError(f"{local[0]} has no Hub dataset; name its file with --data {local[0]}=PATH")
 
 
-def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", prompt: str = "cot",
+def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "transformers", prompt: str = "cot",
              limit: int | None = None, out: Path, data: dict[str, str] | None = None, judge: str | None = None,
              engine_args: dict | None = None, batch_size: int = 16, engine_instance=None,
              max_new_tokens: int | None = None, samples: int = 0, temperature: float = 1.0,
@@ -171,7 +171,7 @@ def evaluate(benchmarks: list[str] | str, model: str, *, engine: str = "hf", pro
                               verbosity="WARNING", random_seed=0, numpy_random_seed=0, torch_random_seed=0)
         sampled = {b.task_name(prompt): _score_samples(b, prompt, task_dict[b.task_name(prompt)], lm.sampled)
                    for b in benches} if samples else {}
-    return _write(raw, benches, prompt, model, engine, limit, out, data or {}, judge, dict(lm.failures),
+    return _write(raw, benches, prompt, model, lm.engine_name, limit, out, data or {}, judge, dict(lm.failures),
                   raw_responses=lm.raw, sampled=sampled, temperature=temperature, strip_thinking=strip_thinking,
                   judge_model=judge_model)
 
@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", required=True, help=f"comma-separated benchmarks ({', '.join(registry.BENCHMARKS)}) "
                         f"and presets ({'; '.join(f'{k}: {chr(44).join(v)}' for k, v in registry.PRESETS.items())})")
     parser.add_argument("--model", required=True, help="model path, Hub id, or tiny:<family>")
-    parser.add_argument("--engine", choices=["vllm", "hf"], default="hf", help="vllm (GPU) or hf (transformers)")
+    parser.add_argument("--engine", default="transformers",
+                        help="transformers (default; hf is its old name) or vllm (GPU)")
     parser.add_argument("--prompt", default="cot", help="; ".join(f"{name}: {what}" for name, what in
                                                                  STYLES.describe().items()) + " (default cot)")
     parser.add_argument("--limit", type=positive_int, help="first N samples of each benchmark (default: all)")
@@ -325,6 +326,9 @@ def check_parquet(path: Path, what: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     set_max_pixels(args.max_image_pixels)
+    from evals.models import eval_engine
+
+    args.engine = eval_engine(args.engine)
     benches = check_selection(args.tasks, args.prompt)
     tasks = [b.name for b in benches]
     data = parse_pairs(args.data, "--data", typed=False)

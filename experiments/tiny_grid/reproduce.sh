@@ -95,7 +95,7 @@ evaluate() {  # evaluate MODEL DIR [VARIANT]: greedy CoT and direct answers on t
   local prompt to
   for prompt in cot direct; do
     to="$2/$prompt${3:+_$3}"
-    [[ -f "$to/results.json" ]] || "$PY" -m evals.run --tasks synthetic_grid --model "$1" --engine hf \
+    [[ -f "$to/results.json" ]] || "$PY" -m evals.run --tasks synthetic_grid --model "$1" --engine transformers \
       --prompt $prompt --data "synthetic_grid=$OUT/data/test${3:+_$3}.parquet" --out "$to" | tail -2
   done
 }

@@ -21,7 +21,7 @@ Examples::
     python -m mmpr.build --config build.yaml --runner ray --ray-address auto --replicas 8 --replica-gpus 1
 
     # the same with sampling on ray.data.llm's vLLM processor: 8 replicas of 2 GPUs each (tensor parallel)
-    python -m mmpr.build --config build.yaml --runner ray-llm --ray-address auto --replicas 8 \\
+    python -m mmpr.build --config build.yaml --engine ray-llm --ray-address auto --replicas 8 \\
         --engine-args tensor_parallel_size=2
 
     # several machines: one shard each, then merge
@@ -43,7 +43,6 @@ from mmpr.build.config import BuildConfig
 from mmpr.build.runner import LOG_FILE, check_folders, merge, run
 from mmpr.build.summary import BuildSummary
 from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
-from mmpr.engines import ENGINES
 from mmpr.errors import NothingMade, UserError
 from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.settings import (
@@ -77,8 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", nargs="+", metavar="NAME[=PATH]", help="registered sources, optionally with a "
                    "Hub id / folder / file each (see --list-sources); in YAML also mappings with columns, split...")
     p.add_argument("--limit", type=positive_int, help="at most this many questions per source")
-    add_field_flags(p, BuildConfig, "out")
-    p.add_argument("--engine", choices=ENGINES, help="default vllm")
+    add_field_flags(p, BuildConfig, "out", "engine")
     p.add_argument("--engine-args", "--engine-arg", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="engine arguments, e.g. tensor_parallel_size=2 max_model_len=8192 "
                         "endpoints=http://h1:8000/v1,http://h2:8000/v1 (a mapping in YAML)")
@@ -87,17 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_field_flags(p, BuildConfig, "batch_size", "shard")
     p.add_argument("--runner", choices=("local", "ray", "ray-llm"), default="local",
                    help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster, the engine "
-                        "(--engine) in each replica; ray-llm: sampling on ray.data.llm's vLLM processor "
-                        "(--engine vllm; --engine-args become its engine_kwargs, e.g. tensor_parallel_size=2). "
-                        "All write the same dataset (pip install 'mmpr[ray]' for the last two)")
-    p.add_argument("--ray-address", help="ray runner: the cluster to join (auto, or host:port); default: a Ray "
-                   "instance started on this machine")
-    p.add_argument("--replicas", type=int, default=1, help="ray runner: engine replicas (default 1)")
+                        "(--engine) in each replica. Both write the same dataset (pip install 'mmpr[ray]' for ray "
+                        "and --engine ray-llm); ray-llm is the old spelling of --engine ray-llm")
+    p.add_argument("--ray-address", help="ray runner and --engine ray-llm: the cluster to join (auto, or "
+                   "host:port); default: a Ray instance started on this machine")
+    p.add_argument("--replicas", type=int, default=1, help="ray runner and --engine ray-llm: engine replicas "
+                   "(default 1)")
     p.add_argument("--replica-cpus", type=float, default=1.0, help="ray runner: CPUs per replica (default 1)")
     p.add_argument("--replica-gpus", type=float, default=0.0,
                    help="ray runner: GPUs per replica, e.g. the engine's tensor_parallel_size (default 0)")
     p.add_argument("--chunks-per-wave", type=int, default=16,
-                   help="ray-llm runner: chunks per pass through the processor; each pass starts its engines and "
+                   help="--engine ray-llm: chunks per pass through the processor; each pass starts its engines and "
                         "a killed run redoes only the wave in flight (default 16)")
     add_field_flags(p, BuildConfig, "name", "version", "release_out")
     p.add_argument("--list-sources", action="store_true", help="list the registered sources and exit")
@@ -147,6 +145,17 @@ def _check_result(summary: BuildSummary) -> None:
                       f"{first}); no dataset written; check the sources and --max-tokens")
 
 
+def _runner_ray_llm(args: argparse.Namespace) -> None:
+    """``--runner ray-llm`` is the old spelling of ``--engine ray-llm``: said once, then run as that."""
+    if args.runner != "ray-llm":
+        return
+    print("warning: --runner ray-llm is deprecated; use --engine ray-llm", file=sys.stderr, flush=True)
+    if args.engine not in (None, "vllm", "ray-llm"):
+        raise UserError(f"--runner ray-llm samples with ray.data.llm's vLLM processor (--engine ray-llm); "
+                        f"--engine {args.engine} runs on --runner ray")
+    args.engine, args.runner = "ray-llm", "local"
+
+
 @front_door
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -159,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     hub.check_push_arguments(args)
     set_max_pixels(args.max_image_pixels)
+    _runner_ray_llm(args)
     cfg = config_from_args(args)
     if not args.overwrite:  # a refused folder gets no log file; --overwrite empties it in the runner, after its checks
         check_folders(cfg)
     quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / LOG_FILE)
-    if args.runner == "ray-llm":
+    if cfg.engine == "ray-llm":
         from mmpr.build import ray_llm
 
         summary = ray_llm.run(cfg, address=args.ray_address, replicas=args.replicas,

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mmpr.engines import ENGINE_REGISTRY
 from mmpr.errors import UserError
 from mmpr.pipeline.dropout_ntp import DEFAULT_RATIO
 from mmpr.prompts import DEFAULT_TEMPLATE, get_template
@@ -28,7 +29,8 @@ class BuildConfig(BaseModel):
                        "tiny:llava, tiny:internvl, ...).")
     sources: list[SourceSpec] = Field(min_length=1)
     out: Path = Field(description="Output folder: the dataset, plus its resumable work in .mmpr-work/.")
-    engine: Literal["vllm", "openai", "transformers"] = "vllm"
+    engine: str = Field(default="vllm", description=f"{', '.join(ENGINE_REGISTRY.names())}; ray-llm samples with "
+                        "ray.data.llm's vLLM processor over a Ray cluster (engine_args become its engine_kwargs).")
     engine_args: dict[str, Any] = Field(default_factory=dict, description="Passed to the engine (vllm.LLM args; "
                                         "openai: endpoints, api_key, concurrency, max_retries).")
     name: str | None = Field(default=None, description="Dataset name (default: the output folder's name).")
@@ -51,6 +53,11 @@ class BuildConfig(BaseModel):
     def _known_prompt(cls, name: str) -> str:
         get_template(name)
         return name
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        return ENGINE_REGISTRY.canonical(name)
 
     @field_validator("shard")
     @classmethod

@@ -1,4 +1,4 @@
-"""``python -m mmpr.build --runner ray-llm``: the build with its sampling on ``ray.data.llm``'s vLLM processor.
+"""``python -m mmpr.build --engine ray-llm``: the build with its sampling on ``ray.data.llm``'s vLLM processor.
 
 Ray's processor (``vLLMEngineProcessorConfig`` + ``build_processor``, Ray >= 2.59) answers one row with one
 completion, so the engine here (:class:`ProcessorEngine`, the project's engine protocol) explodes each request
@@ -37,7 +37,7 @@ from mmpr.build.runner import BuildInputs, check_build, finish, open_build
 from mmpr.build.step import process_chunks
 from mmpr.build.summary import BuildSummary
 from mmpr.chat import conversation
-from mmpr.engines import Completion, EngineError, Request, Result
+from mmpr.engines import Completion, EngineError, Request, Result, make_engine
 from mmpr.engines.base import error_code
 from mmpr.errors import EngineDied, UserError
 from mmpr.images import open_rgb
@@ -119,7 +119,8 @@ class ProcessorEngine:
 
     name = "ray-llm"
 
-    def __init__(self, processor: Processor, *, blocks: int = 1):
+    def __init__(self, model: str, *, processor: Processor, blocks: int = 1):
+        self.model = model
         self.processor = processor
         self.blocks = blocks
         self.seconds = 0.0
@@ -224,16 +225,16 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chun
         raise UserError(f"--replicas {replicas}: need at least one engine replica")
     if chunks_per_wave < 1:
         raise UserError(f"--chunks-per-wave {chunks_per_wave}: need at least one chunk per wave")
-    if cfg.engine != "vllm":
-        raise UserError(f"--runner ray-llm samples with ray.data.llm's vLLM processor; --engine {cfg.engine} "
-                        f"runs on --runner ray")
+    if cfg.engine != "ray-llm":
+        raise UserError(f"this runner samples with ray.data.llm's vLLM processor (--engine ray-llm); "
+                        f"--engine {cfg.engine} runs on --runner ray")
     try:
         with warnings.catch_warnings():  # Ray's import-time deprecation notices say nothing about this build
             warnings.simplefilter("ignore", DeprecationWarning)
             import ray
             import ray.data.llm  # noqa: F401
     except ImportError as e:
-        raise UserError(f"the ray-llm runner needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
+        raise UserError(f"--engine ray-llm needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
     model = check_build(cfg, overwrite=overwrite)
     with new_folder(cfg.out, only=UserError), warnings.catch_warnings():
         # Ray Data's deprecation notices on its own settings say nothing about this build (nor belong in its log)
@@ -245,7 +246,7 @@ def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chun
             cpu_only = not ray.cluster_resources().get("GPU", 0)
         make = processor or (lambda b: vllm_processor(b.cfg, b.model, replicas=replicas,
                                                       accelerator_type=accelerator_type, cpu_only=cpu_only))
-        engine = ProcessorEngine(make(build), blocks=replicas)
+        engine = make_engine("ray-llm", build.model, processor=make(build), blocks=replicas)
         return _run(build, engine, chunks_per_wave=chunks_per_wave, progress=progress, check=check)
 
 

@@ -1,5 +1,6 @@
-"""Sampling engines behind one protocol: ``vllm`` (in-process), ``openai`` (any compatible server) and
-``transformers`` (fallback)."""
+"""Sampling engines behind one protocol: ``vllm`` (in-process), ``openai`` (any compatible server),
+``transformers`` (fallback; ``hf`` is its old name) and ``ray-llm`` (vLLM on ``ray.data.llm``'s processor, for
+builds on a Ray cluster)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ ENGINE_REGISTRY.register("openai", "mmpr.engines.openai_engine:OpenAIEngine",
                          description="any OpenAI-compatible server (vllm serve, SGLang, lmdeploy)")
 ENGINE_REGISTRY.register("transformers", "mmpr.engines.hf_engine:TransformersEngine",
                          description="transformers generate (fallback)")
+ENGINE_REGISTRY.register("ray-llm", "mmpr.build.ray_llm:ProcessorEngine",
+                         description="vLLM on ray.data.llm's processor over a Ray cluster (builds only)")
+ENGINE_REGISTRY.alias("hf", "transformers", deprecated="transformers")
 ENGINES = tuple(ENGINE_REGISTRY.names())
 
 

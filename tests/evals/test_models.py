@@ -1,9 +1,12 @@
 import json
 
+import pytest
 from lmms_eval.api.instance import Instance
 
-from evals.models import MmprModel, ResponseCache
+from evals.models import MmprModel, ResponseCache, eval_engine
 from mmpr.engines import Completion, EngineError
+from mmpr.errors import UserError
+from mmpr.registry import UnknownName
 
 
 def test_cache_survives_a_torn_write_and_reloads(tmp_path):
@@ -23,6 +26,15 @@ def test_generation_settings_are_greedy_unless_sampling_is_asked():
     assert greedy.temperature == 0.0 and greedy.max_tokens == 64 and greedy.n == 1
     sampled = MmprModel.sampling({"do_sample": True, "temperature": 0.7, "top_p": 0.9})
     assert sampled.temperature == 0.7 and sampled.top_p == 0.9 and sampled.max_tokens == 1024
+
+
+def test_the_engine_has_its_registered_name_and_hf_is_transformers(tmp_path):
+    assert eval_engine("hf") == "transformers" and eval_engine("vllm") == "vllm"
+    assert MmprModel("m", engine="hf", cache_dir=tmp_path).engine_name == "transformers"
+    with pytest.raises(UnknownName, match="did you mean 'transformers'"):
+        eval_engine("transformer")
+    with pytest.raises(UserError, match="--engine ray-llm: evaluations answer with transformers or vllm"):
+        eval_engine("ray-llm")
 
 
 def test_the_engine_starts_only_when_something_is_missing(tmp_path):

@@ -68,7 +68,7 @@ def test_a_new_benchmarks_dataset_missing_a_field_fails_before_generating(tmp_pa
 
 @pytest.mark.slow
 def test_mathvista_end_to_end_through_lmms_eval_resumes_and_repeats(mathvista_parquet, tmp_path, capsys):
-    args = ["--tasks", "mathvista", "--model", "tiny:qwen2_vl", "--engine", "hf", "--limit", "8",
+    args = ["--tasks", "mathvista", "--model", "tiny:qwen2_vl", "--engine", "transformers", "--limit", "8",
             "--data", f"mathvista={mathvista_parquet}", "--out", str(tmp_path / "run")]
     assert main(args) == 0
     assert "mathvista:" in capsys.readouterr().out

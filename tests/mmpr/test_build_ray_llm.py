@@ -182,12 +182,13 @@ def test_ray_llm_runner_with_the_processor_row_contract_matches_the_local_runner
                                          fn_constructor_kwargs={"model": build.model})
 
     out = tmp_path / "ray-llm"
-    summary = ray_llm.run(cfg.model_copy(update={"out": out}), chunks_per_wave=2, progress=False,
-                          processor=stand_in)
+    summary = ray_llm.run(cfg.model_copy(update={"out": out, "engine": "ray-llm"}), chunks_per_wave=2,
+                          progress=False, processor=stand_in)
     assert read_manifest(out).content_hash == local.content_hash
     stats = summary.replicas["ray.data.llm"]
     assert stats.chunks == 3 and stats.samples > 0
-    rerun = ray_llm.run(cfg.model_copy(update={"out": out}), progress=False, processor=stand_in)
+    rerun = ray_llm.run(cfg.model_copy(update={"out": out, "engine": "ray-llm"}), progress=False,
+                        processor=stand_in)
     assert rerun.replicas == {} and read_manifest(out).content_hash == local.content_hash
 
 
@@ -205,7 +206,7 @@ def test_ray_llm_runner_on_the_real_vllm_processor_matches_the_local_runner(tmp_
     local = read_manifest(tmp_path / "local")
     assert local.num_pairs > 0
     out = tmp_path / "ray-llm"
-    assert main([*CLI, "--engine-args", "max_model_len=4096", "--runner", "ray-llm", "--ray-address", cluster,
+    assert main([*CLI, "--engine-args", "max_model_len=4096", "--engine", "ray-llm", "--ray-address", cluster,
                  "--out", str(out)]) == 0, capsys.readouterr().err
     assert read_manifest(out).content_hash == local.content_hash
     assert "Deprecat" not in (out / ".mmpr-work" / "build.log").read_text(), "Ray's notices stay out of it"
@@ -231,7 +232,7 @@ def test_an_engine_death_on_the_cluster_is_one_line_with_its_cause(tmp_path, clu
     (tmp_path / "model").mkdir()  # the stand-in engine loads no model
     (tmp_path / "model" / "config.json").write_text("{}")
     code = main(["--model", str(tmp_path / "model"), "--sources", "sample", "--n", "2", "--max-tokens", "8",
-                 "--runner", "ray-llm", "--ray-address", cluster, "--out", str(out)])
+                 "--engine", "ray-llm", "--ray-address", cluster, "--out", str(out)])
     err = capsys.readouterr().err
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "%|" not in line]
     assert code == 1 and len(lines) == 1 and "Traceback" not in err, err[-3000:]
@@ -273,9 +274,15 @@ def test_cli_offers_the_ray_llm_runner_and_checks_its_flags_before_starting_anyt
     from mmpr.build.cli import build_parser, main
 
     assert "ray-llm" in build_parser().format_help() and "--chunks-per-wave" in build_parser().format_help()
-    code = main(["--runner", "ray-llm", "--chunks-per-wave", "0", "--model", "tiny:qwen2_vl", "--sources", "sample",
+    code = main(["--engine", "ray-llm", "--chunks-per-wave", "0", "--model", "tiny:qwen2_vl", "--sources", "sample",
                  "--out", str(tmp_path / "out")])
     assert code == 2 and "--chunks-per-wave 0" in capsys.readouterr().err
+    # the old spelling: one line says so, then the same run
+    code = main(["--runner", "ray-llm", "--chunks-per-wave", "0", "--model", "tiny:qwen2_vl", "--sources", "sample",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and err[0] == "warning: --runner ray-llm is deprecated; use --engine ray-llm"
+    assert len(err) == 2 and "--chunks-per-wave 0" in err[1]
     code = main(["--runner", "ray-llm", "--engine", "transformers", "--model", "tiny:qwen2_vl", "--sources",
                  "sample", "--out", str(tmp_path / "out")])
     assert code == 2 and "--runner ray" in capsys.readouterr().err

@@ -39,7 +39,7 @@ def test_reproduction_script_runs_on_tiny_stand_ins(tmp_path):
                ACCELERATE_ARGS="--cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no",
                TRAIN_OVERRIDES="max_steps=2 gradient_accumulation_steps=1 per_device_batch_size=2 precision=fp32 "
                                "gradient_checkpointing=false max_length=512 num_workers=0 save_steps=100",
-               EVAL_ENGINE="hf", EVAL_COT_TASKS="mathvista", EVAL_DIRECT_TASKS="mathvista",
+               EVAL_ENGINE="transformers", EVAL_COT_TASKS="mathvista", EVAL_DIRECT_TASKS="mathvista",
                EVAL_ARGS=f"--limit 2 --data mathvista={mathvista}")
     done = run_printed(printed("bash scripts/reproduce_internvl2_8b_mpo.sh"), ROOT, timeout=600, **env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
