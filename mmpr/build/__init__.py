@@ -4,10 +4,11 @@
 - :mod:`mmpr.build.step`: :func:`process_chunk`, one chunk of questions through the engine and the judges
   (:func:`process_chunks` for several, built from ``answer_requests``, ``judge_answers``, ``pair_continuations``).
 - :mod:`mmpr.build.summary`: :class:`BuildSummary`, the counts and their table.
-- :mod:`mmpr.build.runner`: :func:`run` (resumable), :func:`assemble`, :func:`merge` of shards.
-- :mod:`mmpr.build.ray_runner`: the same build as a Ray Data pipeline over a cluster (``--runner ray``).
+- :mod:`mmpr.build.runner`: :func:`run`, the one skeleton (resumable), :func:`assemble`, :func:`merge` of shards.
+- :mod:`mmpr.build.executor`: the executors that make a build's records, chosen by name (``EXECUTORS``).
+- :mod:`mmpr.build.ray_runner`: the same build as a Ray Data actor pool over a cluster (``--runner ray``).
 - :mod:`mmpr.build.ray_llm`: the same build with its sampling on ``ray.data.llm``'s vLLM processor
-  (``--runner ray-llm``).
+  (``--engine ray-llm``).
 - :mod:`mmpr.build.cli`: the command line (not imported here: the library does not need it).
 """
 

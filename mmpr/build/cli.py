@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from mmpr import hub
 from mmpr.build.config import BuildConfig
+from mmpr.build.executor import ClusterOptions, executor_for
 from mmpr.build.runner import LOG_FILE, check_folders, merge, run
 from mmpr.build.summary import BuildSummary
 from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs
@@ -83,10 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_field_flags(p, BuildConfig, "prompt", "sampling", "max_pairs_per_question", "dropout_ntp_ratio")
     add_field_flags(p, BuildConfig, "correctness_skip_categories", nargs="*", metavar="CATEGORY")
     add_field_flags(p, BuildConfig, "batch_size", "shard")
-    p.add_argument("--runner", choices=("local", "ray", "ray-llm"), default="local",
+    p.add_argument("--runner", default="local",
                    help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster, the engine "
                         "(--engine) in each replica. Both write the same dataset (pip install 'mmpr[ray]' for ray "
-                        "and --engine ray-llm); ray-llm is the old spelling of --engine ray-llm")
+                        "and --engine ray-llm, which brings its own runner); ray-llm is the old spelling of "
+                        "--engine ray-llm")
     p.add_argument("--ray-address", help="ray runner and --engine ray-llm: the cluster to join (auto, or "
                    "host:port); default: a Ray instance started on this machine")
     p.add_argument("--replicas", type=int, default=1, help="ray runner and --engine ray-llm: engine replicas "
@@ -170,22 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     set_max_pixels(args.max_image_pixels)
     _runner_ray_llm(args)
     cfg = config_from_args(args)
+    executor = executor_for(cfg.engine, args.runner, ClusterOptions(
+        address=args.ray_address, replicas=args.replicas, cpus_per_replica=args.replica_cpus,
+        gpus_per_replica=args.replica_gpus, chunks_per_wave=args.chunks_per_wave))
     if not args.overwrite:  # a refused folder gets no log file; --overwrite empties it in the runner, after its checks
         check_folders(cfg)
     quiet_logs(args.verbose, Path(cfg.out) / WORK_DIR / LOG_FILE)
-    if cfg.engine == "ray-llm":
-        from mmpr.build import ray_llm
-
-        summary = ray_llm.run(cfg, address=args.ray_address, replicas=args.replicas,
-                              chunks_per_wave=args.chunks_per_wave, overwrite=args.overwrite, check=_check_result)
-    elif args.runner == "ray":
-        from mmpr.build import ray_runner
-
-        summary = ray_runner.run(cfg, address=args.ray_address, replicas=args.replicas,
-                                 cpus_per_replica=args.replica_cpus, gpus_per_replica=args.replica_gpus,
-                                 overwrite=args.overwrite, check=_check_result)
-    else:
-        summary = run(cfg, overwrite=args.overwrite, check=_check_result)
+    summary = run(cfg, executor=executor, overwrite=args.overwrite, check=_check_result)
     print(summary.render())
     if getattr(summary, "failed_chunks", None):
         return 1

@@ -7,7 +7,8 @@ of ``n`` samples into ``n`` rows whose seeds are the ones vLLM gives the ``n`` c
 the local runner's code (:func:`mmpr.build.step.process_chunks`): the same prompts, request seeds, judging,
 pairing and DropoutNTP continuation round, so a vLLM build gives the same pairs on either runner.
 
-The driver cuts the questions into the local runner's chunks and takes them in waves of ``chunks_per_wave``:
+The runner skeleton (:func:`mmpr.build.runner.run`) cuts the questions into the local runner's chunks; this
+engine's executor (:class:`ProcessorWaves`) takes them in waves of ``chunks_per_wave``:
 each wave is two passes through the processor (the answers, then the DropoutNTP continuations, which depend on
 the answers) and its chunks are saved atomically as the wave ends. A killed run loses the wave in flight; a
 rerun skips the chunks on disk. Each pass starts the processor's engine replicas anew (Ray Data's actor pools
@@ -27,22 +28,21 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from mmpr.build.config import BuildConfig
-from mmpr.build.ray_runner import RayBuildSummary, ReplicaStats, connect, quiet_ray_data
-from mmpr.build.runner import BuildInputs, check_build, finish, open_build
+from mmpr.build.executor import ChunkDone, ClusterOptions, Pending
+from mmpr.build.ray_runner import check_replicas, connect, quiet_ray_data, ray_summary
 from mmpr.build.step import process_chunks
-from mmpr.build.summary import BuildSummary
 from mmpr.chat import conversation
 from mmpr.engines import Completion, EngineError, Request, Result, make_engine
 from mmpr.engines.base import error_code
 from mmpr.errors import EngineDied, UserError
 from mmpr.images import open_rgb
-from mmpr.locations import new_folder
 from mmpr.schemas import SamplingConfig, SourceItem
+
+if TYPE_CHECKING:
+    from mmpr.build.runner import BuildInputs
 
 ERROR_COLUMN = "__inference_error__"  # Ray's column for a row whose inference failed (should_continue_on_error)
 
@@ -201,12 +201,10 @@ def vllm_processor(cfg: BuildConfig, model: str, *, replicas: int, batch_size: i
     return build_processor(config, preprocess=to_engine_row, postprocess=from_engine_row)
 
 
-def _waves(build: BuildInputs, size: int) -> Iterator[list[tuple[int, list[SourceItem]]]]:
+def _waves(pending: Pending, size: int) -> Iterator[list[tuple[int, list[SourceItem]]]]:
     wave: list[tuple[int, list[SourceItem]]] = []
-    for index, chunk in build.chunks():
-        if build.store.has_chunk(build.shard_name, index):
-            continue
-        wave.append((index, chunk))
+    for index_chunk in pending:
+        wave.append(index_chunk)
         if len(wave) == size:
             yield wave
             wave = []
@@ -214,61 +212,55 @@ def _waves(build: BuildInputs, size: int) -> Iterator[list[tuple[int, list[Sourc
         yield wave
 
 
-def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, chunks_per_wave: int = 16,
-        accelerator_type: str | None = None, cpu_only: bool | None = None, progress: bool = True,
-        overwrite: bool = False, check: Callable[[BuildSummary], None] | None = None,
-        processor: Callable[[BuildInputs], Processor] | None = None) -> RayBuildSummary:
-    """Run (or resume) ``cfg`` with sampling on ``ray.data.llm``'s vLLM processor (``replicas`` engines).
-    ``processor`` makes the processor of a build (default :func:`vllm_processor`); ``cpu_only`` (default: when the
-    cluster has no GPU) places each replica on a CPU, for vLLM's CPU build."""
-    if replicas < 1:
-        raise UserError(f"--replicas {replicas}: need at least one engine replica")
-    if chunks_per_wave < 1:
-        raise UserError(f"--chunks-per-wave {chunks_per_wave}: need at least one chunk per wave")
-    if cfg.engine != "ray-llm":
-        raise UserError(f"this runner samples with ray.data.llm's vLLM processor (--engine ray-llm); "
-                        f"--engine {cfg.engine} runs on --runner ray")
-    try:
-        with warnings.catch_warnings():  # Ray's import-time deprecation notices say nothing about this build
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import ray
-            import ray.data.llm  # noqa: F401
-    except ImportError as e:
-        raise UserError(f"--engine ray-llm needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
-    model = check_build(cfg, overwrite=overwrite)
-    with new_folder(cfg.out, only=UserError), warnings.catch_warnings():
-        # Ray Data's deprecation notices on its own settings say nothing about this build (nor belong in its log)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
-        build = open_build(cfg, model, overwrite=overwrite)
-        connect(address)
-        quiet_ray_data()
-        if cpu_only is None:
-            cpu_only = not ray.cluster_resources().get("GPU", 0)
-        make = processor or (lambda b: vllm_processor(b.cfg, b.model, replicas=replicas,
-                                                      accelerator_type=accelerator_type, cpu_only=cpu_only))
-        engine = make_engine("ray-llm", build.model, processor=make(build), blocks=replicas)
-        return _run(build, engine, chunks_per_wave=chunks_per_wave, progress=progress, check=check)
+class ProcessorWaves:
+    """The ``ray-llm`` engine's executor: the pending chunks in waves of ``chunks_per_wave``, each wave's answers
+    and continuations one pass each through the processor (``replicas`` engines). ``processor`` makes the
+    processor of a build (default :func:`vllm_processor`); ``cpu_only`` (default: when the cluster has no GPU)
+    places each replica on a CPU, for vLLM's CPU build."""
 
+    label = "building on ray.data.llm"
 
-def _run(build: BuildInputs, engine: ProcessorEngine, *, chunks_per_wave: int, progress: bool,
-         check: Callable[[BuildSummary], None] | None) -> RayBuildSummary:
-    stats = ReplicaStats()
-    started = time.monotonic()
-    bar = tqdm(total=build.total, unit="q", desc="building on ray.data.llm", disable=not progress,
-               dynamic_ncols=True)
-    try:
-        for wave in _waves(build, chunks_per_wave):
-            for (index, _), records in zip(wave, process_chunks([c for _, c in wave], engine, build.cfg),
-                                           strict=True):
-                build.store.write_chunk(build.shard_name, index, records)
-                stats.chunks += 1
-                stats.questions += len(records)
-                stats.samples += sum(len(r.responses) for r in records)
-                bar.update(len(records))
-            stats.seconds = engine.seconds
-            bar.set_postfix(samples_per_s=f"{stats.samples_per_s:.1f}", refresh=False)
-    finally:
-        bar.close()
-    base = finish(build, check=check)
-    return RayBuildSummary(**base.model_dump(), replicas={"ray.data.llm": stats} if stats.chunks else {},
-                           wall_seconds=time.monotonic() - started)
+    def __init__(self, options: ClusterOptions | None = None, *,
+                 processor: Callable[[BuildInputs], Processor] | None = None, accelerator_type: str | None = None,
+                 cpu_only: bool | None = None):
+        self.options = options or ClusterOptions()
+        self.processor, self.accelerator_type, self.cpu_only = processor, accelerator_type, cpu_only
+
+    def check(self, cfg: BuildConfig) -> None:
+        check_replicas(self.options)
+        if self.options.chunks_per_wave < 1:
+            raise UserError(f"--chunks-per-wave {self.options.chunks_per_wave}: need at least one chunk per wave")
+        if cfg.engine != "ray-llm":
+            raise UserError(f"this runner samples with ray.data.llm's vLLM processor (--engine ray-llm); "
+                            f"--engine {cfg.engine} runs on --runner ray")
+        try:
+            with warnings.catch_warnings():  # Ray's import-time deprecation notices say nothing about this build
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import ray  # noqa: F401
+                import ray.data.llm  # noqa: F401
+        except ImportError as e:
+            raise UserError(f"--engine ray-llm needs Ray Data LLM ({e}): pip install 'mmpr[ray]'") from e
+
+    def run(self, build: BuildInputs, pending: Pending) -> Iterator[ChunkDone]:
+        import ray
+
+        opts = self.options
+        with warnings.catch_warnings():
+            # Ray Data's deprecation notices on its own settings say nothing about this build (nor belong in its log)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
+            connect(opts.address)
+            quiet_ray_data()
+            cpu_only = not ray.cluster_resources().get("GPU", 0) if self.cpu_only is None else self.cpu_only
+            processor = (self.processor(build) if self.processor else
+                         vllm_processor(build.cfg, build.model, replicas=opts.replicas,
+                                        accelerator_type=self.accelerator_type, cpu_only=cpu_only))
+            engine = make_engine("ray-llm", build.model, processor=processor, blocks=opts.replicas)
+            for wave in _waves(pending, opts.chunks_per_wave):
+                before = engine.seconds
+                made = process_chunks([chunk for _, chunk in wave], engine, build.cfg)
+                for n, ((index, _), records) in enumerate(zip(wave, made, strict=True)):
+                    # the wave's engine time goes to its first chunk: the replicas' total is the engine's
+                    yield ChunkDone(index, records, worker="ray.data.llm",
+                                    seconds=engine.seconds - before if n == 0 else 0.0)
+
+    summary = staticmethod(ray_summary)

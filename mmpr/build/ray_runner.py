@@ -1,7 +1,8 @@
 """``python -m mmpr.build --runner ray``: the same build as a Ray Data pipeline over a cluster.
 
-The driver reads the sources and cuts the questions into the same fixed chunks as the local runner; the chunks
-not yet in the work store stream through Ray Data::
+The runner skeleton (:func:`mmpr.build.runner.run`) reads the sources and cuts the questions into the same fixed
+chunks as the local runner; this executor (:class:`ActorPool`) streams the chunks not yet in the work store through
+Ray Data::
 
     chunks of questions -> [K engine replicas: prompts, sampling, judging, pairing] -> driver: chunk files
 
@@ -23,32 +24,22 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
-from tqdm import tqdm
+from pydantic import Field
 
 from mmpr.build.config import BuildConfig
-from mmpr.build.runner import BuildInputs, check_build, finish, open_build
+from mmpr.build.executor import ChunkDone, ClusterOptions, Pending, ReplicaStats
 from mmpr.build.step import process_chunk
 from mmpr.build.summary import BuildSummary
 from mmpr.engines import make_engine
 from mmpr.errors import UserError
-from mmpr.locations import new_folder
 from mmpr.schemas import SourceItem
 from mmpr.store import ItemRecord
 
-
-class ReplicaStats(BaseModel):
-    chunks: int = 0
-    questions: int = 0
-    samples: int = 0
-    seconds: float = Field(default=0.0, description="Time spent in process_chunk (engine + judging).")
-
-    @property
-    def samples_per_s(self) -> float:
-        return self.samples / self.seconds if self.seconds else 0.0
+if TYPE_CHECKING:
+    from mmpr.build.runner import BuildInputs
 
 
 class RayBuildSummary(BuildSummary):
@@ -66,6 +57,17 @@ class RayBuildSummary(BuildSummary):
             lines.append(f"failed chunks: {len(self.failed_chunks)} ({', '.join(map(str, self.failed_chunks[:20]))}); "
                          "they are not in the dataset: rerun the same command to retry them")
         return "\n".join(lines)
+
+
+def ray_summary(base: BuildSummary, replicas: dict[str, ReplicaStats], failed: list[int],
+                wall_seconds: float) -> RayBuildSummary:
+    """The summary of a build on Ray: ``base`` with the work of each replica and the chunks that failed."""
+    return RayBuildSummary(**base.model_dump(), replicas=replicas, failed_chunks=failed, wall_seconds=wall_seconds)
+
+
+def check_replicas(options: ClusterOptions) -> None:
+    if options.replicas < 1:
+        raise UserError(f"--replicas {options.replicas}: need at least one engine replica")
 
 
 class SamplingReplica:
@@ -95,12 +97,6 @@ class SamplingReplica:
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.close()
-
-
-def _pending(build: BuildInputs) -> Iterator[dict[str, Any]]:
-    for index, chunk in build.chunks():
-        if not build.store.has_chunk(build.shard_name, index):
-            yield {"index": index, "items": "\n".join(item.model_dump_json() for item in chunk)}
 
 
 def connect(address: str | None) -> None:
@@ -142,63 +138,45 @@ def quiet_ray_data() -> None:
         logger.propagate = True
 
 
-def run(cfg: BuildConfig, *, address: str | None = None, replicas: int = 1, cpus_per_replica: float = 1.0,
-        gpus_per_replica: float = 0.0, progress: bool = True, overwrite: bool = False,
-        check: Callable[[BuildSummary], None] | None = None) -> RayBuildSummary:
-    """Run (or resume) ``cfg`` on a Ray cluster with ``replicas`` engine replicas; assemble the dataset unless
-    this is one shard of several or some chunks failed. ``--out`` is checked as by the local runner."""
-    if replicas < 1:
-        raise UserError(f"--replicas {replicas}: need at least one engine replica")
-    try:
-        import ray  # noqa: F401
-    except ImportError as e:
-        raise UserError(f"the ray runner needs Ray Data ({e}): pip install 'mmpr[ray]'") from e
-    model = check_build(cfg, overwrite=overwrite)
-    with new_folder(cfg.out, only=UserError):
-        return _run(open_build(cfg, model, overwrite=overwrite), address=address, replicas=replicas,
-                    cpus_per_replica=cpus_per_replica, gpus_per_replica=gpus_per_replica, progress=progress,
-                    check=check)
+class ActorPool:
+    """The ``ray`` executor: ``replicas`` :class:`SamplingReplica` actors in a Ray Data actor pool, each with the
+    build's engine. A chunk whose processing keeps failing is reported in the summary, not fatal."""
 
+    def __init__(self, options: ClusterOptions | None = None):
+        self.options = options or ClusterOptions()
+        self.label = f"building on {self.options.replicas} replica(s)"
 
-def _run(build: BuildInputs, *, address: str | None, replicas: int, cpus_per_replica: float,
-         gpus_per_replica: float, progress: bool, check: Callable[[BuildSummary], None] | None) -> RayBuildSummary:
-    import ray
-    from ray.data import DataContext
+    def check(self, cfg: BuildConfig) -> None:
+        check_replicas(self.options)
+        try:
+            import ray  # noqa: F401
+        except ImportError as e:
+            raise UserError(f"the ray runner needs Ray Data ({e}): pip install 'mmpr[ray]'") from e
 
-    cfg, store = build.cfg, build.store
-    rows = list(_pending(build))
-    connect(address)
-    quiet_ray_data()
-    DataContext.get_current().max_errored_blocks = -1  # a chunk that keeps failing is reported, not fatal
-    stats: dict[str, ReplicaStats] = {}
-    done: set[int] = set()
-    started = time.monotonic()
-    bar = tqdm(total=len(rows), unit="chunk", desc=f"building on {replicas} replica(s)", disable=not progress,
-               dynamic_ncols=True)
-    try:
-        if rows:
-            ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-            ds = ds.map_batches(SamplingReplica, batch_size=1, compute=ray.data.ActorPoolStrategy(size=replicas),
-                                fn_constructor_kwargs={"cfg_json": cfg.model_dump_json(), "model": build.model},
-                                num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None)
-            samples = pairs = 0
-            for row in ds.iter_rows():
-                records = [ItemRecord.model_validate_json(line) for line in row["records"].splitlines()]
-                store.write_chunk(build.shard_name, int(row["index"]), records)
-                done.add(int(row["index"]))
-                s = stats.setdefault(str(row["replica"]), ReplicaStats())
-                s.chunks += 1
-                s.questions += len(records)
-                s.samples += sum(len(r.responses) for r in records)
-                s.seconds += float(row["seconds"])
-                samples += sum(len(r.responses) for r in records)
-                pairs += sum(len(r.pairs) for r in records)
-                bar.set_postfix(samples_per_s=f"{samples / max(time.monotonic() - started, 1e-9):.1f}", pairs=pairs,
-                                refresh=False)
-                bar.update(1)
-    finally:
-        bar.close()
-    failed = sorted(r["index"] for r in rows if r["index"] not in done)
-    base = finish(build, assemble_dataset=not failed, check=None if failed else check)
-    return RayBuildSummary(**base.model_dump(), replicas=stats, failed_chunks=failed,
-                           wall_seconds=time.monotonic() - started)
+    @staticmethod
+    def rows(pending: Pending) -> list[dict[str, Any]]:
+        """One row per pending chunk: its index and its questions as JSON lines."""
+        return [{"index": index, "items": "\n".join(item.model_dump_json() for item in chunk)}
+                for index, chunk in pending]
+
+    def run(self, build: BuildInputs, pending: Pending) -> Iterator[ChunkDone]:
+        import ray
+        from ray.data import DataContext
+
+        rows = self.rows(pending)
+        connect(self.options.address)
+        quiet_ray_data()
+        DataContext.get_current().max_errored_blocks = -1  # a chunk that keeps failing is reported, not fatal
+        if not rows:
+            return
+        opts = self.options
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+        ds = ds.map_batches(SamplingReplica, batch_size=1, compute=ray.data.ActorPoolStrategy(size=opts.replicas),
+                            fn_constructor_kwargs={"cfg_json": build.cfg.model_dump_json(), "model": build.model},
+                            num_cpus=opts.cpus_per_replica, num_gpus=opts.gpus_per_replica or None)
+        for row in ds.iter_rows():
+            yield ChunkDone(int(row["index"]), [ItemRecord.model_validate_json(line)
+                                                for line in row["records"].splitlines()],
+                            worker=str(row["replica"]), seconds=float(row["seconds"]))
+
+    summary = staticmethod(ray_summary)

@@ -1,5 +1,6 @@
-"""Run a build: chunks through :func:`mmpr.build.step.process_chunk`, saved as they finish (resumable), then
-assembled into a dataset folder; :func:`merge` joins the work of several ``--shard i/N`` runs."""
+"""Run a build: the one skeleton (:func:`run`) walks the chunks, hands those not yet saved to an executor
+(:mod:`mmpr.build.executor`; :class:`LocalExecutor` is this process's), saves them as they come back (resumable),
+then assembles the dataset folder; :func:`merge` joins the work of several ``--shard i/N`` runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from mmpr.build.config import BuildConfig
+from mmpr.build.executor import ChunkDone, ClusterOptions, Executor, ReplicaStats, executor_for
 from mmpr.build.step import in_shard, process_chunk
 from mmpr.build.summary import BuildSummary
 from mmpr.dataset_writer import SubsetInput, write_dataset
@@ -35,7 +38,7 @@ from mmpr.problems import ProblemLog
 from mmpr.prompts import get_template
 from mmpr.schemas import GeneratorInfo, PreferencePair, PromptInfo, SourceInfo, SourceItem
 from mmpr.sources import kept_apart, make_source
-from mmpr.store import WORK_DIR, WorkStore
+from mmpr.store import WORK_DIR, ItemRecord, WorkStore
 
 RELEASE_MARKER = ".mmpr-build-release.json"  # the build a --release-out folder belongs to
 
@@ -144,45 +147,109 @@ def finish(build: BuildInputs, *, assemble_dataset: bool = True,
     return summary
 
 
-def run(cfg: BuildConfig, *, progress: bool = True, overwrite: bool = False,
+def run(cfg: BuildConfig, *, executor: Executor | None = None, progress: bool = True, overwrite: bool = False,
         check: Callable[[BuildSummary], None] | None = None) -> BuildSummary:
-    """Run (or resume) a build in this process; assemble the dataset unless this is one shard of several.
+    """Run (or resume) a build with ``executor`` (default: the engine's, else this process); assemble the dataset
+    unless this is one shard of several or some chunks failed.
 
     ``--out`` must be new, empty, or hold this same build (a resume); anything else needs ``overwrite``.
     ``check`` sees the summary before the dataset is written. A run that fails on its input removes the folder
     it created; an interrupted one keeps its work for the rerun."""
+    executor = executor or executor_for(cfg.engine)
+    executor.check(cfg)
     model = check_build(cfg, overwrite=overwrite)
     with new_folder(cfg.out, only=UserError):
-        return _run(open_build(cfg, model, overwrite=overwrite), progress=progress, check=check)
+        return _run(open_build(cfg, model, overwrite=overwrite), executor, progress=progress, check=check)
 
 
-def _run(build: BuildInputs, *, progress: bool, check: Callable[[BuildSummary], None] | None) -> BuildSummary:
-    cfg, store = build.cfg, build.store
-    engine: Engine | None = None
-    bar = tqdm(total=build.total, unit="q", desc="building", disable=not progress, dynamic_ncols=True)
-    pairs = samples = skipped = 0
+def pending(build: BuildInputs, saved: Callable[[list[ItemRecord]], None]) -> Iterator[tuple[int, list[SourceItem]]]:
+    """The chunks of the build not yet in its work store, in order; the records of the saved ones go to ``saved``
+    as the walk passes them (chunk boundaries never move, so a resume skips exactly what is on disk)."""
+    for index, chunk in build.chunks():
+        if build.store.has_chunk(build.shard_name, index):
+            saved(list(build.store.chunk_records(build.shard_name, index)))
+        else:
+            yield index, chunk
+
+
+class _Progress:
+    """The bar of a build: questions done (saved before or made now), samples per second, pairs, skipped."""
+
+    def __init__(self, build: BuildInputs, label: str, enabled: bool):
+        self.bar = tqdm(total=build.total, unit="q", desc=label, disable=not enabled, dynamic_ncols=True)
+        self.problems = build.problems
+        self.pairs = self.samples = self.skipped = 0
+        self.started: float | None = None
+
+    def add(self, records: list[ItemRecord], made: ChunkDone | None = None) -> None:
+        if made is not None:
+            if self.started is None:  # from the start of the first chunk made, not of the engine
+                self.started = time.monotonic() - made.seconds
+            self.samples += sum(len(r.responses) for r in records)
+        self.pairs += sum(len(r.pairs) for r in records)
+        self.skipped += sum(r.problem is not None for r in records)  # as the summary counts them, with the sources'
+        elapsed = time.monotonic() - self.started if self.started is not None else 0.0
+        self.bar.set_postfix(samples_per_s=f"{self.samples / max(elapsed, 1e-9):.1f}", pairs=self.pairs,
+                             skipped=self.skipped + self.problems.total, refresh=False)
+        self.bar.update(len(records))
+
+
+def _run(build: BuildInputs, executor: Executor, *, progress: bool,
+         check: Callable[[BuildSummary], None] | None) -> BuildSummary:
+    """The one skeleton: resume, hand the pending chunks to ``executor``, save and count what comes back, sum up."""
     started = time.monotonic()
+    bar = _Progress(build, executor.label, progress)
+    sent: list[int] = []
+    done: set[int] = set()
+    replicas: dict[str, ReplicaStats] = {}
+
+    def to_make() -> Iterator[tuple[int, list[SourceItem]]]:
+        for index, chunk in pending(build, bar.add):
+            sent.append(index)
+            yield index, chunk
+
     try:
-        for index, chunk in build.chunks():
-            if store.has_chunk(build.shard_name, index):
-                records = list(store.chunk_records(build.shard_name, index))
-            else:
-                if engine is None:
-                    engine = make_engine(cfg.engine, build.model, **cfg.engine_args)
-                    started = time.monotonic()
-                records = process_chunk(chunk, engine, cfg)
-                store.write_chunk(build.shard_name, index, records)
-                samples += sum(len(r.responses) for r in records)
-            pairs += sum(len(r.pairs) for r in records)
-            skipped += sum(r.problem is not None for r in records)  # as the summary counts them, with the sources'
-            bar.set_postfix(samples_per_s=f"{samples / max(time.monotonic() - started, 1e-9):.1f}", pairs=pairs,
-                            skipped=skipped + build.problems.total, refresh=False)
-            bar.update(len(chunk))
+        with closing(executor.run(build, to_make())) as made:
+            for chunk in made:
+                build.store.write_chunk(build.shard_name, chunk.index, chunk.records)
+                done.add(chunk.index)
+                bar.add(chunk.records, chunk)
+                if chunk.worker:
+                    replicas.setdefault(chunk.worker, ReplicaStats()).add(chunk)
     finally:
-        bar.close()
-        if engine is not None:
-            engine.close()
-    return finish(build, check=check)
+        bar.bar.close()
+    failed = [index for index in sent if index not in done]
+    base = finish(build, assemble_dataset=not failed, check=None if failed else check)
+    return executor.summary(base, replicas, failed, time.monotonic() - started)
+
+
+class LocalExecutor:
+    """The engine in this process, started at the first chunk not yet saved (a finished build starts none)."""
+
+    label = "building"
+
+    def __init__(self, options: ClusterOptions | None = None):
+        """``options`` are the Ray executors' settings: this one has none."""
+
+    def check(self, cfg: BuildConfig) -> None:
+        pass
+
+    def run(self, build: BuildInputs, pending: Iterator[tuple[int, list[SourceItem]]]) -> Iterator[ChunkDone]:
+        engine: Engine | None = None
+        try:
+            for index, chunk in pending:
+                if engine is None:
+                    engine = make_engine(build.cfg.engine, build.model, **build.cfg.engine_args)
+                start = time.monotonic()
+                records = process_chunk(chunk, engine, build.cfg)
+                yield ChunkDone(index, records, seconds=time.monotonic() - start)
+        finally:
+            if engine is not None:
+                engine.close()
+
+    def summary(self, base: BuildSummary, replicas: dict[str, ReplicaStats], failed: list[int],
+                wall_seconds: float) -> BuildSummary:
+        return base
 
 
 def _pairs_by_subset(stores: list[WorkStore], scratch: Path) -> dict[str, Path]:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from mmpr.build import BuildConfig
-from mmpr.build import run as run_local
+from mmpr.build import BuildConfig, run
+from mmpr.build.executor import ClusterOptions
 from mmpr.build.ray_llm import (
     ERROR_COLUMN,
     explode,
@@ -121,11 +121,11 @@ def test_process_chunks_on_exploded_rows_is_process_chunk_with_seed_plus_i(tmp_p
 
 
 def test_ray_llm_runner_refuses_other_engines(tmp_path):
-    from mmpr.build import ray_llm
+    from mmpr.build.ray_llm import ProcessorWaves
 
     cfg = BuildConfig.model_validate({**CFG, "out": tmp_path / "out", "engine": "openai", "model": "served"})
     with pytest.raises(UserError, match="--runner ray"):
-        ray_llm.run(cfg, progress=False)
+        run(cfg, executor=ProcessorWaves(), progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -170,10 +170,10 @@ def test_ray_llm_runner_with_the_processor_row_contract_matches_the_local_runner
     processor replaced by :class:`VLLMRows` on the tiny model: the dataset is the local vLLM runner's, byte for
     byte, so one seeded request of n equals n requests seeded seed + i. A rerun over the saved chunks is a
     no-op that gives the same dataset."""
-    from mmpr.build import ray_llm
+    from mmpr.build.ray_llm import ProcessorWaves
 
     cfg = BuildConfig.model_validate({**CFG, "out": tmp_path / "local"})
-    run_local(cfg, progress=False)
+    run(cfg, progress=False)
     local = read_manifest(tmp_path / "local")
     assert local.num_pairs > 0
 
@@ -182,13 +182,13 @@ def test_ray_llm_runner_with_the_processor_row_contract_matches_the_local_runner
                                          fn_constructor_kwargs={"model": build.model})
 
     out = tmp_path / "ray-llm"
-    summary = ray_llm.run(cfg.model_copy(update={"out": out, "engine": "ray-llm"}), chunks_per_wave=2,
-                          progress=False, processor=stand_in)
+    summary = run(cfg.model_copy(update={"out": out, "engine": "ray-llm"}), progress=False,
+                        executor=ProcessorWaves(ClusterOptions(chunks_per_wave=2), processor=stand_in))
     assert read_manifest(out).content_hash == local.content_hash
     stats = summary.replicas["ray.data.llm"]
     assert stats.chunks == 3 and stats.samples > 0
-    rerun = ray_llm.run(cfg.model_copy(update={"out": out, "engine": "ray-llm"}), progress=False,
-                        processor=stand_in)
+    rerun = run(cfg.model_copy(update={"out": out, "engine": "ray-llm"}), progress=False,
+                      executor=ProcessorWaves(processor=stand_in))
     assert rerun.replicas == {} and read_manifest(out).content_hash == local.content_hash
 
 
@@ -202,7 +202,7 @@ def test_ray_llm_runner_on_the_real_vllm_processor_matches_the_local_runner(tmp_
     from mmpr.build.cli import main
 
     cfg = BuildConfig.model_validate({**CFG, "out": tmp_path / "local", "engine_args": {"max_model_len": 4096}})
-    run_local(cfg, progress=False)
+    run(cfg, progress=False)
     local = read_manifest(tmp_path / "local")
     assert local.num_pairs > 0
     out = tmp_path / "ray-llm"

@@ -7,10 +7,10 @@ import time
 import psutil
 import pytest
 
-from mmpr.build import BuildConfig, ray_runner
-from mmpr.build import run as run_local
-from mmpr.build.ray_runner import RayBuildSummary, ReplicaStats, _pending
-from mmpr.build.runner import open_build
+from mmpr.build import BuildConfig, run
+from mmpr.build.executor import ClusterOptions, ReplicaStats
+from mmpr.build.ray_runner import ActorPool, RayBuildSummary
+from mmpr.build.runner import open_build, pending
 from mmpr.dataset_writer import read_manifest
 from mmpr.errors import NothingMade
 from mmpr.store import ItemRecord
@@ -35,7 +35,9 @@ def test_pending_chunks_are_the_local_chunks_not_yet_on_disk(tmp_path):
     chunks = list(build.chunks())
     build.store.write_chunk(build.shard_name, 1, [ItemRecord(item=chunks[1][1][0], route="correctness",
                                                               prompt="p", outcome="pending")])
-    rows = list(_pending(open_build(cfg, "m")))
+    saved = []
+    rows = ActorPool.rows(pending(open_build(cfg, "m"), saved.append))
+    assert [len(records) for records in saved] == [1]
     assert [r["index"] for r in rows] == [i for i, _ in chunks if i != 1]
     first = rows[0]["items"].splitlines()
     assert first == [item.model_dump_json() for item in chunks[0][1]]
@@ -56,7 +58,7 @@ def test_a_failing_request_is_reported_like_an_engine_error(tmp_path, cluster):
                engine_args={"endpoints": "http://127.0.0.1:9/v1", "max_retries": 0, "timeout": 5})
     seen = []
     with pytest.raises(NothingMade, match="no pairs to write"):
-        ray_runner.run(cfg, progress=False, check=seen.append)
+        run(cfg, executor=ActorPool(), progress=False, check=seen.append)
     assert seen[0].skipped == {"engine_unreachable": 4} and sum(seen[0].pairs.values()) == 0
     assert not (tmp_path / "out").exists(), "a build that made nothing leaves no folder"
 
@@ -84,14 +86,14 @@ def test_ray_runner_matches_the_local_runner_even_after_a_driver_kill(tmp_path, 
     mid-run; ray build from the CLI whose driver is killed with SIGKILL after its first chunk is on disk, then
     rerun. All three datasets are the same."""
 
-    run_local(_cfg(tmp_path / "local"), progress=False)
+    run(_cfg(tmp_path / "local"), progress=False)
     local = read_manifest(tmp_path / "local")
     assert local.num_pairs > 0  # the tiny model's pairs come from the DropoutNTP route: the second engine call
 
     # the replica's process is killed with SIGKILL once the first chunk is saved: Ray restarts it, retries
     killed = threading.Thread(target=_kill_replica_after_first_chunk, args=(tmp_path / "ray",), daemon=True)
     killed.start()
-    summary = ray_runner.run(_cfg(tmp_path / "ray"), replicas=1, progress=False)
+    summary = run(_cfg(tmp_path / "ray"), executor=ActorPool(ClusterOptions(replicas=1)), progress=False)
     killed.join(timeout=5)
     assert _kill_replica_after_first_chunk.killed, "a replica was killed mid-run"
     assert read_manifest(tmp_path / "ray").content_hash == local.content_hash
