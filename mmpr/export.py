@@ -24,7 +24,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -34,13 +34,14 @@ from tqdm import tqdm
 from mmpr.chat import user_parts, with_placeholders
 from mmpr.cli import EXIT_CODES, ArgumentParser, add_output_arguments, front_door, quiet_logs, reading
 from mmpr.dataset_writer import ShardWriter, open_dataset, read_manifest, subsets_of
-from mmpr.errors import NothingMade, UserError
+from mmpr.errors import NothingMade
 from mmpr.images import bytes_digest
 from mmpr.io import atomic_path, atomic_write_text
 from mmpr.locations import check_apart, check_location, check_out, new_folder
+from mmpr.registry import Registry
 from mmpr.settings import flag_keys, parse_args
 
-FORMATS = ("trl", "swift", "llamafactory", "mmpr")
+JSONL_NAME = "mmpr.jsonl"  # the swift and llamafactory exports' one file
 
 _MESSAGE = List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})})
 TRL_FEATURES = Features({"prompt": _MESSAGE, "chosen": _MESSAGE, "rejected": _MESSAGE, "images": List(Image())})
@@ -109,32 +110,41 @@ def export_trl(location: str, out: Path, *, revision: str | None = None, bar=Non
     return n
 
 
-def export_jsonl(location: str, out: Path, fmt: str, *, revision: str | None = None, bar=None) -> int:
+def _swift_record(row: dict, question: str, images: list[str], out: Path) -> dict:
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": row["chosen"]}],
+            "rejected_response": row["rejected"], "images": [str((out / p).resolve()) for p in images]}
+
+
+def _llamafactory_record(row: dict, question: str, images: list[str], out: Path) -> dict:
+    return {"conversations": [{"from": "human", "value": question}], "chosen": {"from": "gpt", "value": row["chosen"]},
+            "rejected": {"from": "gpt", "value": row["rejected"]}, "images": images}
+
+
+def _export_jsonl(location: str, out: Path, record: Callable[[dict, str, list[str], Path], dict], *,
+                  revision: str | None, bar) -> int:
+    """One ``mmpr.jsonl`` of ``record(row, question with image placeholders, image paths, out)`` per row."""
     files = _ImageFiles(out)
-    name = "mmpr.jsonl"
     n = 0
-    with atomic_path(out / name) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(out / JSONL_NAME) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in _rows(location, None, revision):
             images = [files.put(row["source"], image) for image in row["images"]]
             question = with_placeholders(row["question"], len(images))
-            if fmt == "swift":
-                record = {"messages": [{"role": "user", "content": question},
-                                       {"role": "assistant", "content": row["chosen"]}],
-                          "rejected_response": row["rejected"],
-                          "images": [str((out / p).resolve()) for p in images]}
-            else:
-                record = {"conversations": [{"from": "human", "value": question}],
-                          "chosen": {"from": "gpt", "value": row["chosen"]},
-                          "rejected": {"from": "gpt", "value": row["rejected"]},
-                          "images": images}
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.write(json.dumps(record(row, question, images, out), ensure_ascii=False) + "\n")
             n += 1
             bar and bar.update()
-    if fmt == "llamafactory":
-        info = {"mmpr": {"file_name": name, "formatting": "sharegpt", "ranking": True,
-                         "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
-                                     "images": "images"}}}
-        atomic_write_text(out / "dataset_info.json", json.dumps(info, indent=2) + "\n")
+    return n
+
+
+def export_swift(location: str, out: Path, *, revision: str | None = None, bar=None) -> int:
+    return _export_jsonl(location, out, _swift_record, revision=revision, bar=bar)
+
+
+def export_llamafactory(location: str, out: Path, *, revision: str | None = None, bar=None) -> int:
+    n = _export_jsonl(location, out, _llamafactory_record, revision=revision, bar=bar)
+    info = {"mmpr": {"file_name": JSONL_NAME, "formatting": "sharegpt", "ranking": True,
+                     "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
+                                 "images": "images"}}}
+    atomic_write_text(out / "dataset_info.json", json.dumps(info, indent=2) + "\n")
     return n
 
 
@@ -182,22 +192,26 @@ def export_mmpr(location: str, out: Path, *, revision: str | None = None, bar=No
 def export(location: str | Path, fmt: str, out: str | Path, *, revision: str | None = None,
            progress: bool = True) -> int:
     """Export the dataset at ``location`` (folder or Hub id) to ``out`` in ``fmt``; returns rows written."""
-    if fmt not in FORMATS:
-        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    write = FORMAT_REGISTRY.get(fmt)
     out = Path(out)
     location = str(location)
     with new_folder(out), tqdm(total=_total(location), unit="pair", desc=f"export {fmt}",
                                disable=not progress) as bar:
         out.mkdir(parents=True, exist_ok=True)
-        if fmt == "trl":
-            n = export_trl(location, out, revision=revision, bar=bar)
-        elif fmt == "mmpr":
-            n = export_mmpr(location, out, revision=revision, bar=bar)
-        else:
-            n = export_jsonl(location, out, fmt, revision=revision, bar=bar)
+        n = write(location, out, revision=revision, bar=bar)
         if n == 0:
             raise NothingMade(f"{location}: the dataset holds 0 pairs; nothing to export")
     return n
+
+
+Exporter = Callable[..., int]  # (location, out, *, revision, bar) -> rows written
+
+FORMAT_REGISTRY: Registry[Exporter] = Registry("export format")
+FORMAT_REGISTRY.register("trl", export_trl, description="parquet for TRL's DPOTrainer")
+FORMAT_REGISTRY.register("swift", export_swift, description="ms-swift RLHF jsonl")
+FORMAT_REGISTRY.register("llamafactory", export_llamafactory, description="LLaMA-Factory sharegpt ranking jsonl")
+FORMAT_REGISTRY.register("mmpr", export_mmpr, description="the MMPR release layout")
+FORMATS = tuple(FORMAT_REGISTRY.names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file whose keys are the flag names; flags override it")
     parser.add_argument("dataset", help="dataset folder written by mmpr, or a Hub repo id")
-    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--format", required=True, help=", ".join(FORMATS))
     parser.add_argument("--out", required=True, help="output folder (new or empty)")
     parser.add_argument("--revision", help="Hub revision or version tag, e.g. v1.0.0")
     add_output_arguments(parser)
@@ -216,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 @front_door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
+    FORMAT_REGISTRY.canonical(args.format)  # an unknown format is refused before anything is read
     quiet_logs(args.verbose)
     location = check_location(args.dataset, "dataset")
     if Path(location).exists():  # a folder that is not an mmpr dataset fails here, before --out is made

@@ -107,3 +107,18 @@ def test_mmpr_export_gives_back_the_release_names_of_renamed_subsets(tmp_path):
     assert meta["openbmb/RLAIF-V-Dataset"]["annotation"] == "annotations/openbmb__RLAIF-V-Dataset.jsonl"
     before, after = _pairs(release), _pairs(tmp_path / "back")
     assert [(p.id, p.subset, p.question) for p in before] == [(p.id, p.subset, p.question) for p in after]
+
+
+def test_an_unknown_format_is_one_line_with_the_formats_before_anything_is_written(dataset, tmp_path, capsys):
+    from mmpr.export import FORMATS, main
+    from mmpr.registry import UnknownName
+
+    assert FORMATS == ("llamafactory", "mmpr", "swift", "trl")
+    _, out = dataset
+    with pytest.raises(UnknownName, match=r"unknown export format 'tlr' \(did you mean 'trl'\?\); available: "
+                                          r"llamafactory, mmpr, swift, trl"):
+        export(out, "tlr", tmp_path / "x", progress=False)
+    assert main([str(out), "--format", "swfit", "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean 'swift'" in err[0]
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
