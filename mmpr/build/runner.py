@@ -193,6 +193,9 @@ class _Progress:
                              skipped=self.skipped + self.problems.total, refresh=False)
         self.bar.update(len(records))
 
+    def close(self) -> None:
+        self.bar.close()
+
 
 def _run(build: BuildInputs, executor: Executor, *, progress: bool,
          check: Callable[[BuildSummary], None] | None) -> BuildSummary:
@@ -217,7 +220,7 @@ def _run(build: BuildInputs, executor: Executor, *, progress: bool,
                 if chunk.worker:
                     replicas.setdefault(chunk.worker, ReplicaStats()).add(chunk)
     finally:
-        bar.bar.close()
+        bar.close()
     failed = [index for index in sent if index not in done]
     base = finish(build, assemble_dataset=not failed, check=None if failed else check)
     return executor.summary(base, replicas, failed, time.monotonic() - started)
