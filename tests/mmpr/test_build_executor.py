@@ -73,7 +73,7 @@ def test_the_skeleton_saves_what_comes_back_and_reports_what_does_not(tmp_path):
 
 
 def test_an_unknown_runner_is_one_line_before_anything_is_written(tmp_path, capsys):
-    from mmpr.build import main
+    from mmpr.build.cli import main
 
     code = main(["--runner", "rya", "--model", "served", "--engine", "openai", "--sources", "sample", "--out",
                  str(tmp_path / "out")])
