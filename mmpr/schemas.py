@@ -123,7 +123,7 @@ class SamplingConfig(Record):
 class GeneratorInfo(Record):
     model: str = Field(description="Model path or Hub id used to sample responses.")
     model_revision: str | None = None
-    engine: str = Field(description="'vllm', 'openai' or 'transformers'.")
+    engine: str = Field(description="The engine's registered name: vllm, openai, transformers or ray-llm.")
     sampling: SamplingConfig
 
 

@@ -18,7 +18,6 @@ ENGINE_REGISTRY.register("transformers", "mmpr.engines.hf_engine:TransformersEng
 ENGINE_REGISTRY.register("ray-llm", "mmpr.build.ray_llm:ProcessorEngine",
                          description="vLLM on ray.data.llm's processor over a Ray cluster (builds only)")
 ENGINE_REGISTRY.alias("hf", "transformers", deprecated="transformers")
-ENGINES = tuple(ENGINE_REGISTRY.names())
 
 
 def make_engine(name: str, model: str, **args: Any) -> Engine:
@@ -26,5 +25,5 @@ def make_engine(name: str, model: str, **args: Any) -> Engine:
     return ENGINE_REGISTRY.get(name)(model, **args)
 
 
-__all__ = ["ENGINES", "ENGINE_REGISTRY", "Completion", "Engine", "EngineError", "Request", "Result", "make_engine",
+__all__ = ["ENGINE_REGISTRY", "Completion", "Engine", "EngineError", "Request", "Result", "make_engine",
            "request_seed"]
