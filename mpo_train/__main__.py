@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -53,18 +52,18 @@ def trained(output_dir: Path) -> bool:
 
 
 def check_attention(model: str, name: str) -> None:
-    """An attention backend the model's transformers class does not support, or a flash-attention backend without
-    its package (or a GPU), is refused here, before any data is prepared."""
-    flash = re.fullmatch(r"flash_attention_(\d)", name)
-    if flash:
+    """An attention backend the model's transformers class does not support, or one whose package (or GPU) is
+    missing, is refused here, before any data is prepared (what each backend needs: :mod:`mpo_train.attention`)."""
+    from mpo_train.attention import backend
+
+    needs = backend(name)
+    if needs.installed:
         import transformers.utils
 
-        if not getattr(transformers.utils, f"is_flash_attn_{flash[1]}_available", lambda: False)():
-            raise UserError(f"attn_implementation={name}: its flash-attn package is not installed or there is no "
-                            f"GPU for it; install it, or use attn_implementation=sdpa")
-    flag = "_supports_flash_attn" if flash else {"sdpa": "_supports_sdpa", "flex_attention": "_supports_flex_attn"}.get(
-        name)
-    if flag is None:
+        if not getattr(transformers.utils, needs.installed, lambda: False)():
+            raise UserError(f"attn_implementation={name}: its package is not installed or there is no GPU for it; "
+                            f"install it, or use attn_implementation=sdpa")
+    if needs.support_flag is None:
         return
     import transformers
     from transformers import AutoConfig, AutoModelForImageTextToText
@@ -73,7 +72,7 @@ def check_attention(model: str, name: str) -> None:
         cls = AutoModelForImageTextToText._model_mapping[type(AutoConfig.from_pretrained(resolve_model(model)))]
     except (OSError, ValueError, KeyError):  # remote code or an unknown family: the model load reports it
         return
-    if not getattr(cls, flag, True):
+    if not getattr(cls, needs.support_flag, True):
         raise UserError(f"attn_implementation={name}: {cls.__name__} does not support it in transformers "
                         f"{transformers.__version__}; use attn_implementation=sdpa or eager")
 

@@ -75,7 +75,8 @@ class TrainConfig(BaseModel):
         default="auto", description="packed: prompt + chosen + rejected in one sequence, the image encoded and the "
         "prompt computed once; plain: two sequences per pair; auto: packed, checked against plain (1e-3 nats per "
         "token) on every micro-batch with an image-shape signature not seen before, plain from the first that differs.")
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = Field(default="sdpa", description="An attention backend of "
+                                     "mpo_train.attention.ATTENTION_BACKENDS, or a kernel from the Hub (org/name).")
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     gradient_checkpointing: bool = True
     freeze_vision_tower: bool = False
@@ -108,13 +109,11 @@ class TrainConfig(BaseModel):
     @field_validator("attn_implementation")
     @classmethod
     def _known_attention(cls, value: str) -> str:
-        """A backend transformers knows (a kernel from the Hub, ``org/name``, too), checked with the settings, not
-        when the model loads after the data is prepared."""
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+        """A backend of the registry, checked with the settings, not when the model loads after the data is
+        prepared (an unknown one lists the known ones)."""
+        from mpo_train import attention
 
-        known = ["eager", *ALL_ATTENTION_FUNCTIONS.keys()]
-        if value not in known and "/" not in value:
-            raise ValueError(f"unknown attention backend {value!r}; choose one of {', '.join(known)}")
+        attention.backend(value)
         return value
 
     @model_validator(mode="after")

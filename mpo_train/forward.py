@@ -19,7 +19,7 @@ response); image tokens see their whole image where the family attends bidirecti
 (Qwen3.5's Gated DeltaNet) and other recurrent layers carry a state along the row that no mask stops: their models
 take the plain forward, decided from the config (:func:`packed_refusal`).
 
-Attention backends (``attn_implementation``) that take the per-row mask:
+Attention backends (``attn_implementation``, registered in :mod:`mpo_train.attention`) that take the per-row mask:
 
 - ``sdpa``: a boolean [B, 1, L, L] mask; memory B x L^2 bits, the default on CPU and a good choice on GPU.
 - ``eager``: the same mask as additive floats; the slowest, for debugging and models without sdpa.
@@ -48,11 +48,11 @@ from dataclasses import dataclass
 import torch
 
 from mmpr.errors import UserError
+from mpo_train.attention import backend as registered_backend
 from mpo_train.data import TEXT_KEYS, EncodedPair
 from mpo_train.logprobs import captured_hidden, model_token_logps, unwrap
 
 log = logging.getLogger(__name__)
-PACKED_BACKENDS = ("sdpa", "eager", "flex_attention")
 PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3
 
 
@@ -296,11 +296,13 @@ def _block_mask(segments: torch.Tensor, positions: torch.Tensor | None = None, l
 def packed_attention_mask(segments: torch.Tensor, backend: str, dtype: torch.dtype,
                           positions: torch.Tensor | None = None, layer: LayerMask | None = None,
                           blocks: torch.Tensor | None = None):
-    """The per-row mask of one layer type in the form ``backend`` takes (see module doc)."""
-    if backend == "flex_attention":
+    """The per-row mask of one layer type in the form ``backend`` takes (see module doc and
+    :mod:`mpo_train.attention`)."""
+    form = registered_backend(backend).mask
+    if form == "block":
         return _block_mask(segments, positions, layer, blocks)
     allow = _allowed(segments, positions, layer, blocks)[:, None]
-    if backend == "eager":
+    if form == "additive":
         return torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill(~allow,
                                                                                        torch.finfo(dtype).min)
     return allow
@@ -464,7 +466,7 @@ class SequenceLogps:
             return
         self.seen |= new
         backend = attention_backend(model)
-        if backend not in PACKED_BACKENDS:
+        if not registered_backend(backend).packs:
             self._fall_back(f"attention backend {backend!r} takes no custom attention mask")
             return
         refusal = packed_refusal(model)
