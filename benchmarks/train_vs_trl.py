@@ -177,17 +177,18 @@ def run_trl(root: Path, steps: int, batch: int) -> tuple[list[float], str]:
 def run_ours(root: Path, steps: int, batch: int, reference: str, max_length: int) -> tuple[list[float], float | None]:
     """Seconds per step, and the reference pass's pairs/s (precomputed reference only)."""
     from mpo_train.config import TrainConfig
+    from mpo_train.reference import PrecomputedReference
     from mpo_train.trainer import Trainer
 
     timed: dict[str, float] = {}
-    real = Trainer._precompute_reference
+    real = PrecomputedReference.precompute
 
-    def precompute_timed(self, run, path):
+    def precompute_timed(self, job, accelerator, say):
         started = time.perf_counter()
-        real(self, run, path)
-        timed["seconds"], timed["pairs"] = time.perf_counter() - started, len(run.train_set.ref)
+        real(self, job, accelerator, say)
+        timed["seconds"], timed["pairs"] = time.perf_counter() - started, len(self.table)
 
-    Trainer._precompute_reference = precompute_timed
+    PrecomputedReference.precompute = precompute_timed
     out = root / f"ours-{reference}-{batch}"
     cfg = TrainConfig(model=str(root / "model"), data=[str(root / "mmpr")], output_dir=out, precision="fp32",
                       gradient_checkpointing=False, num_workers=0, per_device_batch_size=batch, max_steps=steps,

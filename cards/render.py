@@ -68,8 +68,11 @@ def render_dataset_card(manifest: Manifest, *, repo_id: str | None = None, folde
 
 
 def render_model_card(cfg, *, steps: int, metrics: dict[str, float], eval_metrics: dict[str, float], data: str,
-                      forward: str, evals: dict[str, float] | None = None, repo_id: str | None = None) -> str:
-    """The model card of a training run (``cfg`` is a :class:`mpo_train.config.TrainConfig`)."""
+                      forward: str, reference: str, evals: dict[str, float] | None = None,
+                      repo_id: str | None = None) -> str:
+    """The model card of a training run (``cfg`` is a :class:`mpo_train.config.TrainConfig`); ``forward`` and
+    ``reference`` say what the run used (the mode its forward decided, the reference kind it chose)."""
     return _ENV.get_template("model_card.md.j2").render(
         cfg=cfg, name=cfg.run_name or Path(cfg.output_dir).name, steps=steps, metrics=metrics,
-        eval_metrics=eval_metrics, data=data, forward=forward, evals=evals or {}, repo_id=repo_id)
+        eval_metrics=eval_metrics, data=data, forward=forward, reference=reference, evals=evals or {},
+        repo_id=repo_id)

@@ -44,9 +44,10 @@ class TrainConfig(BaseModel):
     beta: float = Field(default=0.1, gt=0)
     loss_weights: tuple[float, float, float] = Field(default=(0.8, 0.2, 1.0), description="(w_pref DPO, w_qual BCO, "
                                                      "w_gen SFT); e.g. (1, 0, 0) is DPO alone.")
-    reference: Literal["online", "precomputed", "lora_base"] = Field(
+    reference: str = Field(
         default="online", description="online: a frozen copy runs every step; precomputed: one pass before "
-        "training, cached on disk, no second model in memory; lora_base: the policy with its adapters disabled.")
+        "training, cached on disk, no second model in memory; lora_base: the policy with its adapters disabled "
+        "(the kinds of mpo_train.reference.REFERENCES); with loss_weights [0, 0, w] none is loaded.")
 
     # optimisation
     learning_rate: float = Field(default=5e-6, gt=0)
@@ -116,10 +117,20 @@ class TrainConfig(BaseModel):
         attention.backend(value)
         return value
 
+    @field_validator("reference")
+    @classmethod
+    def _known_reference(cls, value: str) -> str:
+        from mpo_train.reference import REFERENCES
+
+        return REFERENCES.canonical(value)
+
     @model_validator(mode="after")
     def _coherent(self) -> TrainConfig:
-        if self.reference == "lora_base" and self.lora is None:
-            raise ValueError("reference: lora_base needs lora settings (the base is the policy without adapters)")
+        from mpo_train.reference import REFERENCES
+
+        refusal = REFERENCES.get(self.reference).refusal(self)
+        if refusal:
+            raise ValueError(f"reference: {self.reference} {refusal}")
         if all(w == 0 for w in self.loss_weights):
             raise ValueError("loss_weights are all zero")
         return self

@@ -408,15 +408,32 @@ def plain_logps(model, pairs: list[EncodedPair]) -> Logps:
 TOLERANCE = 1e-3  # nats per response token: how far packed may be from plain (absolute, not relative to the sum)
 
 
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def _max_over_ranks(value: float, device) -> float:
     """The largest ``value`` over the ranks of a distributed run (every rank gets the same number)."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _distributed():
         return value
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return float(tensor.item())
+
+
+def _from_rank_0(value):
+    """Rank 0's ``value`` on every rank of a distributed run (any picklable object)."""
+    import torch.distributed as dist
+
+    if not _distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def per_token_difference(packed: Logps, plain: Logps, pairs: list[EncodedPair]) -> float:
@@ -427,67 +444,98 @@ def per_token_difference(packed: Logps, plain: Logps, pairs: list[EncodedPair]) 
     return float((diff.cpu() / tokens).max())
 
 
-class SequenceLogps:
-    """Chooses the forward: ``packed``, ``plain``, or ``auto``: packed where the attention backend takes a custom
-    mask, checked against plain on every micro-batch that brings an image-path signature not seen before
-    (:func:`batch_signatures`: the first batch, the first with images after a text-only one, the first with
-    padded crops...), with an absolute tolerance of :data:`TOLERANCE` nats per token; plain from the first
-    check that fails, with the reason on the console. In a distributed run every rank checks when any rank
-    meets a new signature and the largest difference over the ranks decides, so all ranks take the same
-    forward. That takes a collective on every call while checking: where ranks run different numbers of batches
-    (the reference precompute), :meth:`local` gives a chooser that decides for its rank alone."""
+def config_refusal(model) -> str | None:
+    """Why ``model``'s config rules the packed forward out (its attention backend takes no custom mask, or its
+    layers carry a state along the row); None when only a check on a micro-batch can tell."""
+    backend = attention_backend(model)
+    if not registered_backend(backend).packs:
+        return f"attention backend {backend!r} takes no custom attention mask"
+    return packed_refusal(model)
 
-    def __init__(self, mode: str = "auto", *, say=None, synced: bool = True):
+
+class SequenceLogps:
+    """The run's one decision of the forward, and the forward it decided: ``packed``, ``plain``, or ``auto``: packed
+    where the model's config allows it (:func:`config_refusal`), checked against plain on every micro-batch that
+    brings an image-path signature not seen before (:func:`batch_signatures`: the first batch, the first with
+    images after a text-only one, the first with padded crops...), with an absolute tolerance of :data:`TOLERANCE`
+    nats per token; plain from the first check that fails, with the reason on the console.
+
+    One object serves every pass of a run (the reference precompute, the policy, the online or LoRA-base reference),
+    so what one pass decided holds for the others. In a distributed run every rank checks its own micro-batch when
+    any rank meets a new signature, the largest difference over the ranks reaches rank 0, and rank 0's decision is
+    broadcast: every rank takes the same forward, with the same reason. Each call takes a collective while
+    checking: where ranks run different numbers of batches (the reference precompute), :meth:`lockstep` and
+    :meth:`idle` keep the calls matched."""
+
+    def __init__(self, mode: str = "auto", *, say=None):
         self.mode = "packed" if mode == "auto" else mode
         self.checking = mode == "auto"
         self.seen: set[tuple] = set()
         self.reason = ""
+        self.calls: dict[str, int] = {}
         self.say = say or (lambda message: None)
-        self.synced = synced
-
-    def local(self) -> SequenceLogps:
-        """A chooser in this one's state that decides for this rank alone, leaving this one as it is."""
-        other = SequenceLogps(self.mode, say=self.say, synced=False)
-        other.checking, other.seen, other.reason = self.checking, set(self.seen), self.reason
-        return other
-
-    def _over_ranks(self, value: float, device) -> float:
-        return _max_over_ranks(value, device) if self.synced else value
 
     def __call__(self, model, pairs: list[EncodedPair]) -> Logps:
         if self.checking:
             self._check(model, pairs)
+        self.calls[self.mode] = self.calls.get(self.mode, 0) + 1
         return (packed_logps if self.mode == "packed" else plain_logps)(model, pairs)
+
+    def settle(self, model) -> None:
+        """Decide what ``model``'s config decides before any micro-batch (the same on every rank): the mode a
+        reference cache is keyed by is then the one its pairs are scored with."""
+        reason = config_refusal(model) if self.checking else None
+        if reason:
+            self._fall_back(reason)
+
+    def lockstep(self, batches: int, device) -> int:
+        """How many calls this rank makes for its ``batches`` so that the check's collectives meet: the most any
+        rank has while checking in a distributed run, else ``batches``."""
+        return int(_max_over_ranks(float(batches), device)) if self.checking else batches
+
+    def idle(self, model) -> None:
+        """A call without a micro-batch (this rank has run out): it joins the other ranks' check, if any."""
+        if self.checking:
+            self._check(model, [])
+
+    def describe(self) -> str:
+        """The mode used and why, e.g. for the model card: ``packed: checked against plain on ...``."""
+        earlier = [f"{mode} for the first {n} forwards" for mode, n in self.calls.items() if mode != self.mode]
+        why = self.reason or f"set by forward: {self.mode}"
+        return f"{self.mode}{' (' + ', '.join(earlier) + ')' if earlier else ''}: {why}"
 
     def _check(self, model, pairs: list[EncodedPair]) -> None:
         device = next(unwrap(model).parameters()).device
         new = batch_signatures(pairs) - self.seen
-        if not self._over_ranks(float(bool(new)), device):
+        if not _max_over_ranks(float(bool(new)), device):
             return
         self.seen |= new
-        backend = attention_backend(model)
-        if not registered_backend(backend).packs:
-            self._fall_back(f"attention backend {backend!r} takes no custom attention mask")
-            return
-        refusal = packed_refusal(model)
+        refusal = config_refusal(model)
         if refusal:  # decided by the config, the same on every rank: a tolerance cannot tell a leak from rounding
             self._fall_back(refusal)
             return
-        failure = ""
-        with torch.no_grad():
-            try:
-                packed = packed_logps(model, pairs)
-            except (RuntimeError, ValueError, TypeError) as e:
-                failure = f"the packed forward failed on this model ({type(e).__name__}: {e})"
-            plain = plain_logps(model, pairs)
-        diff = self._over_ranks(math.inf if failure else per_token_difference(packed, plain, pairs), device)
+        failure, diff = "", 0.0
+        if pairs:
+            with torch.no_grad():
+                try:
+                    packed = packed_logps(model, pairs)
+                except (RuntimeError, ValueError, TypeError) as e:
+                    failure = f"the packed forward failed on this model ({type(e).__name__}: {e})"
+                plain = plain_logps(model, pairs)
+            diff = math.inf if failure else per_token_difference(packed, plain, pairs)
+        diff = _max_over_ranks(diff, device)
         if diff > TOLERANCE:
             failure = failure or ("the packed forward failed on another rank" if math.isinf(diff) else "")
-            self._fall_back(failure or f"packed and plain log-probs differ by {diff:.2e} nats per token (more "
-                            f"than {TOLERANCE:g}) on a micro-batch with a new image signature")
+            decided = ("plain", failure or f"packed and plain log-probs differ by {diff:.2e} nats per token (more "
+                       f"than {TOLERANCE:g}) on a micro-batch with a new image signature")
+        else:
+            decided = ("packed", f"packed forward checked against plain on {len(self.seen)} image signatures (max "
+                       f"difference {diff:.1e} nats per token)")
+        mode, reason = _from_rank_0(decided)
+        if mode == "plain":
+            self._fall_back(reason)
             return
-        self.reason = (f"packed forward checked against plain on {len(self.seen)} image signatures "
-                       f"(max difference {diff:.1e} nats per token)")
+        self.reason = reason
         log.info(self.reason)
         self.say(self.reason)
 

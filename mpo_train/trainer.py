@@ -11,8 +11,6 @@ reference log-probs can be precomputed for image data; the model is any processo
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import json
 import logging
 import math
@@ -44,14 +42,7 @@ from mpo_train.health import (
 )
 from mpo_train.losses import RewardMean, mpo_loss
 from mpo_train.metrics import MetricsLog
-from mpo_train.reference import (
-    CachedReference,
-    LoraBaseReference,
-    NoReference,
-    OnlineReference,
-    model_identity,
-    precompute,
-)
+from mpo_train.reference import Reference, ScoringJob, choose_reference
 from mpo_train.saving import save_full_model
 
 log = logging.getLogger("mpo_train")
@@ -82,8 +73,7 @@ class Run:
     train_idx: list[int]
     eval_idx: list[int]
     policy: Any
-    reference: Any
-    ref_model: Any
+    reference: Reference
     watch: TrendWatch
     probe: list[tuple[str, list]]
     zero_at_start: set[str]
@@ -197,26 +187,18 @@ class Trainer:
                                                      target_modules=cfg.lora.target_modules))
         return model
 
-    def _reference(self, path: str, policy):
-        """The reference callable, and the frozen reference model when the log-probs are precomputed (scored by
-        :meth:`_precompute_reference` once the data order is known, then dropped)."""
-        cfg, acc = self.cfg, self.accelerator
-        if cfg.sft_only:
-            return NoReference(acc.device), None
-        if cfg.reference == "lora_base":
-            return LoraBaseReference(policy, self.logps), None
-        ref_model = self._load_model(path, trainable=False).to(acc.device)
-        if cfg.reference == "online":
-            return OnlineReference(ref_model, self.logps), None
-        return CachedReference(acc.device), ref_model
+    def _reference(self, path: str, policy) -> Reference:
+        """The run's reference (:func:`~mpo_train.reference.choose_reference`), with the frozen copy it needs."""
+        kind, device = choose_reference(self.cfg), self.accelerator.device
+        model = self._load_model(path, trainable=False).to(device) if kind.needs_model else None
+        return kind(logps=self.logps, device=device, policy=policy, model=model, source=path)
 
     def _loaders(self, run: Run) -> None:
         from torch.utils.data import DataLoader
 
         cfg = self.cfg
-        ref = {} if run.ref_model is not None else None
-        run.train_set = PairDataset(run.data, run.encoder, run.train_idx, ref)
-        run.eval_set = PairDataset(run.data, run.encoder, run.eval_idx, ref)
+        run.train_set = PairDataset(run.data, run.encoder, run.train_idx, run.reference.table)
+        run.eval_set = PairDataset(run.data, run.encoder, run.eval_idx, run.reference.table)
         generator = torch.Generator().manual_seed(cfg.seed)
         run.train_loader = DataLoader(run.train_set, shuffle=True, batch_size=cfg.per_device_batch_size,
                                       collate_fn=collate, num_workers=cfg.num_workers, generator=generator)
@@ -243,10 +225,7 @@ class Trainer:
             run.policy, run.optimizer, run.train_loader, run.scheduler)
         if run.eval_loader is not None:
             run.eval_loader = acc.prepare(run.eval_loader)
-        if isinstance(run.reference, OnlineReference):
-            run.reference.model = acc.prepare_model(run.reference.model, evaluation_mode=True)
-        elif isinstance(run.reference, LoraBaseReference):
-            run.reference.policy = run.policy
+        run.reference.prepare(acc, run.policy)
         acc.register_for_checkpointing(run.delta)
 
     def _resume(self, run: Run) -> None:
@@ -275,24 +254,22 @@ class Trainer:
             epoch, skip = epoch + 1, 0
         return sorted(used)
 
-    def _precompute_reference(self, run: Run, path: str) -> None:
-        """Score the pairs this run will use with the frozen reference (see ``reference.precompute``), then free it."""
-        cfg, acc = self.cfg, self.accelerator
-        identity = model_identity(path, run.ref_model.config)
-        key = cache_key(run.data._fingerprint, run.encoder.fingerprint(), identity, cfg.forward, cfg.precision)
-        cache = self.cache_dir / f"reference-{key}.json"
-        started = time.perf_counter()
-        needed = [(run.train_set, self._positions_to_train(run))]
+    def _pairs_to_score(self, run: Run) -> PairDataset:
+        """The pairs this rank's share of the run uses: its training micro-batches from the resume point on, and
+        its held-out ones."""
+        rows = {run.train_set.indices[p] for p in self._positions_to_train(run)}
         if run.eval_loader is not None:
-            needed.append((run.eval_set, sorted({i for batch in run.eval_loader.batch_sampler for i in batch})))
-        for dataset, positions in needed:
-            table = precompute(run.ref_model, dataset, positions, cache=cache, batch_size=cfg.per_device_batch_size,
-                               logps=self.logps, accelerator=acc, num_workers=cfg.num_workers, progress=self.progress)
-            dataset.ref.update(table)
-        self._say(f"reference log-probs of the {sum(len(p) for _, p in needed)} pairs this run uses (this rank) "
-                  f"ready in {time.perf_counter() - started:.1f}s; cache {cache.name}: {len(table)} pairs")
-        run.ref_model = None
-        gc.collect()
+            rows |= {run.eval_set.indices[i] for batch in run.eval_loader.batch_sampler for i in batch}
+        return PairDataset(run.data, run.encoder, sorted(rows))
+
+    def _precompute_reference(self, run: Run) -> None:
+        """What the reference scores before the first step (see ``Reference.precompute``)."""
+        cfg = self.cfg
+        job = ScoringJob(pairs=lambda: self._pairs_to_score(run), cache_dir=self.cache_dir,
+                         data_fingerprint=run.data._fingerprint, encoder_fingerprint=run.encoder.fingerprint(),
+                         precision=cfg.precision, batch_size=cfg.per_device_batch_size, num_workers=cfg.num_workers,
+                         progress=self.progress)
+        run.reference.precompute(job, self.accelerator, self._say)
 
     def _setup(self) -> Run:
         """data -> models -> loaders -> optimizer -> accelerate -> resume -> reference log-probs."""
@@ -307,12 +284,12 @@ class Trainer:
             self._say(f"  ... the rows skipped while reading the data are all listed in "
                       f"{self.output_dir / SKIPPED_REPORT}")
         policy = self._policy(path)
+        self.logps.settle(policy)
+        reference = self._reference(path, policy)
         trainable, total = trainable_parameters(policy)
-        self._say(f"model: {path} ({total:,} parameters, {trainable:,} trained); reference: "
-                  f"{'none (the SFT term alone)' if cfg.sft_only else cfg.reference}")
-        reference, ref_model = self._reference(path, policy)
+        self._say(f"model: {path} ({total:,} parameters, {trainable:,} trained); reference: {reference.describe()}")
         run = Run(processor=processor, data=data, encoder=encoder, prepared=prepared, train_idx=train_idx,
-                  eval_idx=eval_idx, policy=policy, reference=reference, ref_model=ref_model,
+                  eval_idx=eval_idx, policy=policy, reference=reference,
                   watch=TrendWatch(beta=cfg.beta), probe=self._probe_prompts(data, eval_idx),
                   zero_at_start=zero_parameters(policy))
         self._loaders(run)
@@ -326,8 +303,7 @@ class Trainer:
                        for k, v in cfg.model_dump(mode="json").items()}
             acc.init_trackers(cfg.run_name or self.output_dir.name, config=hparams)
         self._resume(run)
-        if run.ref_model is not None:
-            self._precompute_reference(run, path)
+        self._precompute_reference(run)
         run.metrics_log = MetricsLog(self.output_dir / "metrics.jsonl", accelerator=acc,
                                      resume_step=run.state["global_step"])
         return run
@@ -412,8 +388,8 @@ class Trainer:
         run.last = last
         if step % cfg.logging_steps == 0 or step == run.total_steps:
             run.metrics_log.write(step, last)
-        # the trends are of log-ratios against the reference; the SFT term alone has none (NoReference's zeros)
-        for warning in [] if cfg.sft_only else run.watch.observe(step, last):
+        # the trends are of log-ratios against the reference; the SFT term alone has none
+        for warning in run.watch.observe(step, last) if run.reference.rewards else []:
             self._warn(run, warning)
         if cfg.eval_steps and step % cfg.eval_steps == 0:
             if run.eval_loader is not None:
@@ -431,6 +407,7 @@ class Trainer:
         if run.eval_loader is not None and not evaluated:
             run.eval_metrics = self.evaluate(run.policy, run.reference, run.eval_loader, run.delta.value)
             run.metrics_log.write(step, run.eval_metrics)
+        self._say(f"forward used: {self.logps.describe()}")
         if self.cfg.save_steps:
             self._checkpoint(run.state)
         final_dir = self._save_final(run.policy, run.processor)
@@ -442,7 +419,7 @@ class Trainer:
                                   f"; {saved_model_advice(problems)}; the weights and logs stay in {self.output_dir}")
             self._say(f"saved model checked: {final_dir} (weights finite and non-zero, loads and generates)")
             run.metrics_log.plot(self.output_dir / "training_curves.png")
-            self._write_card(final_dir, run.prepared, run.last, run.eval_metrics, step)
+            self._write_card(final_dir, run, step)
         acc.wait_for_everyone()
         acc.end_training()
         return TrainResult(step, final_dir, run.last, run.eval_metrics, run.warnings)
@@ -522,12 +499,12 @@ class Trainer:
         acc.wait_for_everyone()
         return final
 
-    def _write_card(self, final: Path, prepared: Prepared, last: dict, eval_metrics: dict, steps: int) -> None:
+    def _write_card(self, final: Path, run: Run, steps: int) -> None:
         from cards.render import render_model_card
 
-        atomic_write_text(final / "README.md", render_model_card(self.cfg, steps=steps, metrics=last,
-                                                                 eval_metrics=eval_metrics, data=prepared.describe(),
-                                                                 forward=self.logps.reason or self.logps.mode))
+        atomic_write_text(final / "README.md", render_model_card(
+            self.cfg, steps=steps, metrics=run.last, eval_metrics=run.eval_metrics, data=run.prepared.describe(),
+            forward=self.logps.describe(), reference=run.reference.describe()))
 
     # ------------------------------------------------------------------------------------------------- misc
     def _bar(self, total: int, initial: int):
@@ -540,10 +517,6 @@ class Trainer:
         log.info(message)
         if self.accelerator.is_main_process and self.progress:
             print(message, flush=True)
-
-
-def cache_key(*parts) -> str:
-    return hashlib.sha256(json.dumps([p if isinstance(p, list) else str(p) for p in parts]).encode()).hexdigest()[:20]
 
 
 def trainable_parameters(model) -> tuple[int, int]:

@@ -75,7 +75,7 @@ def test_flex_attention_block_mask_equals_plain(tiny_model_dir, pair_dataset, fa
     from accelerate import PartialState
 
     from mpo_train.data import PairDataset
-    from mpo_train.reference import precompute
+    from mpo_train.reference import score_pairs
 
     flex, encoder = _setup(tiny_model_dir, family, "flex_attention")
     plain_model, _ = _setup(tiny_model_dir, family)
@@ -84,9 +84,9 @@ def test_flex_attention_block_mask_equals_plain(tiny_model_dir, pair_dataset, fa
         packed, plain = packed_logps(flex, pairs), plain_logps(plain_model, pairs)
     torch.testing.assert_close(packed.chosen, plain.chosen, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(packed.rejected, plain.rejected, atol=1e-4, rtol=1e-5)
-    table = precompute(flex, PairDataset(pair_dataset, encoder, list(range(len(pairs)))), [0, 1, 2],
-                       cache=tmp_path / "ref.json", batch_size=3, logps=SequenceLogps("packed"),
-                       accelerator=PartialState())
+    table = score_pairs(flex, PairDataset(pair_dataset, encoder, list(range(len(pairs)))), [0, 1, 2],
+                        cache=tmp_path / "ref.json", batch_size=3, logps=SequenceLogps("packed"),
+                        accelerator=PartialState())
     torch.testing.assert_close(torch.tensor([table[i] for i in range(3)]),
                                torch.stack([plain.chosen, plain.rejected], dim=1), atol=1e-4, rtol=1e-5)
 
@@ -272,16 +272,42 @@ def test_max_over_ranks_reaches_every_rank():
     assert dict(results) == {0: 0.25, 1: 0.25}
 
 
-def test_a_local_chooser_decides_without_the_other_ranks(tiny_model_dir, pair_dataset, monkeypatch):
-    """The reference precompute scores different numbers of batches per rank: its chooser takes no collective."""
+def test_an_idle_rank_joins_the_check_of_the_others(tiny_model_dir, monkeypatch):
+    """A rank that has run out of micro-batches (the reference precompute) still takes part in the check another rank
+    starts, and takes its decision; while checking, every rank makes as many calls as the busiest; once decided,
+    no collective is taken."""
     from mpo_train import forward
 
-    model, encoder = _setup(tiny_model_dir, "qwen2_vl")
+    model, _ = _setup(tiny_model_dir, "qwen2_vl")
+    other_rank = iter([3.0, 1.0, 0.5])  # its batches, "a new signature here", its difference
+    monkeypatch.setattr(forward, "_max_over_ranks", lambda value, device: max(value, next(other_rank)))
+    chooser = SequenceLogps("auto")
+    assert chooser.lockstep(1, "cpu") == 3
+    chooser.idle(model)
+    assert chooser.mode == "plain" and "5.00e-01" in chooser.reason
     monkeypatch.setattr(forward, "_max_over_ranks", lambda value, device: pytest.fail("a collective was taken"))
-    shared = SequenceLogps("auto")
-    local = shared.local()
-    local(model, [encoder.encode(0, pair_dataset[0])])
-    assert local.mode == "packed" and local.seen and not shared.seen, "the shared chooser still checks for itself"
+    assert chooser.lockstep(1, "cpu") == 1
+    chooser.idle(model)
+
+
+def test_the_config_decides_before_any_batch_and_the_mode_used_is_described(tiny_model_dir, pair_dataset):
+    """What the config decides is settled before the first micro-batch (a reference cache is keyed by the mode that
+    scores it); the description names the mode used, and the mode used before a switch."""
+    model, encoder = _setup(tiny_model_dir, "qwen2_vl")
+    chooser = SequenceLogps("auto")
+    chooser.settle(model)
+    assert chooser.mode == "packed" and chooser.checking, "only a micro-batch can tell for this one"
+    chooser(model, [encoder.encode(0, pair_dataset[0])])
+    assert chooser.describe().startswith("packed: packed forward checked against plain on 1 image signatures")
+    model.config.get_text_config()._attn_implementation = "flash_attention_2"
+    chooser.seen.clear()
+    chooser._check(model, [encoder.encode(0, pair_dataset[0])])
+    assert chooser.describe() == ("plain (packed for the first 1 forwards): using the plain two-sequence forward: "
+                                  "attention backend 'flash_attention_2' takes no custom attention mask")
+    settled = SequenceLogps("auto")
+    settled.settle(model)
+    assert settled.mode == "plain" and not settled.calls
+    assert SequenceLogps("plain").describe() == "plain: set by forward: plain"
 
 
 # ---------------------------------------------------------------------------------------- masks per layer type

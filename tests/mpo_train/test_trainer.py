@@ -1,4 +1,5 @@
 import json
+import logging
 import re
 
 import pytest
@@ -93,6 +94,27 @@ def test_precomputed_reference_gives_the_online_losses_scoring_only_the_pairs_us
     assert len(pre) == 4
     for (_, a), (_, b) in zip(online, pre, strict=True):
         assert a == pytest.approx(b, rel=1e-4)
+
+
+def test_the_forward_mode_used_keys_the_reference_cache_and_is_named_in_the_log_and_card(tiny_model_dir, data,
+                                                                                          tmp_path, caplog):
+    """The precompute's cache is keyed by the mode that scored it (auto records the mode it decided, not "auto"),
+    and the mode used, with why, is in the training log and on the model card."""
+    caches = {}
+    for forward, used in (("auto", "packed: packed forward checked against plain on 1 image signatures"),
+                          ("packed", "packed: set by forward: packed"), ("plain", "plain: set by forward: plain")):
+        out = tmp_path / forward
+        with caplog.at_level(logging.INFO, logger="mpo_train"):
+            result = Trainer(_cfg(tiny_model_dir("qwen2_vl"), data, out, reference="precomputed", forward=forward,
+                                  max_steps=1, limit=4), progress=False).train()
+        (cache,) = (out / "cache").glob("reference-*.json")
+        caches[forward] = cache.name
+        assert any(m.startswith(f"forward used: {used}") for m in caplog.messages), caplog.messages
+        assert any(f"with the {used.split(':')[0]} forward; cache {cache.name}" in m for m in caplog.messages)
+        card = (result.final_dir / "README.md").read_text()
+        assert f"Forward used: {used}" in card and "reference log-probs: precomputed." in card
+        caplog.clear()
+    assert caches["auto"] == caches["packed"] != caches["plain"]
 
 
 def test_gradient_accumulation_matches_the_larger_batch(tiny_model_dir, data, tmp_path):
