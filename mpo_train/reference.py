@@ -13,6 +13,7 @@ import gc
 import hashlib
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +57,10 @@ class ScoringJob:
     progress: bool = True
 
 
-class Reference:
+class Reference(ABC):
     """One kind of reference; :meth:`__call__` gives the (chosen, rejected) log-probs of a micro-batch."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # its name in REFERENCES
     needs_model: ClassVar[bool] = False  # a frozen copy of the initial weights is loaded for it
     rewards: ClassVar[bool] = True       # the policy's log-ratios against it are rewards (the trend watch reads them)
 
@@ -80,13 +81,25 @@ class Reference:
         return self.name
 
     def prepare(self, accelerator, policy) -> None:
-        """Once accelerate has wrapped ``policy`` (and its optimizer and loaders)."""
+        """Once accelerate has wrapped ``policy`` (and its optimizer and loaders); by default nothing to do."""
+        return None
 
     def precompute(self, job: ScoringJob, accelerator, say: Callable[[str], None]) -> None:
-        """Before the first step (after a resume), with the data order known."""
+        """Before the first step (after a resume), with the data order known; by default nothing to score."""
+        return None
 
+    @abstractmethod
     def __call__(self, pairs: list[EncodedPair]) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        ...
+
+
+def _kind(name: str, description: str) -> Callable[[type[Reference]], type[Reference]]:
+    """Register a kind under ``name`` (which it then knows as its own)."""
+    def register(cls: type[Reference]) -> type[Reference]:
+        cls.name = name
+        return REFERENCES.register(name, description=description)(cls)
+
+    return register
 
 
 def choose_reference(cfg) -> type[Reference]:
@@ -95,9 +108,8 @@ def choose_reference(cfg) -> type[Reference]:
     return REFERENCES.get("none" if cfg.sft_only else cfg.reference)
 
 
-@REFERENCES.register("online", description="a frozen copy of the initial policy runs on every batch")
+@_kind("online", "a frozen copy of the initial policy runs on every batch")
 class OnlineReference(Reference):
-    name = "online"
     needs_model = True
 
     def prepare(self, accelerator, policy) -> None:
@@ -109,10 +121,8 @@ class OnlineReference(Reference):
         return out.chosen.float(), out.rejected.float()
 
 
-@REFERENCES.register("lora_base", description="the policy with its LoRA adapters disabled")
+@_kind("lora_base", "the policy with its LoRA adapters disabled")
 class LoraBaseReference(Reference):
-    name = "lora_base"
-
     @classmethod
     def refusal(cls, cfg) -> str | None:
         return None if cfg.lora is not None else "needs lora settings (the base is the policy without adapters)"
@@ -130,12 +140,10 @@ class LoraBaseReference(Reference):
         return out.chosen.float(), out.rejected.float()
 
 
-@REFERENCES.register("precomputed", description="scored once before training and cached on disk; no second model "
-                                                "in memory while training")
+@_kind("precomputed", "scored once before training and cached on disk; no second model in memory while training")
 class PrecomputedReference(Reference):
     """Log-probs computed before training by a frozen copy (then dropped) and carried by each pair."""
 
-    name = "precomputed"
     needs_model = True
 
     def __init__(self, **kw):
@@ -170,9 +178,8 @@ class PrecomputedReference(Reference):
         return values[:, 0], values[:, 1]
 
 
-@REFERENCES.register("none", description="zeros: the SFT term alone (loss_weights=[0, 0, w]) needs no reference")
+@_kind("none", "zeros: the SFT term alone (loss_weights=[0, 0, w]) needs no reference")
 class NoReference(Reference):
-    name = "none"
     rewards = False
 
     @classmethod
