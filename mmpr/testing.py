@@ -26,8 +26,8 @@ Family = str  # a name in TINY_FAMILIES
 @dataclass(frozen=True)
 class TinyFamily:
     """A tiny family: ``build(out, *, layers, hidden, max_image_tokens, extra_corpus) -> (model, processor)`` and
-    what sets it apart in the tests (``traits``: ``demo``, ``mixed_shapes``, ``layer_types``; see the tuples
-    below the builders)."""
+    what sets it apart (``traits``: ``demo``, ``mixed_shapes``, ``layer_types``, see the tuples below the builders;
+    ``vllm_vision_keys``: its vision tower is saved in the layout vLLM's loader expects)."""
 
     build: Callable[..., tuple]
     traits: frozenset[str]
@@ -193,7 +193,7 @@ def _build_qwen2_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
     return model, processor
 
 
-@_family("llava", "demo", description="LLaVA-1.5 layout: CLIP tower, Llama text (loads in vLLM's CPU engine)")
+@_family("llava", "demo", "vllm_vision_keys", description="LLaVA-1.5 layout: CLIP tower, Llama text")
 def _build_llava(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
@@ -305,7 +305,7 @@ def _build_smolvlm(out: Path, *, layers: int, hidden: int, max_image_tokens: int
 
 # llava-onevision-qwen2-0.5b-ov-hf: SigLIP 384 px / patch 14 (729 tokens), anyres grid pinpoints 384..2304 px,
 # vision_aspect_ratio anyres_max_9, feature strategy "full", Qwen2 text, images first then "\n" + text in a turn.
-@_family("llava_onevision", "mixed_shapes", description="LLaVA-OneVision: anyres patches")
+@_family("llava_onevision", "mixed_shapes", "vllm_vision_keys", description="LLaVA-OneVision: anyres patches")
 def _build_llava_onevision(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
                            extra_corpus: tuple[str, ...]):
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
@@ -361,8 +361,9 @@ def _build_mistral3(out: Path, *, layers: int, hidden: int, max_image_tokens: in
 # Llama-4-Scout-17B-16E-Instruct: MoE text model (16 experts, top-1, every layer), NoPE on every 4th layer
 # (no_rope_layer_interval 4), chunked attention (attention_chunk_size 8192), QK norm, attention temperature
 # tuning; a 336 px / patch 14 vision tower with pixel shuffle 0.5 over up to 16 tiles; the image processor returns
-# bfloat16 pixels; Llama 4's own chat template. Scaled: 4 layers (one NoPE), 4 experts, 56 px tiles, chunks of 16
-# tokens (shorter than a prompt, as 8192 is shorter than long MMPR rows, so the chunked mask matters).
+# bfloat16 pixels; Llama 4's own chat template. Scaled: 4 layers (one NoPE), 4 experts, 56 px tiles, chunks of 32
+# tokens (shorter than most prompts, as 8192 is shorter than long MMPR rows, so the chunked mask matters; vLLM's
+# CPU engine wants a chunk that is a multiple of its 32-token blocks).
 @_family("llama4", description="Llama 4 Scout: experts, NoPE layers, chunked attention, bf16 pixels")
 def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4Processor
@@ -383,7 +384,7 @@ def _build_llama4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
     text = _llama_text(tok, layers=max(layers, 4), hidden=hidden, eos="<|eot|>",
                        bos_token_id=ids("<|begin_of_text|>"), head_dim=32, intermediate_size_mlp=2 * hidden,
                        num_local_experts=4, num_experts_per_tok=1,
-                       interleave_moe_layer_step=1, no_rope_layer_interval=4, attention_chunk_size=16,
+                       interleave_moe_layer_step=1, no_rope_layer_interval=4, attention_chunk_size=32,
                        use_qk_norm=True, attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1)
     cfg = Llama4Config(vision_config=vision, text_config=text, boi_token_index=ids("<|image_start|>"),
                        eoi_token_index=ids("<|image_end|>"), image_token_index=ids("<|patch|>"),
@@ -499,7 +500,7 @@ def _build_qwen3_vl(out: Path, *, layers: int, hidden: int, max_image_tokens: in
                     tokens, layers=layers, hidden=hidden, patch=16, max_image_tokens=max_image_tokens)
 
 
-@_family("gemma3", "layer_types", description="Gemma 3: sliding windows, bidirectional images")
+@_family("gemma3", "layer_types", "vllm_vision_keys", description="Gemma 3: sliding windows, bidirectional images")
 def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int, extra_corpus: tuple[str, ...]):
     """Gemma 3 (google/gemma-3-4b-it) scaled down: sliding-window layers with one full-attention layer last
     (5:1 in the real model; here ``layers - 1`` : 1), a window shorter than an image (1,024 there, 8 here),
@@ -510,6 +511,8 @@ def _build_gemma3(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
 
     named = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
     tok = _family_tokenizer(published_template("gemma3"), extra_corpus, bos="<bos>", eos="<end_of_turn>", named=named)
+    # runs of 1-4 newlines are whole tokens in Gemma's vocabulary (vLLM's Gemma 3 looks them up by text)
+    tok.add_tokens(["\n" * n for n in (4, 3, 2, 1)])
     ids = tok.convert_tokens_to_ids
     side, patch = 56, 14
     tokens_per_image = min(16, max(4, max_image_tokens))
@@ -554,7 +557,7 @@ def _build_gemma4(out: Path, *, layers: int, hidden: int, max_image_tokens: int,
             "num_global_key_value_heads": 1, "bos_token_id": ids("<bos>"), "eos_token_id": ids("<turn|>")}
     vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
                   num_key_value_heads=2, head_dim=32, patch_size=16, pooling_kernel_size=3,
-                  position_embedding_size=256)
+                  position_embedding_size=256, default_output_length=70)  # read by vLLM: soft tokens per image
     cfg = Gemma4Config(text_config=text, vision_config=vision, audio_config=None, boi_token_id=ids("<|image>"),
                        eoi_token_id=ids("<image|>"), image_token_id=ids("<|image|>"), video_token_id=ids("<|video|>"),
                        audio_token_id=ids("<|audio|>"), boa_token_id=ids("<|audio>"), eoa_token_index=ids("<audio|>"))
@@ -581,7 +584,7 @@ def _build_qwen3_5(out: Path, *, layers: int, hidden: int, max_image_tokens: int
     ids = tok.convert_tokens_to_ids
     text = {**_text_config(tok, layers=layers, hidden=hidden), "head_dim": 32,
             "layer_types": ["linear_attention"] * (layers - 1) + ["full_attention"],
-            "linear_conv_kernel_dim": 4, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
+            "linear_conv_kernel_dim": 4, "linear_key_head_dim": 64, "linear_value_head_dim": 64,
             "linear_num_key_heads": 2, "linear_num_value_heads": 4, "partial_rotary_factor": 0.25,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e7, "mrope_section": [2, 1, 1],
                                 "mrope_interleaved": True, "partial_rotary_factor": 0.25}}
@@ -651,7 +654,8 @@ def _build_glm4v_moe(out: Path, *, layers: int, hidden: int, max_image_tokens: i
     text, vision, tokens, processor = _glm_v_parts("glm4v_moe", extra_corpus, layers=layers, hidden=hidden,
                                                    max_image_tokens=max_image_tokens)
     text.update(attention_bias=True, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
-                moe_intermediate_size=32, first_k_dense_replace=1, n_group=1, topk_group=1, norm_topk_prob=True)
+                moe_intermediate_size=32, first_k_dense_replace=1, n_group=1, topk_group=1, norm_topk_prob=True,
+                use_qk_norm=False)
     model = Glm4vMoeForConditionalGeneration(Glm4vMoeConfig(text_config=text, vision_config=vision, **tokens,
                                                             tie_word_embeddings=True))
     return model, processor
@@ -720,8 +724,9 @@ MIXED_SHAPE_FAMILIES: tuple[Family, ...] = _with("mixed_shapes")
 LAYER_TYPE_FAMILIES: tuple[Family, ...] = _with("layer_types")
 
 
-def _clip_keys_for_vllm(out: Path) -> None:
-    """Save the CLIP tower as ``vision_tower.vision_model.*``, the llava-hf layout vLLM's loader expects."""
+def _vision_keys_for_vllm(out: Path) -> None:
+    """Save the CLIP / SigLIP tower as ``vision_tower.vision_model.*``, the llava-hf layout vLLM's loader expects
+    (transformers loads both)."""
     from safetensors.torch import load_file, save_file
 
     path = out / "model.safetensors"
@@ -755,8 +760,8 @@ def tiny_vlm(path: str | Path, family: Family = "qwen2_vl", *, seed: int = 0, la
                                  extra_corpus=tuple(extra_corpus))
     model.to(getattr(torch, dtype)).save_pretrained(out)
     processor.save_pretrained(out)
-    if family == "llava":
-        _clip_keys_for_vllm(out)
+    if "vllm_vision_keys" in TINY_FAMILIES.get(family).traits:
+        _vision_keys_for_vllm(out)
     return out
 
 
@@ -815,8 +820,8 @@ def demo_vlm(path: str | Path, family: Family = "qwen2_vl") -> Path:
     ``tiny:<family>`` references (:func:`mmpr.model_ref.resolve_model`)."""
     out = tiny_vlm(path, family)
     teach_answer_format(out)
-    if family == "llava":
-        _clip_keys_for_vllm(out)
+    if "vllm_vision_keys" in TINY_FAMILIES.get(family).traits:
+        _vision_keys_for_vllm(out)
     return out
 
 

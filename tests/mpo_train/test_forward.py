@@ -39,8 +39,11 @@ def test_packed_gradients_equal_plain(tiny_model_dir, pair_dataset, family):
         model.zero_grad()
         out = fn(model, pairs)
         (out.chosen.sum() - 0.5 * out.rejected.sum() + out.chosen_nll).backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-3)
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    # float32 sums in another order differ by a few ulps of a tensor's largest gradient (1e8 on Gemma 3's random
+    # projector): each tensor's absolute tolerance scales with it
+    for packed, plain in zip(*grads, strict=True):
+        torch.testing.assert_close(packed, plain, atol=1e-4 + 1e-6 * plain.abs().max().item(), rtol=1e-3)
 
 
 def test_auto_checks_packed_once_and_falls_back_on_other_backends(tiny_model_dir, pair_dataset):
@@ -373,14 +376,14 @@ def test_gemma3_window_and_image_blocks_matter(tiny_model_dir, pair_dataset, mon
 
 
 def test_llama4_chunked_attention_mask_matters(tiny_model_dir):
-    """Llama 4's RoPE layers attend within chunks of ``attention_chunk_size`` positions (16 in the tiny model): the
+    """Llama 4's RoPE layers attend within chunks of ``attention_chunk_size`` positions (32 in the tiny model): the
     packed forward equals the model's own forward on a mixed-shape micro-batch (the test above), and the same packed
     forward with one full-attention mask for every layer is far off."""
     from mpo_train import forward
 
     model, encoder = _setup(tiny_model_dir, "llama4", max_length=2048)
-    assert model.config.get_text_config().attention_chunk_size < min(len(p.prompt) for p in mixed_pairs(encoder))
     pairs = mixed_pairs(encoder)
+    assert model.config.get_text_config().attention_chunk_size < max(len(p.prompt) for p in pairs)
     with torch.no_grad():
         plain = plain_logps(model, pairs)
         packed = packed_logps(model, pairs)
