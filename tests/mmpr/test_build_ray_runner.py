@@ -59,7 +59,7 @@ def test_a_failing_request_is_reported_like_an_engine_error(tmp_path, cluster):
     seen = []
     with pytest.raises(NothingMade, match="no pairs to write"):
         run(cfg, executor=ActorPool(), progress=False, check=seen.append)
-    assert seen[0].skipped == {"engine_unreachable": 4} and sum(seen[0].pairs.values()) == 0
+    assert seen[0].skipped.counts == {"engine_unreachable": 4} and sum(seen[0].pairs.values()) == 0
     assert not (tmp_path / "out").exists(), "a build that made nothing leaves no folder"
 
 
