@@ -25,8 +25,13 @@ and a real one gives the growth of both.
 
     .venv/bin/python benchmarks/train_vs_trl.py --shape toy --batches 4      # a minute or two on 2 cores
     .venv/bin/python benchmarks/train_vs_trl.py --shape toy mmpr             # the README's first table
-    .venv/bin/python benchmarks/train_vs_trl.py --shape mmpr --vocab 0 151936 262144 --batches 1,2,4,8 \
-        --trl-batches 4 --steps 4                                             # the real-vocabulary table
+    .venv/bin/python benchmarks/train_vs_trl.py --shape mmpr --vocab 0 151936 262144 --batches 4 \
+        --steps 4                                                             # the real-vocabulary table
+    .venv/bin/python benchmarks/train_vs_trl.py --shape mmpr --vocab 0 262144 --batches 1,2,4,8 \
+        --trl-batches 1,4,8 --steps 6                                         # per-pair cost, 1 to 8 pairs
+
+The last lines of a run give the growth from the native vocabulary and, per vocabulary, pairs/s and the peak
+added by each added pair across the micro-batch sizes.
 """
 
 from __future__ import annotations
@@ -264,14 +269,14 @@ def main() -> None:
                         args.json.write_text(json.dumps(results, indent=1))
     paths = sorted({r["trl"]["path"] for r in results if "trl" in r})
     print(f"TRL's path: {'; '.join(paths) or 'not run'}")
-    for line in growth(results):
+    for line in growth(results) + per_pair(results):
         print(line)
 
 
-def state_gb(kind: str, parameters: int) -> float:
-    """fp32 weights, gradients and Adam's two moments of the policy, and the reference's weights unless its
-    log-probs were precomputed."""
-    return parameters * (16 if kind == "ours-precomputed" else 20) / 2**30
+def above_state_gb(kind: str, result: dict, parameters: int) -> float:
+    """The peak less the model state: fp32 weights, gradients and Adam's two moments of the policy, and the
+    reference's weights unless its log-probs were precomputed."""
+    return result["peak_rss_mb"] / 1024 - parameters * (16 if kind == "ours-precomputed" else 20) / 2**30
 
 
 def growth(results: list[dict]) -> list[str]:
@@ -287,17 +292,36 @@ def growth(results: list[dict]) -> list[str]:
         for kind in ("trl", "ours", "ours-precomputed"):
             if kind in r and kind in base:
                 whole = r[kind]["peak_rss_mb"] / base[kind]["peak_rss_mb"] - 1
-                above = ((r[kind]["peak_rss_mb"] / 1024 - state_gb(kind, r["tokens"]["parameters"]))
-                         / (base[kind]["peak_rss_mb"] / 1024 - state_gb(kind, base["tokens"]["parameters"])) - 1)
+                above = (above_state_gb(kind, r[kind], r["tokens"]["parameters"])
+                         / above_state_gb(kind, base[kind], base["tokens"]["parameters"]) - 1)
                 parts.append(f"{kind} {whole:+.0%} ({above:+.0%} above the model state)")
         lines.append(f"{r['shape']}, {r['batch']} pairs, vocabulary native -> {r['vocab']:,}: peak " + ", ".join(parts))
+    return lines
+
+
+def per_pair(results: list[dict]) -> list[str]:
+    """Per shape, vocabulary and trainer, over the micro-batch sizes run: pairs/s, and the peak added by each
+    added pair (flat per-pair cost: steady pairs/s, the same GB per pair)."""
+    lines = []
+    for shape, vocab in dict.fromkeys((r["shape"], r["vocab"]) for r in results):
+        runs = sorted((r for r in results if (r["shape"], r["vocab"]) == (shape, vocab)), key=lambda r: r["batch"])
+        for kind in ("trl", "ours", "ours-precomputed"):
+            have = [r for r in runs if kind in r]
+            if len(have) < 2:
+                continue
+            rates = ", ".join(f"{r['batch']}: {r[kind]['pairs_per_s']:.3f}" for r in have)
+            added = ", ".join(
+                f"{(b[kind]['peak_rss_mb'] - a[kind]['peak_rss_mb']) / 1024 / (b['batch'] - a['batch']):+.2f}"
+                for a, b in zip(have, have[1:], strict=False))
+            lines.append(f"{shape}, vocabulary {vocab or 'native'}, {kind}: pairs/s by pairs per micro-batch {rates}; "
+                         f"peak GB per added pair {added}")
     return lines
 
 
 def _row(shape: str, vocab: int, batch: int, row: dict, parameters: int) -> str:
     ours, pre, trl = row["ours"], row["ours-precomputed"], row.get("trl")
     gb = " / ".join(f"{r['peak_rss_mb'] / 1024:.2f}" if r else "-" for r in (trl, ours, pre))
-    above = " / ".join(f"{row[k]['peak_rss_mb'] / 1024 - state_gb(k, parameters):.2f}" if k in row else "-"
+    above = " / ".join(f"{above_state_gb(k, row[k], parameters):.2f}" if k in row else "-"
                        for k in ("trl", "ours", "ours-precomputed"))
 
     def vs(r: dict) -> str:
