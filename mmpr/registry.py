@@ -102,8 +102,10 @@ class Registry(Generic[T]):
 
     def _unknown(self, name: str) -> str:
         names = self.names()
-        close = difflib.get_close_matches(name, names + list(self._aliases), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        # a deprecated alias is never suggested itself: its target is
+        spelled = {n: n for n in names} | {a: (t if old else a) for a, (t, old) in self._aliases.items()}
+        close = difflib.get_close_matches(name, list(spelled), n=1)
+        hint = f" (did you mean {spelled[close[0]]!r}?)" if close else ""
         return f"unknown {self.kind} {name!r}{hint}; available: {', '.join(names) or 'none'}"
 
     def names(self) -> list[str]:

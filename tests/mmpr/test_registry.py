@@ -76,3 +76,15 @@ def test_deprecated_alias_warns_and_resolves():
     assert reg.canonical("hf") == "transformers"
     with pytest.warns(DeprecationWarning, match="use --engine transformers"):
         assert reg.get("old") == "T"
+
+
+def test_a_deprecated_alias_is_never_the_suggestion_its_target_is():
+    reg: Registry[str] = Registry("engine")
+    reg.register("transformers", "T")
+    reg.register("vllm", "V")
+    reg.alias("hf", "transformers", deprecated="--engine transformers")
+    reg.alias("tf", "transformers")
+    with pytest.raises(UnknownName, match=r"\(did you mean 'transformers'\?\)"):
+        reg.get("hff")
+    with pytest.raises(UnknownName, match=r"\(did you mean 'tf'\?\)"):
+        reg.get("tff")
