@@ -68,6 +68,9 @@ class TrainConfig(BaseModel):
                             "response.")
     truncate_responses: bool = Field(default=True, description="Cut responses that overflow max_length at the end "
                                      "(the prompt and its image tokens are never cut); off: skip such pairs.")
+    max_image_pixels: int | None = Field(default=None, ge=1, description="Skip (and count) pairs with an image of "
+                                         "more pixels than this, width x height, before it is decoded (default: "
+                                         "$MMPR_MAX_IMAGE_PIXELS or PIL's 89,478,485).")
     chat_template_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the chat template when pairs are encoded, e.g. "
         "{enable_thinking: false} for Qwen3 / Qwen3.5 / Gemma 4 (the prompt then ends as at inference without "

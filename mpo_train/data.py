@@ -4,24 +4,29 @@ A pair becomes the prompt tokens (chat template with the generation prompt, imag
 processor), the chosen and rejected response tokens (the template's rendering of the assistant turn, end-of-turn
 included; split token-exact by :mod:`mpo_train.chat_split`) and every other processor output (``pixel_values``,
 ``image_grid_thw``, ...) once per pair.
-A preparation pass encodes every pair once, skips (and counts) those whose prompt does not fit ``max_length``,
-and caches the result, so training never meets a pair it cannot use and every rank sees full batches.
+A preparation pass encodes every pair once, skips (and counts) those whose prompt does not fit ``max_length`` or
+whose images are missing, do not decode or have more pixels than the limit (``max_image_pixels``), and caches the
+result, so training never meets a pair it cannot use and every rank sees full batches.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from mmpr.chat import add_special_tokens, conversation
 from mmpr.dataset_writer import TRAINING_COLUMNS
 from mmpr.errors import UserError
+from mmpr.images import PROBLEMS as IMAGE_PROBLEMS
+from mmpr.images import UNREADABLE, max_pixels, pixels_problem
 from mmpr.io import atomic_write_text
 from mmpr.problems import Problem, ProblemLog
 from mpo_train.chat_split import split_pair
@@ -160,7 +165,33 @@ def open_pairs(locations: list[str], *, subsets: list[str] | None = None, limit:
 
 # ----------------------------------------------------------------------------------------------------- encoding
 
-SKIP_RULES = "3"  # which pairs encode() skips, and how the prepared cache records them; a change re-prepares
+SKIP_RULES = "4"  # which pairs encode() skips, and how the prepared cache records them; a change re-prepares
+
+
+def read_row(dataset, index: int) -> dict[str, Any] | Problem:
+    """Row ``index`` of ``dataset`` with its images decoded, or why one of them cannot be used (missing, not
+    decodable, more pixels than :func:`mmpr.images.max_pixels`: a decompression bomb is caught by PIL before
+    it is decoded, a smaller oversized image just after)."""
+    try:
+        with warnings.catch_warnings():  # an image over the limit is reported as a skipped pair below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            row = dataset[index]
+    except FileNotFoundError as e:
+        return _image_skip("image_missing", index, dataset, e)
+    except Image.DecompressionBombError:  # PIL's message names twice the limit, at which it refuses to decode
+        return _image_skip("image_too_large", index, dataset, f"the limit is {max_pixels():,} pixels")
+    except UNREADABLE as e:
+        return _image_skip("image_unreadable", index, dataset, e)
+    for img in row["images"]:
+        if pixels_problem(img):
+            return _skip("image_too_large", index, row, f"an image {IMAGE_PROBLEMS['image_too_large']}: "
+                         f"{img.width} x {img.height} px, the limit is {max_pixels():,} pixels")
+    return row
+
+
+def _image_skip(code: str, index: int, dataset, error: Exception | str) -> Problem:
+    row_id = dataset.select_columns(["id"])[index]["id"] if "id" in dataset.column_names else index
+    return _skip(code, index, {"id": row_id}, f"an image {IMAGE_PROBLEMS[code]}: {error}")
 
 
 class PairEncoder:
@@ -178,8 +209,14 @@ class PairEncoder:
         template = getattr(self.processor, "chat_template", None) or self.tokenizer.chat_template or ""
         parts = [SKIP_RULES, template, str(self.max_length), str(self.truncate_responses), str(len(self.tokenizer)),
                  type(self.processor).__name__, json.dumps(_image_settings(self.processor), sort_keys=True),
-                 json.dumps(self.template_options, sort_keys=True, default=str), "split-by-offsets"]
+                 json.dumps(self.template_options, sort_keys=True, default=str), "split-by-offsets",
+                 str(max_pixels())]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def encode_row(self, dataset, index: int) -> EncodedPair | Problem:
+        """Row ``index`` of ``dataset`` encoded, or why it is skipped (its images included: :func:`read_row`)."""
+        row = read_row(dataset, index)
+        return row if isinstance(row, Problem) else self.encode(index, row)
 
     def encode(self, index: int, row: dict[str, Any]) -> EncodedPair | Problem:
         if row["chosen"] == row["rejected"]:  # no preference to learn: the DPO term would sit at ln 2
@@ -265,7 +302,7 @@ def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, wo
     mine = []
     for index in tqdm(range(rank, len(dataset), world), desc="preparing pairs", disable=not progress or rank != 0,
                       unit="pair"):
-        result = encoder.encode(index, dataset[index])
+        result = encoder.encode_row(dataset, index)
         if isinstance(result, Problem):
             mine.append((index, None, "skipped", result.model_dump()))
         else:
@@ -298,7 +335,7 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> EncodedPair:
         index = self.indices[i]
-        pair = self.encoder.encode(index, self.dataset[index])
+        pair = self.encoder.encode_row(self.dataset, index)
         if isinstance(pair, Problem):
             raise RuntimeError(f"row {index} was prepared as usable but now fails: {pair.message}")
         if self.ref is not None:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from mmpr.errors import NothingMade
+from mmpr.images import set_max_pixels
 from mmpr.io import atomic_write_text
 from mmpr.loading import load_processor, load_vlm
 from mmpr.model_ref import resolve_model
@@ -151,6 +152,7 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         from accelerate.utils import gather_object
 
+        set_max_pixels(cfg.max_image_pixels)  # before any image is opened; DataLoader workers inherit it
         problems = ProblemLog()
         with acc.main_process_first():
             data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit, problems=problems,
