@@ -23,9 +23,9 @@ def process_group():
 
 
 def test_fsdp2_sharded_training_step_and_full_state_save(tiny_model_dir, pair_dataset, process_group, tmp_path):
-    """A model sharded with FSDP2 (single process, CPU) trains through the packed forward, and the full state
-    dict gathered from its shards (what accelerate's get_state_dict does under FSDP) saves a model that loads
-    with from_pretrained, equals the sharded weights and generates."""
+    """A model sharded with FSDP2 (single process, CPU) scores as the unsharded one and trains through the packed
+    forward, and the full state dict gathered from its shards (what accelerate's get_state_dict does under FSDP)
+    saves a model that loads with from_pretrained, equals the sharded weights and generates."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
@@ -34,14 +34,19 @@ def test_fsdp2_sharded_training_step_and_full_state_save(tiny_model_dir, pair_da
     path = tiny_model_dir("qwen2_vl")
     processor = AutoProcessor.from_pretrained(path)
     model = AutoModelForImageTextToText.from_pretrained(path)
+    pairs = [PairEncoder(processor, max_length=512).encode(i, pair_dataset[i]) for i in range(2)]
+    with torch.no_grad():
+        unsharded = packed_logps(model, pairs)
     mesh = init_device_mesh("cpu", (1,))
     for layer in model.model.language_model.layers:
         fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
     assert isinstance(next(model.parameters()), DTensor)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    pairs = [PairEncoder(processor, max_length=512).encode(i, pair_dataset[i]) for i in range(2)]
     out = packed_logps(model, pairs)
+    # the chunked head runs on the sharded model's gathered head, chunk by chunk: the same log-probs
+    torch.testing.assert_close(out.chosen.detach(), unsharded.chosen, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.rejected.detach(), unsharded.rejected, atol=1e-5, rtol=1e-5)
     (out.chosen_nll - out.chosen.mean() + out.rejected.mean()).backward()
     optimizer.step()
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
