@@ -196,10 +196,12 @@ def add_field_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, m
         kind, kwargs = _unwrap(field.annotation), {}
         if get_origin(kind) is list:
             kind, kwargs["nargs"] = get_args(kind)[0], "+"
+        elif get_origin(kind) is tuple and Ellipsis not in get_args(kind):
+            kind, kwargs["nargs"] = get_args(kind)[0], len(get_args(kind))
         if get_origin(kind) is Literal:
             kwargs["choices"] = get_args(kind)
-        elif kind is bool:
-            kwargs["action"] = "store_true"
+        elif kind is bool:  # --x and --no-x: a field that defaults to true can be turned off
+            kwargs["action"] = argparse.BooleanOptionalAction
         elif kind is int:
             kwargs["type"] = positive_int if any(getattr(m, "ge", None) == 1 for m in field.metadata) else int
         elif kind in (float, Path):
@@ -235,7 +237,7 @@ def flag_keys(parser: argparse.ArgumentParser) -> list[str]:
 
 def _from_yaml(action: argparse.Action, value: Any) -> Any:
     """A YAML value in the shape argparse would have produced for ``action``."""
-    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction | argparse.BooleanOptionalAction):
         if not isinstance(value, bool):
             raise UserError(f"{action.dest}: expected true or false, got {value!r}")
         return value

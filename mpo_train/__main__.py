@@ -1,4 +1,8 @@
-"""``python -m mpo_train --config recipe.yaml [key=value ...]``: MPO training.
+"""``python -m mpo_train --config recipe.yaml [key=value ...] [--key value ...]``: MPO training.
+
+Every setting is a key of the recipe, also given as ``key=value`` (dotted for a group: ``lora.r=8``) or as a
+flag named by the key (``--learning-rate 1e-6``, ``--no-gradient-checkpointing``); the command line wins over the
+recipe; a key is given one way or the other, not both.
 
 Examples::
 
@@ -26,10 +30,12 @@ from mmpr.errors import UserError
 from mmpr.locations import check_inputs_apart, check_location, check_out, check_same_settings, new_folder
 from mmpr.model_ref import check_model, resolve_model
 from mmpr.release import read_meta, repeat_warning
-from mmpr.settings import config_keys_help
+from mmpr.settings import add_field_flags, config_keys_help
 from mpo_train.config import TrainConfig, load_config
 
 RUN_CONFIG = "train_config.json"
+# the keys with a flag: all but the groups and mappings, which key=value and the recipe set
+FLAG_FIELDS = tuple(name for name in TrainConfig.model_fields if name not in ("lora", "chat_template_options"))
 BEFORE_TRAINING = {RUN_CONFIG, "train.log", "skipped.json", "cache"}
 
 
@@ -42,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings over the recipe, e.g. learning_rate=1e-6 lora.r=8 data=[a,b]")
     add_output_arguments(parser)
+    add_field_flags(parser.add_argument_group("settings as flags (each a key above)"), TrainConfig, *FLAG_FIELDS)
     return parser
 
 
@@ -108,8 +115,9 @@ def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
 
 @front_door
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    args = build_parser().parse_intermixed_args(argv)
+    cfg = load_config(args.config, args.overrides, flags={name: value for name in FLAG_FIELDS
+                                                          if (value := getattr(args, name)) is not None})
     quiet_logs(args.verbose)
     check_inputs(cfg, overwrite=args.overwrite)
     quiet_logs(args.verbose, Path(cfg.output_dir) / "train.log")  # after the folder check: a refused one gets no log

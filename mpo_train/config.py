@@ -5,6 +5,7 @@ Unknown keys are errors that list the valid ones, so a typo in a recipe never tr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,8 +70,8 @@ class TrainConfig(BaseModel):
     truncate_responses: bool = Field(default=True, description="Cut responses that overflow max_length at the end "
                                      "(the prompt and its image tokens are never cut); off: skip such pairs.")
     max_image_pixels: int | None = Field(default=None, ge=1, description="Skip (and count) pairs with an image of "
-                                         "more pixels than this, width x height, before it is decoded (default: "
-                                         "$MMPR_MAX_IMAGE_PIXELS or PIL's 89,478,485).")
+                                         "more pixels than this, width x height, before it is decoded; unset: "
+                                         "$MMPR_MAX_IMAGE_PIXELS, else PIL's 89,478,485.")
     chat_template_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the chat template when pairs are encoded, e.g. "
         "{enable_thinking: false} for Qwen3 / Qwen3.5 / Gemma 4 (the prompt then ends as at inference without "
@@ -155,14 +156,22 @@ def _set(data: dict, dotted: str, value: Any) -> None:
     data[last] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """A recipe file (YAML) with ``key=value`` overrides (dotted for nested keys, values parsed as YAML)."""
+def load_config(path: str | Path | None = None, overrides: list[str] = (),
+                flags: Mapping[str, Any] | None = None) -> TrainConfig:
+    """A recipe file (YAML) with ``key=value`` overrides (dotted for nested keys, values parsed as YAML) and
+    ``flags`` (field name -> value, from ``--field-name`` flags) over it; a key set both ways is refused."""
     data: dict[str, Any] = {}
     where, origins = "overrides", {}
     if path is not None:
         where = str(path)
         data, origins = read_yaml_mapping(path, "--config"), yaml_lines(path)
-    for key, value in parse_pairs(overrides, "override").items():
+    pairs = parse_pairs(overrides, "override")
+    for key, value in (flags or {}).items():
+        if key in pairs:
+            raise ConfigError(f"{key}: given as --{key.replace('_', '-')} and as {key}=...; give it once")
+        _set(data, key, value)
+        origins[key] = f"--{key.replace('_', '-')}"
+    for key, value in pairs.items():
         _set(data, key, value)
         origins[key] = "override"
     try:

@@ -51,3 +51,27 @@ def test_chat_template_options_from_a_dotted_override():
     cfg = load_config(overrides=["model=m", "data=[d]", "output_dir=o", "chat_template_options.enable_thinking=false"])
     assert cfg.chat_template_options == {"enable_thinking": False}
     assert TrainConfig(model="m", data=["d"], output_dir="o").chat_template_options == {}
+
+
+def _from_command_line(argv: list[str]) -> TrainConfig:
+    from mpo_train.__main__ import FLAG_FIELDS, build_parser
+
+    args = build_parser().parse_intermixed_args(argv)
+    return load_config(args.config, args.overrides,
+                       flags={k: v for k in FLAG_FIELDS if (v := getattr(args, k)) is not None})
+
+
+def test_every_plain_key_is_also_a_flag_named_by_it(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: m\ndata: [d]\noutput_dir: out\nlearning_rate: 1.0e-6\ngradient_checkpointing: true\n")
+    cfg = _from_command_line(["--config", str(recipe), "--learning-rate", "3e-6", "lora.r=8", "--data", "a", "b",
+                              "--loss-weights", "1", "0", "1", "--no-gradient-checkpointing", "--forward", "plain",
+                              "--max-image-pixels", "1000000", "beta=0.2", "--report-to", "tensorboard"])
+    assert cfg.learning_rate == 3e-6 and cfg.lora.r == 8 and cfg.data == ["a", "b"] and cfg.beta == 0.2
+    assert cfg.loss_weights == (1, 0, 1) and cfg.gradient_checkpointing is False and cfg.forward == "plain"
+    assert cfg.max_image_pixels == 1_000_000 and cfg.report_to == ["tensorboard"]
+    assert _from_command_line(["--config", str(recipe)]).learning_rate == 1e-6, "the recipe where no flag is given"
+    with pytest.raises(ConfigError, match=r"^beta: given as --beta and as beta=...; give it once$"):
+        _from_command_line(["--config", str(recipe), "--beta", "0.2", "beta=0.3"])
+    with pytest.raises(ConfigError, match=r"learning_rate: Input should be greater than 0 \(--learning-rate\)"):
+        _from_command_line(["--config", str(recipe), "--learning-rate", "-1"])
