@@ -11,7 +11,7 @@ import argparse
 import copy
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -225,9 +225,13 @@ def values_of(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any
     return data
 
 
+SETTINGS_DEST = "settings"
+
+
 def _settable(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {a.dest: a for a in parser._actions
-            if a.dest not in ("help", "config", "version_info", "origins") and not isinstance(a, argparse._HelpAction)}
+            if a.dest not in ("help", "config", "version_info", "origins", SETTINGS_DEST)
+            and not isinstance(a, argparse._HelpAction)}
 
 
 def flag_keys(parser: argparse.ArgumentParser) -> list[str]:
@@ -274,40 +278,69 @@ def _renamed_flags(argv: list[str], aliases: Mapping[str, str]) -> list[str]:
     return out
 
 
-def _yaml_settings(path: str | Path, model: type[BaseModel] | None, aliases: Mapping[str, str]) -> dict[str, tuple]:
-    """The keys of a ``--config`` file -> ``(value, line)``: old names renamed, and the fields of a nested group
-    of ``model`` (``sampling: {n: 8}`` or ``sampling.n: 8``) by their own names, as their flags are named."""
-    data, lines = read_yaml_mapping(path, "--config"), yaml_lines(path)
+def _by_flag_name(data: Mapping[Any, Any], model: type[BaseModel] | None, aliases: Mapping[str, str],
+                  origin: Callable[[str], str], where: str) -> dict[str, tuple]:
+    """Settings keyed as given (a YAML mapping, ``KEY=VALUE`` items) -> ``{flag name: (value, origin)}``: old
+    names renamed, and the fields of a nested group of ``model`` (``sampling: {n: 8}`` or ``sampling.n: 8``) by
+    their own names, as their flags are named. ``origin(key)`` says where a key was given."""
     groups = {} if model is None else {n: g for n, f in model.model_fields.items()
                                        if (g := _group(f.annotation)) is not None}
     out: dict[str, tuple] = {}
     for raw, value in data.items():
         key = str(raw).replace("-", "_")
-        line = lines.get(key, "")
-        key = renamed(key, aliases, f"{path} {line}")
+        given = origin(key)
+        key = renamed(key, aliases, f"{where} {given}".strip())
         group, dot, leaf = key.partition(".")
         if group in groups and dot:
-            out[leaf] = (value, line)
+            out[leaf] = (value, given)
         elif key in groups and isinstance(value, dict):
-            out.update({str(k): (v, lines.get(f"{key}.{k}", line)) for k, v in value.items()})
+            out.update({str(k): (v, origin(f"{key}.{k}") or given) for k, v in value.items()})
         else:
-            out[key] = (value, line)
+            out[key] = (value, given)
     return out
+
+
+def _yaml_settings(path: str | Path, model: type[BaseModel] | None, aliases: Mapping[str, str]) -> dict[str, tuple]:
+    """The keys of a ``--config`` file -> ``(value, line)`` (:func:`_by_flag_name`)."""
+    data = read_yaml_mapping(path, "--config")  # first: it says what is wrong with a file that is not YAML
+    lines = yaml_lines(path)
+    return _by_flag_name(data, model, aliases, lambda k: lines.get(k, ""), str(path))
+
+
+def add_settings_argument(parser: argparse.ArgumentParser) -> None:
+    """Positional ``KEY=VALUE`` settings, each named as its flag is (``max_tokens=512``, ``sampling.n=8``), which
+    :func:`parse_args` applies as if the flag had been given."""
+    parser.add_argument(SETTINGS_DEST, nargs="*", default=[], metavar="KEY=VALUE",
+                        help="settings named as the flags are, e.g. max_tokens=512 sampling.n=8 (values read as YAML)")
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None, config: str | Path | None = None, *,
                model: type[BaseModel] | None = None, aliases: Mapping[str, str] | None = None) -> argparse.Namespace:
-    """Parse ``argv``; with ``--config FILE`` (a parser flag) its YAML keys, which are the flag names (for
-    ``model``, its field names; a nested group as a mapping too), fill in what the command line leaves out. Old
-    names in ``aliases`` (old -> new) work, said once. Unknown keys list the valid ones; a required flag may come
-    from either. ``args.origins`` says where each YAML key was given (``line N``), for :func:`settings_error`."""
+    """Parse ``argv``; ``KEY=VALUE`` items (:func:`add_settings_argument`) set the flags they name, and with
+    ``--config FILE`` (a parser flag) its YAML keys, which are the flag names (for ``model``, its field names; a
+    nested group as a mapping too), fill in what the command line leaves out. Old names in ``aliases`` (old ->
+    new) work, said once. Unknown keys list the valid ones; a key given both as a flag and as ``KEY=VALUE`` is
+    refused; a required flag may come from any of them. ``args.origins`` says where each key was given (``line
+    N``, ``--flag``, ``key=``), for :func:`settings_error`."""
     aliases = aliases or {}
     argv = _renamed_flags(sys.argv[1:] if argv is None else list(argv), aliases)
-    args = _relaxed(parser).parse_args(argv)
-    given = set(vars(_probe(parser).parse_args(argv)))
+    args = _relaxed(parser).parse_intermixed_args(argv)
+    given = set(vars(_probe(parser).parse_intermixed_args(argv))) - {SETTINGS_DEST}
     path = getattr(args, "config", None) if config is None else config
     actions = _settable(parser)
     args.origins = {key: f"--{key.replace('_', '-')}" for key in given}
+    pairs = _by_flag_name(parse_pairs(getattr(args, SETTINGS_DEST, None) or [], "KEY=VALUE"), model, aliases,
+                          lambda k: f"{k}=", "command line")
+    unknown_keys(pairs, actions, "command line")
+    for key, (value, origin) in pairs.items():
+        if key in given:
+            raise UserError(f"{key}: given as --{key.replace('_', '-')} and as {origin}...; give it once")
+        try:
+            setattr(args, key, _from_yaml(actions[key], value))
+        except UserError as e:
+            raise UserError(f"command line: {e}") from e
+        args.origins[key] = origin
+        given.add(key)
     if path is not None:
         data = _yaml_settings(path, model, aliases)
         unknown_keys(data, actions, str(path))

@@ -14,8 +14,8 @@ Examples::
         --engine-args tensor_parallel_size=1 --push --repo-id my-org/mmpr-qwen2vl
 
     # the same from a YAML file: its keys are the flag names, which are BuildConfig's fields (configs/build/*.yaml);
-    # flags override it
-    python -m mmpr.build --config configs/build/qwen2vl_scienceqa_chartqa.yaml
+    # flags and KEY=VALUE settings (named as the flags) override it
+    python -m mmpr.build --config configs/build/qwen2vl_scienceqa_chartqa.yaml max_tokens=2048 sampling.n=16
 
     # a Ray cluster: 8 engine replicas of one GPU each (--out on storage every node sees)
     python -m mmpr.build --config build.yaml --runner ray --ray-address auto --replicas 8 --replica-gpus 1
@@ -48,6 +48,7 @@ from mmpr.errors import NothingMade, UserError
 from mmpr.images import add_max_pixels_argument, set_max_pixels
 from mmpr.settings import (
     add_field_flags,
+    add_settings_argument,
     flag_keys,
     parse_args,
     parse_pairs,
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file whose keys are the flag names below (engine_args, "
                    "max_tokens, ...; the sampling settings also as a mapping `sampling:`); flags given on the "
                    "command line override it")
+    add_settings_argument(p)
     add_field_flags(p, BuildConfig, "model")
     p.add_argument("--sources", nargs="+", metavar="NAME[=PATH]", help="registered sources, optionally with a "
                    "Hub id / folder / file each (see --list-sources); in YAML also mappings with columns, split...")

@@ -203,6 +203,20 @@ def test_cli_flags_override_the_yaml_config(tmp_path):
     assert [(s.name, s.path, s.limit) for s in cfg.sources] == [("sample", None, 5), ("chartqa", "/data/chartqa", 5)]
 
 
+def test_cli_key_value_settings_are_the_flags_by_name(tmp_path):
+    config = tmp_path / "b.yaml"
+    config.write_text("model: m\nout: o\nsources: [{name: sample}]\nn: 4\nmax_tokens: 64\n")
+    args = cli.parse_build_args(["--config", str(config), "max_tokens=128", "sampling.temperature=0.5",
+                                 "engine_args={max_model_len: 8192}", "--n", "2", "max_pairs=3", "sources=[sample]"])
+    cfg = config_from_args(args)
+    assert (cfg.sampling.max_tokens, cfg.sampling.temperature, cfg.sampling.n) == (128, 0.5, 2)
+    assert cfg.engine_args == {"max_model_len": 8192} and cfg.max_pairs_per_question == 3
+    assert [s.name for s in cfg.sources] == ["sample"]
+    flags = ["--model", "m", "--out", "o", "--sources", "sample", "--max-tokens", "128", "--temperature", "0.5",
+             "--engine-args", "max_model_len=8192", "--n", "2", "--max-pairs-per-question", "3"]
+    assert config_from_args(cli.parse_build_args(flags)) == cfg
+
+
 def test_cli_reports_bad_settings_by_field(tmp_path, capsys):
     config = tmp_path / "b.yaml"
     config.write_text("model: m\nout: o\nsources: [{name: sample}]\nn: 0\n")

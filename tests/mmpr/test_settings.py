@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mmpr.errors import UserError
 from mmpr.settings import (
     add_field_flags,
+    add_settings_argument,
     field_help,
     leaf_paths,
     parse_args,
@@ -143,3 +144,24 @@ def test_a_name_shared_by_two_fields_is_refused():
 
     with pytest.raises(TypeError, match="n names two fields"):
         leaf_paths(Clash)
+
+
+def test_key_value_settings_are_named_as_the_flags_and_win_over_the_file(tmp_path, capsys):
+    parser = _job_parser()
+    add_settings_argument(parser)
+    config = tmp_path / "job.yaml"
+    config.write_text("out: o\nkind: a\ninner: {n: 2}\n")
+    for items in (["inner.n=5"], ["n=5"]):
+        args = parse_args(parser, ["--config", str(config), *items, "--kind", "b", "tags=[x, y]"], model=Job)
+        job = Job.model_validate(values_of(args, Job))
+        assert (job.inner.n, job.kind, job.tags) == (5, "b", ["x", "y"]), items
+    assert args.origins["n"] == "n=" and args.origins["kind"] == "--kind"
+    args = parse_args(parser, ["--config", str(config), "max_pairs=3"], model=Job, aliases={"max_pairs":
+                                                                                          "max_pairs_per_question"})
+    assert args.max_pairs_per_question == 3 and "max_pairs is deprecated" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"^kind: given as --kind and as kind=...; give it once$"):
+        parse_args(parser, ["--config", str(config), "kind=b", "--kind", "a"], model=Job)
+    with pytest.raises(UserError, match=r"^command line: unknown key knd \(valid keys: .*kind"):
+        parse_args(parser, ["--config", str(config), "knd=b"], model=Job)
+    with pytest.raises(UserError, match=r"n: must be 1 or more, got 0"):
+        parse_args(parser, ["--config", str(config), "n=0"], model=Job)
