@@ -269,7 +269,7 @@ def main() -> None:
                         args.json.write_text(json.dumps(results, indent=1))
     paths = sorted({r["trl"]["path"] for r in results if "trl" in r})
     print(f"TRL's path: {'; '.join(paths) or 'not run'}")
-    for line in growth(results) + per_pair(results):
+    for line in growth(results) + per_pair(results) + memory_model(results):
         print(line)
 
 
@@ -315,6 +315,48 @@ def per_pair(results: list[dict]) -> list[str]:
                 for a, b in zip(have, have[1:], strict=False))
             lines.append(f"{shape}, vocabulary {vocab or 'native'}, {kind}: pairs/s by pairs per micro-batch {rates}; "
                          f"peak GB per added pair {added}")
+    return lines
+
+
+def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares intercept and slope of (pairs, GB) points."""
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - slope * mx, slope
+
+
+def memory_model(results: list[dict]) -> list[str]:
+    """The README's memory model, peak = M0 + state(V) + K(V) + B a(P + C + R), checked against the measured
+    peaks: M0 and a are fitted on the native-vocabulary runs (two micro-batch sizes or more), then each real
+    vocabulary's peak is predicted from them, the state's growth (20 bytes per added parameter online, 16
+    precomputed; exact, from the parameter counts) and the head's chunk workspace K (0 up to six chunks of
+    float32 logits: the recomputed chunk, its softmax and their gradient, forward's last chunk); "within" allows
+    0.05 GB either side for the fit's own residuals."""
+    from mpo_train.logprobs import CHUNK_BYTES
+
+    workspace = 6 * CHUNK_BYTES / 2**30
+    lines = []
+    for shape in dict.fromkeys(r["shape"] for r in results):
+        native = sorted((r for r in results if r["shape"] == shape and r["vocab"] == 0), key=lambda r: r["batch"])
+        for kind in ("ours", "ours-precomputed"):
+            points = [(r["batch"], r[kind]["peak_rss_mb"] / 1024) for r in native if kind in r]
+            if len(points) < 2:
+                continue
+            m0, per_pair = _fit(points)
+            bytes_per_param = 16 if kind == "ours-precomputed" else 20
+            lines.append(f"{shape}, {kind}: memory model fitted on the native vocabulary: M0 + state {m0:.2f} GB, "
+                         f"a = {per_pair:.3f} GB per pair")
+            for r in results:
+                if r["shape"] != shape or not r["vocab"] or kind not in r:
+                    continue
+                state = (r["tokens"]["parameters"] - native[0]["tokens"]["parameters"]) * bytes_per_param / 2**30
+                low = m0 + per_pair * r["batch"] + state
+                measured = r[kind]["peak_rss_mb"] / 1024
+                verdict = "within" if low - 0.05 <= measured <= low + workspace + 0.05 else "OUTSIDE"
+                lines.append(f"  vocabulary {r['vocab']:,}, {r['batch']} pairs / micro-batch: predicted {low:.2f}-"
+                             f"{low + workspace:.2f} GB (state +{state:.2f}, K <= {workspace:.2f}), measured "
+                             f"{measured:.2f}: {verdict}")
     return lines
 
 
