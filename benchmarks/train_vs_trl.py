@@ -331,8 +331,8 @@ def memory_model(results: list[dict]) -> list[str]:
     peaks: M0 and a are fitted on the native-vocabulary runs (two micro-batch sizes or more), then each real
     vocabulary's peak is predicted from them, the state's growth (20 bytes per added parameter online, 16
     precomputed; exact, from the parameter counts) and the head's chunk workspace K (0 up to six chunks of
-    float32 logits: the recomputed chunk, its softmax and their gradient, forward's last chunk); "within" allows
-    0.05 GB either side for the fit's own residuals."""
+    float32 logits: the recomputed chunk, its softmax and their gradient, forward's last chunk). A measured peak
+    outside the predicted range is printed with how far outside it is."""
     from mpo_train.logprobs import CHUNK_BYTES
 
     workspace = 6 * CHUNK_BYTES / 2**30
@@ -353,7 +353,8 @@ def memory_model(results: list[dict]) -> list[str]:
                 state = (r["tokens"]["parameters"] - native[0]["tokens"]["parameters"]) * bytes_per_param / 2**30
                 low = m0 + per_pair * r["batch"] + state
                 measured = r[kind]["peak_rss_mb"] / 1024
-                verdict = "within" if low - 0.05 <= measured <= low + workspace + 0.05 else "OUTSIDE"
+                off = min(0.0, measured - low) + max(0.0, measured - low - workspace)
+                verdict = "inside" if abs(off) < 0.005 else f"{off:+.2f} GB outside"
                 lines.append(f"  vocabulary {r['vocab']:,}, {r['batch']} pairs / micro-batch: predicted {low:.2f}-"
                              f"{low + workspace:.2f} GB (state +{state:.2f}, K <= {workspace:.2f}), measured "
                              f"{measured:.2f}: {verdict}")
