@@ -256,8 +256,7 @@ def _image_settings(processor) -> dict:
 
 @dataclass
 class Prepared:
-    """Which rows train, their packed lengths, and what was skipped (:attr:`problems`, the first 20 listed) or
-    truncated."""
+    """Which rows train, their packed lengths, and what was skipped (:attr:`problems`) or truncated."""
 
     kept: list[int]
     lengths: list[int]
@@ -270,7 +269,8 @@ class Prepared:
 
     @property
     def examples(self) -> list[str]:
-        return [str(p) for p in self.problems.items]
+        """The first 20 skipped rows, for the log (all of them are in :attr:`problems`)."""
+        return [str(p) for p in self.problems.items[:20]]
 
     def describe(self) -> str:
         text = f"{len(self.kept)} pairs ready, {self.problems.total} skipped"
@@ -308,7 +308,7 @@ def prepare(dataset, encoder: PairEncoder, cache_dir: Path, *, rank: int = 0, wo
         else:
             mine.append((index, result.length, "truncated" if result.truncated else "ok", None))
     rows = sorted(gather(mine) if gather else mine, key=lambda row: row[0])
-    log = ProblemLog(keep=20)
+    log = ProblemLog()
     if problems is not None:
         log.update(problems)
     for _, length, _, problem in rows:

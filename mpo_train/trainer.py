@@ -164,6 +164,8 @@ class Trainer:
         prepared = prepare(data, encoder, self.cache_dir, rank=acc.process_index, world=acc.num_processes,
                            gather=gather_object if acc.num_processes > 1 else None, progress=self.progress,
                            problems=problems)
+        if acc.is_main_process:  # every skipped row, read or encoded, with its reason
+            prepared.problems.write(self.output_dir / SKIPPED_REPORT)
         if not prepared.kept:
             raise NothingMade(f"no usable pairs: {prepared.describe()}; first problems: {prepared.examples[:3]}")
         kept = list(prepared.kept)
@@ -283,8 +285,7 @@ class Trainer:
         for example in prepared.examples:
             self._say(f"  skipped: {example}")
         if sum(prepared.skipped.values()) > len(prepared.examples):
-            self._say(f"  ... the rows skipped while reading the data are all listed in "
-                      f"{self.output_dir / SKIPPED_REPORT}")
+            self._say(f"  ... every skipped row is listed in {self.output_dir / SKIPPED_REPORT}")
         policy = self._policy(path)
         self.logps.settle(policy)
         reference = self._reference(path, policy)

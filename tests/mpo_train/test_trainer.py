@@ -230,18 +230,22 @@ def test_training_from_a_release_folder_prints_and_counts_its_bad_rows(tiny_mode
              "rejected": "Five. Final answer: 5"} for i in range(8)]
     rows[2] = '{"image": "i.png", "question": "cut off'
     rows[5] = {"image": "i.png", "question": "q?", "chosen": "same", "rejected": "same"}
+    rows[6] = {**rows[6], "question": "How many shapes? " * 60}  # the prompt alone overflows max_length
     release = write_release(tmp_path / "MMPR", {"x_pairs_vqa_correctness_rules": rows},
                             images={"i.png": tiny_images(1)[0]})
     out = tmp_path / "run"
     result = Trainer(_cfg(tiny_model_dir("qwen2_vl"), release, out, max_steps=1), progress=True).train()
     printed = capsys.readouterr().out
-    assert "data: 6 pairs ready, 2 skipped (invalid_value: 1, malformed_json: 1)" in printed
+    assert "data: 5 pairs ready, 3 skipped (invalid_value: 1, malformed_json: 1, prompt_too_long: 1)" in printed
     annotation = release / "annotations" / "x_pairs_vqa_correctness_rules.jsonl"
     assert f"  skipped: {annotation}:3: not valid JSON" in printed
     assert f"  skipped: {annotation}:6 [rejected]:" in printed
     report = json.loads((out / "skipped.json").read_text())
-    assert report["counts"] == {"invalid_value": 1, "malformed_json": 1} and report["total"] == 2
-    assert "2 skipped (invalid_value: 1, malformed_json: 1)" in (result.final_dir / "README.md").read_text()
+    assert report["counts"] == {"invalid_value": 1, "malformed_json": 1, "prompt_too_long": 1}
+    assert report["total"] == 3 and [p["code"] for p in report["problems"]][-1] == "prompt_too_long", \
+        "the rows the preparation pass skips are listed with those skipped while reading"
+    card = (result.final_dir / "README.md").read_text()
+    assert "3 skipped (invalid_value: 1, malformed_json: 1, prompt_too_long: 1)" in card
 
 
 def test_dpo_failure_mode_is_warned_and_the_probe_is_logged(tiny_model_dir, tmp_path):
