@@ -114,36 +114,46 @@ def test_supervised_rows_become_pairs_for_the_sft_term_alone(tmp_path):
         open_pairs([str(bad)], allow_sft=True)
 
 
-def test_pairs_whose_images_are_missing_torn_or_too_large_are_skipped_and_counted(tmp_path, processor, monkeypatch):
+@pytest.fixture
+def pixel_limit(monkeypatch):
+    """Sets this process's image pixel limit; the default comes back after the test, whatever happens in it."""
+    from mmpr.images import MAX_PIXELS_ENV, set_max_pixels
+
+    def use(limit: int) -> None:
+        monkeypatch.setenv(MAX_PIXELS_ENV, str(limit))
+        set_max_pixels(None)
+
+    yield use
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
+    set_max_pixels(None)
+
+
+def test_pairs_whose_images_are_missing_unreadable_or_too_large_are_skipped_and_counted(tmp_path, processor,
+                                                                                       pixel_limit):
     import json
 
     from PIL import Image
 
-    from mmpr.images import MAX_PIXELS_ENV, set_max_pixels
-
-    good, torn, big = tmp_path / "good.png", tmp_path / "torn.png", tmp_path / "big.png"
+    good, garbled, big = tmp_path / "good.png", tmp_path / "garbled.png", tmp_path / "big.png"
     tiny_images(1)[0].save(good)
-    torn.write_bytes(good.read_bytes()[:60])
+    garbled.write_bytes(b"\x89PNG but not an image")
     Image.new("RGB", (80, 50)).save(big)  # over the limit, under twice it (where PIL refuses to decode)
     bomb = tmp_path / "bomb.png"
     Image.new("RGB", (200, 100)).save(bomb)
-    images = [good, torn, tmp_path / "missing.png", big, good, bomb]
+    images = [good, garbled, tmp_path / "missing.png", big, good, bomb]
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"id": f"r{i}", "question": "How many?", "images": [str(p)],
                                         "chosen": "Three. Final answer: 3", "rejected": "Two. Final answer: 2"}) + "\n"
                             for i, p in enumerate(images)))
-    monkeypatch.setenv(MAX_PIXELS_ENV, str(64 * 48))
-    set_max_pixels(None)
+    pixel_limit(64 * 48)
     encoder = PairEncoder(processor, max_length=1024)
     prepared = prepare(open_pairs([str(rows)]), encoder, tmp_path / "cache", progress=False)
     assert prepared.kept == [0, 4]
     assert prepared.skipped == {"image_unreadable": 1, "image_missing": 1, "image_too_large": 2}
+    assert any("pair r1" in e and "cannot be decoded" in e for e in prepared.examples)
+    assert any("pair r2" in e and "missing.png" in e for e in prepared.examples)
     assert any("pair r3" in e and "80 x 50 px, the limit is 3,072 pixels" in e for e in prepared.examples)
     assert any("pair r5" in e and "the limit is 3,072 pixels" in e for e in prepared.examples)
-    assert any("pair r2" in e and "missing.png" in e for e in prepared.examples)
-    # a higher limit admits the large image: the limit is part of the prepared cache's key
-    monkeypatch.setenv(MAX_PIXELS_ENV, str(200 * 100))
-    set_max_pixels(None)
+    # a higher limit admits the large images: the limit is part of the prepared cache's key
+    pixel_limit(200 * 100)
     assert prepare(open_pairs([str(rows)]), encoder, tmp_path / "cache", progress=False).kept == [0, 3, 4, 5]
-    monkeypatch.delenv(MAX_PIXELS_ENV)
-    set_max_pixels(None)
