@@ -273,10 +273,15 @@ def main() -> None:
         print(line)
 
 
+def state_bytes_per_parameter(kind: str) -> int:
+    """fp32 weights, gradients and Adam's two moments of the policy (16 bytes), and the reference's weights (4)
+    unless its log-probs were precomputed."""
+    return 16 if kind == "ours-precomputed" else 20
+
+
 def above_state_gb(kind: str, result: dict, parameters: int) -> float:
-    """The peak less the model state: fp32 weights, gradients and Adam's two moments of the policy, and the
-    reference's weights unless its log-probs were precomputed."""
-    return result["peak_rss_mb"] / 1024 - parameters * (16 if kind == "ours-precomputed" else 20) / 2**30
+    """The peak less the model state (:func:`state_bytes_per_parameter`)."""
+    return result["peak_rss_mb"] / 1024 - parameters * state_bytes_per_parameter(kind) / 2**30
 
 
 def growth(results: list[dict]) -> list[str]:
@@ -343,15 +348,15 @@ def memory_model(results: list[dict]) -> list[str]:
             points = [(r["batch"], r[kind]["peak_rss_mb"] / 1024) for r in native if kind in r]
             if len(points) < 2:
                 continue
-            m0, per_pair = _fit(points)
-            bytes_per_param = 16 if kind == "ours-precomputed" else 20
+            m0, a = _fit(points)
             lines.append(f"{shape}, {kind}: memory model fitted on the native vocabulary: M0 + state {m0:.2f} GB, "
-                         f"a = {per_pair:.3f} GB per pair")
+                         f"a = {a:.3f} GB per pair")
             for r in results:
                 if r["shape"] != shape or not r["vocab"] or kind not in r:
                     continue
-                state = (r["tokens"]["parameters"] - native[0]["tokens"]["parameters"]) * bytes_per_param / 2**30
-                low = m0 + per_pair * r["batch"] + state
+                added = r["tokens"]["parameters"] - native[0]["tokens"]["parameters"]
+                state = added * state_bytes_per_parameter(kind) / 2**30
+                low = m0 + a * r["batch"] + state
                 measured = r[kind]["peak_rss_mb"] / 1024
                 off = min(0.0, measured - low) + max(0.0, measured - low - workspace)
                 verdict = "inside" if abs(off) < 0.005 else f"{off:+.2f} GB outside"

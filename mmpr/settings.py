@@ -206,7 +206,7 @@ def add_field_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, m
             kwargs["type"] = positive_int if any(getattr(m, "ge", None) == 1 for m in field.metadata) else int
         elif kind in (float, Path):
             kwargs["type"] = kind
-        parser.add_argument("--" + name.replace("_", "-"), help=field_help(field), **{**kwargs, **extra})
+        parser.add_argument(flag_of(name), help=field_help(field), **{**kwargs, **extra})
 
 
 def values_of(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
@@ -273,9 +273,19 @@ def _renamed_flags(argv: list[str], aliases: Mapping[str, str]) -> list[str]:
         flag, sep, value = token.partition("=")
         key = flag[2:].replace("-", "_") if flag.startswith("--") else None
         if key in aliases:
-            token = "--" + renamed(key, aliases, "command line").replace("_", "-") + sep + value
+            token = flag_of(renamed(key, aliases, "command line")) + sep + value
         out.append(token)
     return out
+
+
+def flag_of(key: str) -> str:
+    """The command-line flag of a setting: ``max_tokens`` -> ``--max-tokens``."""
+    return "--" + key.replace("_", "-")
+
+
+def given_twice(key: str) -> str:
+    """The one line refusing a setting given both as its flag and as ``key=value``."""
+    return f"{key}: given as {flag_of(key)} and as {key}=...; give it once"
 
 
 def _by_flag_name(data: Mapping[Any, Any], model: type[BaseModel] | None, aliases: Mapping[str, str],
@@ -328,13 +338,13 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None, config: 
     given = set(vars(_probe(parser).parse_intermixed_args(argv))) - {SETTINGS_DEST}
     path = getattr(args, "config", None) if config is None else config
     actions = _settable(parser)
-    args.origins = {key: f"--{key.replace('_', '-')}" for key in given}
+    args.origins = {key: flag_of(key) for key in given}
     pairs = _by_flag_name(parse_pairs(getattr(args, SETTINGS_DEST, None) or [], "KEY=VALUE"), model, aliases,
                           lambda k: f"{k}=", "command line")
     unknown_keys(pairs, actions, "command line")
     for key, (value, origin) in pairs.items():
         if key in given:
-            raise UserError(f"{key}: given as --{key.replace('_', '-')} and as {origin}...; give it once")
+            raise UserError(given_twice(key))
         try:
             setattr(args, key, _from_yaml(actions[key], value))
         except UserError as e:

@@ -113,11 +113,16 @@ def check_inputs(cfg: TrainConfig, *, overwrite: bool) -> None:
                             out_flag="output_dir")
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The recipe, its ``key=value`` overrides and the flags given in ``args`` (from :func:`build_parser`)."""
+    return load_config(args.config, args.overrides,
+                       flags={name: value for name in FLAG_FIELDS if (value := getattr(args, name)) is not None})
+
+
 @front_door
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
-    cfg = load_config(args.config, args.overrides, flags={name: value for name in FLAG_FIELDS
-                                                          if (value := getattr(args, name)) is not None})
+    cfg = config_from_args(args)
     quiet_logs(args.verbose)
     check_inputs(cfg, overwrite=args.overwrite)
     quiet_logs(args.verbose, Path(cfg.output_dir) / "train.log")  # after the folder check: a refused one gets no log

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmpr.errors import UserError
-from mmpr.settings import parse_pairs, read_yaml_mapping, settings_error, yaml_lines
+from mmpr.settings import flag_of, given_twice, parse_pairs, read_yaml_mapping, settings_error, yaml_lines
 
 
 class LoraSettings(BaseModel):
@@ -168,9 +168,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (),
     pairs = parse_pairs(overrides, "override")
     for key, value in (flags or {}).items():
         if key in pairs:
-            raise ConfigError(f"{key}: given as --{key.replace('_', '-')} and as {key}=...; give it once")
+            raise ConfigError(given_twice(key))
         _set(data, key, value)
-        origins[key] = f"--{key.replace('_', '-')}"
+        origins[key] = flag_of(key)
     for key, value in pairs.items():
         _set(data, key, value)
         origins[key] = "override"

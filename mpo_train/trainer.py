@@ -157,8 +157,6 @@ class Trainer:
         with acc.main_process_first():
             data = open_pairs(cfg.data, subsets=cfg.subsets, limit=cfg.limit, problems=problems,
                               allow_sft=cfg.sft_only)
-        if acc.is_main_process:
-            problems.write(self.output_dir / SKIPPED_REPORT)
         encoder = PairEncoder(processor, max_length=cfg.max_length, truncate_responses=cfg.truncate_responses,
                               template_options=cfg.chat_template_options)
         prepared = prepare(data, encoder, self.cache_dir, rank=acc.process_index, world=acc.num_processes,

@@ -54,11 +54,9 @@ def test_chat_template_options_from_a_dotted_override():
 
 
 def _from_command_line(argv: list[str]) -> TrainConfig:
-    from mpo_train.__main__ import FLAG_FIELDS, build_parser
+    from mpo_train.__main__ import build_parser, config_from_args
 
-    args = build_parser().parse_intermixed_args(argv)
-    return load_config(args.config, args.overrides,
-                       flags={k: v for k in FLAG_FIELDS if (v := getattr(args, k)) is not None})
+    return config_from_args(build_parser().parse_intermixed_args(argv))
 
 
 def test_every_plain_key_is_also_a_flag_named_by_it(tmp_path):
